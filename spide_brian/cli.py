@@ -1,0 +1,262 @@
+"""Command-line interface: ``spide-brian train | evaluate | info``.
+
+Configuration flags map 1:1 to :class:`spide_brian.config.SPIDEConfig` fields with the
+reference names (``--time-step``, ``--time-step-back``, ``--vth``, ``--vth-back``, ``--leaky``,
+``--scale-factor``, ``--lr``, ``--epochs``, ``--batch-size``, ``--seed`` ...).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+DEFAULT_BACKEND = "reference"
+
+
+class UsageError(Exception):
+    """A user error reported as one line, without a traceback."""
+
+
+def _add_config_flags(parser):
+    from .config import SPIDEConfig
+
+    defaults = SPIDEConfig()
+    group = parser.add_argument_group("model and training (SPIDEConfig fields)")
+    for item in dataclasses.fields(SPIDEConfig):
+        flag = "--" + item.name.replace("_", "-")
+        default = getattr(defaults, item.name)
+        if item.name == "hidden_sizes":
+            group.add_argument(flag, type=int, nargs="+", default=None, metavar="N",
+                               help=f"spiking layer sizes (default: {' '.join(map(str, default))})")
+        elif isinstance(default, bool):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                               help=f"(default: {default})")
+        else:
+            group.add_argument(flag, type=type(default), default=None,
+                               help=f"(default: {default})")
+
+
+def _config_from_args(args, base=None):
+    from .config import SPIDEConfig
+
+    changes = {}
+    for item in dataclasses.fields(SPIDEConfig):
+        value = getattr(args, item.name, None)
+        if value is not None:
+            changes[item.name] = value
+    base = base or SPIDEConfig()
+    return base.replace(**changes)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="spide-brian",
+        description="SPIDE: purely spike-based training of feedback spiking neural networks "
+                    "in Brian2.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a network")
+    train.add_argument("--dataset", default="digits", help="dataset name (default: digits)")
+    train.add_argument("--data-dir", default=None, help="folder with dataset files")
+    train.add_argument("--limit", type=int, default=None,
+                       help="use only the first N training and test samples")
+    train.add_argument("--backend", default=DEFAULT_BACKEND, choices=("brian", "reference"),
+                       help=f"Brian2 model or numpy reference (default: {DEFAULT_BACKEND})")
+    train.add_argument("--device", default=None,
+                       help="Brian2 device for --backend brian (see 'spide-brian info')")
+    train.add_argument("--out", default=None,
+                       help="folder for checkpoints and the per-epoch log (log.tsv)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from the checkpoint in --out")
+    train.add_argument("--json", default=None, metavar="PATH", help="write a JSON summary")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_config_flags(train)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint on the test split")
+    evaluate.add_argument("checkpoint", help="checkpoint folder or its checkpoint.json")
+    evaluate.add_argument("--dataset", default=None, help="default: the checkpoint's dataset")
+    evaluate.add_argument("--data-dir", default=None)
+    evaluate.add_argument("--limit", type=int, default=None)
+    evaluate.add_argument("--backend", default=None, choices=("brian", "reference"))
+    evaluate.add_argument("--device", default=None)
+    evaluate.add_argument("--json", default=None, metavar="PATH")
+
+    commands.add_parser("info", help="versions and devices")
+    return parser
+
+
+def _progress_factory(quiet):
+    if quiet:
+        return None
+    from tqdm import tqdm
+
+    return lambda total, description: tqdm(total=total, desc=description, unit="sample",
+                                           leave=False, file=sys.stderr)
+
+
+def _format(record):
+    return (f"epoch {record.epoch:3d}  loss {record.loss:.4f}  train {record.train_accuracy:.4f}"
+            f"  test {record.test_accuracy:.4f}  fwd-rate {record.forward_rate:.4f}"
+            f"  bwd-rate {record.backward_rate:.4f}  {record.seconds:.2f} s")
+
+
+def _write_json(path, data):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def _command_train(args):
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .data import load_dataset
+    from .parameters import init_parameters
+    from .training import make_trainer, train
+
+    if args.resume and not args.out:
+        raise UsageError("--resume needs --out DIR, the folder holding the checkpoint")
+    dataset = load_dataset(args.dataset, data_dir=args.data_dir, limit=args.limit)
+    history, start_epoch, optimizer_state = [], 0, None
+    if args.resume and (Path(args.out) / "checkpoint.json").exists():
+        checkpoint = load_checkpoint(args.out)
+        config = _config_from_args(args, base=checkpoint["config"])
+        if checkpoint["dataset"] != args.dataset:
+            raise UsageError(f"the checkpoint in {args.out} was trained on "
+                             f"{checkpoint['dataset']!r}, not {args.dataset!r}")
+        params, optimizer_state = checkpoint["params"], checkpoint["optimizer"]
+        history, start_epoch = checkpoint["history"], checkpoint["epoch"]
+        print(f"resuming from epoch {start_epoch} ({checkpoint['path']})")
+    else:
+        config = _config_from_args(args)
+        params = init_parameters(config, dataset.n_inputs, dataset.n_classes)
+    trainer = make_trainer(args.backend, config, params, device=args.device,
+                           n_inputs=dataset.n_inputs, n_classes=dataset.n_classes)
+    if optimizer_state:
+        trainer.load_optimizer_state(optimizer_state)
+    device = getattr(trainer, "device_name", "numpy") if args.backend == "brian" else "numpy"
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+
+    def on_epoch(record, trainer):
+        history.append(record.as_dict())
+        print(_format(record), flush=True)
+        if out is not None:
+            _write_log(out / "log.tsv", history)
+            save_checkpoint(out, config=config, params=trainer.params,
+                            optimizer_state=trainer.optimizer_state(), epoch=record.epoch,
+                            backend=args.backend, device=device, dataset=args.dataset,
+                            history=history)
+
+    print(f"training {config.hidden_sizes} on {dataset.name} ({len(dataset.y_train)} train, "
+          f"{len(dataset.y_test)} test) with the {args.backend} backend on {device}")
+    started = time.perf_counter()
+    train(config, dataset, trainer=trainer, start_epoch=start_epoch, on_epoch=on_epoch,
+          progress_factory=_progress_factory(args.quiet))
+    total = time.perf_counter() - started
+    if not history:
+        raise UsageError(f"nothing to do: the run already finished {start_epoch} epochs "
+                         f"(raise --epochs to continue)")
+    last = history[-1]
+    train_seconds = sum(r["seconds"] for r in history)
+    samples = len(dataset.y_train) * len(history)
+    print(f"test accuracy {last['test_accuracy']:.4f} after {last['epoch']} epochs "
+          f"({total:.1f} s)")
+    if args.json:
+        from .checkpoint import versions
+
+        _write_json(args.json, {
+            "test_accuracy": last["test_accuracy"], "epochs": last["epoch"],
+            "train_seconds": train_seconds,
+            "samples_per_second": samples / max(train_seconds, 1e-12),
+            "forward_rate": last["forward_rate"], "backward_rate": last["backward_rate"],
+            "device": device, "backend": args.backend, "dataset": args.dataset,
+            "config": config.to_dict(), "history": history, "versions": versions()})
+    return 0
+
+
+def _write_log(path, history):
+    columns = list(history[0])
+    lines = ["\t".join(columns)]
+    lines += ["\t".join(f"{row[c]:.6g}" if isinstance(row[c], float) else str(row[c])
+                        for c in columns) for row in history]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _command_evaluate(args):
+    from .checkpoint import load_checkpoint
+    from .data import load_dataset
+    from .training import make_trainer
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    config = checkpoint["config"]
+    dataset = load_dataset(args.dataset or checkpoint["dataset"], data_dir=args.data_dir,
+                           limit=args.limit)
+    backend = args.backend or checkpoint["backend"]
+    trainer = make_trainer(backend, config, checkpoint["params"],
+                           device=args.device or (checkpoint["device"] if backend == "brian"
+                                                  else None),
+                           n_inputs=dataset.n_inputs, n_classes=dataset.n_classes)
+    from .parameters import check_parameters
+
+    check_parameters(trainer.params, config, dataset.n_inputs, dataset.n_classes)
+    result = trainer.evaluate(dataset.x_test, dataset.y_test)
+    accuracy = result["correct"] / max(1, result["samples"])
+    rate = result["forward_spikes"] / max(1, result["samples"] * sum(config.hidden_sizes)
+                                          * config.time_step)
+    print(f"test accuracy {accuracy:.4f} on {result['samples']} samples of {dataset.name} "
+          f"(epoch {checkpoint['epoch']}, forward rate {rate:.4f})")
+    if args.json:
+        _write_json(args.json, {"test_accuracy": accuracy, "samples": result["samples"],
+                                "forward_rate": rate, "epoch": checkpoint["epoch"],
+                                "backend": backend})
+    return 0
+
+
+def _command_info(args):
+    from .checkpoint import versions
+    from .data import available_datasets
+
+    for name, version in versions().items():
+        print(f"{name:12s} {version}")
+    try:
+        import tonic
+
+        print(f"{'tonic':12s} {tonic.__version__}")
+    except ImportError:
+        print(f"{'tonic':12s} not installed (pip install 'spide-brian[dvs]')")
+    print(f"datasets     {', '.join(available_datasets())}")
+    try:
+        from .devices import describe_devices
+    except ImportError:
+        print("devices      numpy reference only (the Brian2 model is not installed)")
+        return 0
+    print("devices:")
+    for line in describe_devices():
+        print(f"  {line}")
+    return 0
+
+
+def main(argv=None):
+    """Entry point of the ``spide-brian`` console script."""
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .data import DataError
+
+    args = build_parser().parse_args(argv)
+    commands = {"train": _command_train, "evaluate": _command_evaluate, "info": _command_info}
+    try:
+        return commands[args.command](args)
+    except (UsageError, ConfigError, DataError, CheckpointError, ValueError) as error:
+        print(f"spide-brian {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the last checkpoint (if any) is intact", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Configuration of a SPIDE model and its training: one frozen dataclass.
+
+Every field maps 1:1 to a command-line flag of ``spide-brian train`` (``time_step`` is
+``--time-step``, ``scale_factor`` is ``--scale-factor`` ...), with the names of the reference
+implementation. The defaults are the F400-digits configuration: 64 inputs -> 400 IF neurons with
+400 x 400 feedback, T = 30, T_b = 100, S = 100 (SPIDE_SPEC sections 1.1, 2.5, 3.2).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+
+__all__ = ["SPIDEConfig", "ConfigError", "RESETS", "INITS", "TIMINGS"]
+
+RESETS = ("modified", "standard")
+INITS = ("kaiming", "unit_row_norm")
+TIMINGS = ("reference", "brian")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message names the field and the accepted values."""
+
+
+@dataclass(frozen=True)
+class SPIDEConfig:
+    """Network, dynamics and optimiser settings of SPIDE.
+
+    Parameters
+    ----------
+    hidden_sizes : tuple of int
+        Sizes of the spiking layers ``0 .. N-1``. Layer ``l`` feeds layer ``l+1``.
+    feedback : bool
+        Whether the last spiking layer projects back to the first one (one step of delay).
+    time_step : int
+        Forward simulation steps ``T``.
+    time_step_back : int
+        Backward simulation steps ``T_b`` of the ternary neurons.
+    vth, vth_back : float
+        Forward and backward thresholds ``V_th`` and ``V_th^b``. The reset subtracts
+        ``V = 2 V_th`` (forward) and ``M = 2 V_th^b`` (backward).
+    leaky : float
+        Leak factor ``lambda`` in ``(0, 1]``; 1 gives IF neurons, less than 1 LIF neurons.
+    reset : {'modified', 'standard'}
+        ``'modified'``: threshold ``V_th``, subtract ``2 V_th`` (SPIDE). ``'standard'``:
+        threshold ``2 V_th``, subtract ``2 V_th`` (IDE). Applies to both stages.
+    scale_factor : float
+        Loss scale ``S``; the gradient current is ``g = (S/B) W_c^T (p - y)``.
+    lr : float
+        Base learning rate ``lr0``; SGD uses ``lr0 / S``.
+    momentum, weight_decay : float
+        SGD momentum and weight decay (applied to the S-scaled gradients, as the reference).
+    batch_size : int
+        Mini-batch size ``B``: weights stay fixed within a mini-batch.
+    epochs : int
+        Training epochs.
+    seed : int
+        Seed for initial weights and sample order.
+    feedback_norm : float
+        Radius ``r`` of the feedback Frobenius-norm restriction ``||W_fb||_F <= r``.
+    input_init, hidden_init, feedback_init : {'kaiming', 'unit_row_norm'}
+        Initialisation of the input, feed-forward hidden and feedback weights.
+    timing : {'reference', 'brian'}
+        Synaptic delays of the numpy reference: ``'reference'`` propagates feed-forward hops
+        within a step (the PyTorch code), ``'brian'`` delays every hop by one step (Brian2).
+    """
+
+    hidden_sizes: tuple = (400,)
+    feedback: bool = True
+    time_step: int = 30
+    time_step_back: int = 100
+    vth: float = 1.0
+    vth_back: float = 0.5
+    leaky: float = 1.0
+    reset: str = "modified"
+    scale_factor: float = 100.0
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+    epochs: int = 20
+    seed: int = 0
+    feedback_norm: float = 2.0
+    input_init: str = "kaiming"
+    hidden_init: str = "kaiming"
+    feedback_init: str = "unit_row_norm"
+    timing: str = "reference"
+
+    def __post_init__(self):
+        object.__setattr__(self, "hidden_sizes", tuple(int(n) for n in self.hidden_sizes))
+        self.validate()
+
+    # -- derived quantities -------------------------------------------------------------------
+    @property
+    def n_layers(self) -> int:
+        """Number of spiking layers ``N``."""
+        return len(self.hidden_sizes)
+
+    @property
+    def reset_amount(self) -> float:
+        """Forward reset ``V = V_th - u_rest = 2 V_th`` (also the slope ``1/V`` of the rate)."""
+        return 2.0 * self.vth
+
+    @property
+    def threshold(self) -> float:
+        """Forward firing threshold: ``V_th`` (modified reset) or ``2 V_th`` (standard)."""
+        return self.vth if self.reset == "modified" else 2.0 * self.vth
+
+    @property
+    def reset_amount_back(self) -> float:
+        """Backward spike magnitude ``M = V_th^b - u_rest^b = 2 V_th^b``."""
+        return 2.0 * self.vth_back
+
+    @property
+    def threshold_back(self) -> float:
+        """Backward threshold: ``V_th^b`` (modified reset) or ``2 V_th^b`` (standard)."""
+        return self.vth_back if self.reset == "modified" else 2.0 * self.vth_back
+
+    # -- validation and serialisation -----------------------------------------------------
+    def validate(self):
+        """Raise :class:`ConfigError` naming the first invalid field."""
+        if not self.hidden_sizes or any(n < 1 for n in self.hidden_sizes):
+            raise ConfigError(f"hidden_sizes must be positive layer sizes, got {self.hidden_sizes}")
+        for name in ("time_step", "time_step_back", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.epochs < 0:
+            raise ConfigError(f"epochs must be >= 0, got {self.epochs}")
+        for name in ("vth", "vth_back", "scale_factor", "feedback_norm"):
+            value = float(getattr(self, name))
+            if not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"{name} must be a finite positive number, got {value}")
+        for name in ("lr", "momentum", "weight_decay"):
+            value = float(getattr(self, name))
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value}")
+        if not (0.0 < float(self.leaky) <= 1.0):
+            raise ConfigError(f"leaky must lie in (0, 1] (1 = IF, <1 = LIF), got {self.leaky}")
+        self._check_choice("reset", RESETS)
+        self._check_choice("timing", TIMINGS)
+        for name in ("input_init", "hidden_init", "feedback_init"):
+            self._check_choice(name, INITS)
+
+    def _check_choice(self, name, choices):
+        if getattr(self, name) not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {getattr(self, name)!r}")
+
+    def replace(self, **changes) -> "SPIDEConfig":
+        """Return a copy with some fields changed (validated)."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown config fields: {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """Plain-JSON dictionary of all fields."""
+        data = dataclasses.asdict(self)
+        data["hidden_sizes"] = list(self.hidden_sizes)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SPIDEConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown config fields: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "SPIDEConfig":
+        return cls.from_dict(json.loads(text))

@@ -1,0 +1,378 @@
+r"""Numpy reference implementation of SPIDE: the test oracle and the fast CPU baseline.
+
+Vectorised over a batch, float64, faithful to SPIDE_SPEC sections 1-3 and 7.
+
+Forward (IF, ``lambda = 1``; LIF multiplies the post-reset membrane by ``lambda``):
+
+.. math::
+
+    v_l[t] = \lambda v_l[t-1] + I_l[t], \quad s_l[t] = [v_l[t] \ge \theta], \quad
+    v_l[t] \leftarrow v_l[t] - V s_l[t]
+
+with ``I_0[t] = F x[t] + b_0 + W_fb s_{N-1}[t-1]`` and ``I_l[t] = W_{l-1} s_{l-1}[t'] + b_l``.
+``t' = t`` in the ``'reference'`` timing (feed-forward hops within a step, as the PyTorch
+code) and ``t' = t-1`` in the ``'brian'`` timing (every synaptic hop one step late, as Brian2's
+default schedule). The rate is ``a = (1/T) sum_t s[t]`` (LIF: leak-weighted, SPIDE_SPEC 1.3) and
+the surrogate derivative ``m = [0 < a < 1]``.
+
+Backward: one ternary neuron (couple) per forward neuron, threshold ``theta_b``, spikes
+``s^b in {-1, 0, +1}``, reset by subtracting ``M s^b``, driven by the constant gradient current
+``g`` at the last layer and by the transposed weights scaled by ``1/V``:
+
+.. math::
+
+    u_{N-1} \mathrel{+}= g + W_{fb}^\top s^b_0[t-1] / V, \qquad
+    u_l \mathrel{+}= W_l^\top s^b_{l+1}[t'] / V, \qquad
+    \beta_l = \frac{1}{T_b} \sum_t s^b_l[t]
+
+A couple fires only where its forward neuron has ``m = 1`` (the gate sits in the threshold).
+The PyTorch code lets every ternary unit spike and multiplies ``beta`` by ``m`` afterwards;
+since only ``beta * m`` is ever transmitted or used, the two give identical ``beta * m``,
+gradients and weights. ``beta`` returned here is that gated quantity.
+
+Gradients (SPIDE_SPEC 3.1), summed over the batch:
+``dW_l = (beta_{l+1} m_{l+1})^T a_l / V``, ``dW_fb = (beta_0 m_0)^T a_{N-1} / V``,
+``dF = (beta_0 m_0)^T xbar / V``, ``db_l = sum (beta_l m_l) / V``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .parameters import project_feedback
+
+__all__ = [
+    "ForwardResult", "BackwardResult", "ReadoutResult", "SPIDEResult",
+    "forward", "backward", "readout", "spike_gradients", "forward_backward",
+    "SGDMomentum", "train_batch", "predict", "rate_normaliser",
+]
+
+
+@dataclass
+class ForwardResult:
+    """Forward stage of one batch: per layer, arrays of shape ``(B, n_l)``."""
+
+    rates: list
+    masks: list
+    counts: list
+    spikes: list = field(default=None, repr=False)  # per layer (T, B, n_l) bool if recorded
+
+
+@dataclass
+class BackwardResult:
+    """Backward stage of one batch: per layer, arrays of shape ``(B, n_l)``."""
+
+    beta: list
+    signed_counts: list
+    spike_counts: list
+    spikes: list = field(default=None, repr=False)  # per layer (T_b, B, n_l) int8 if recorded
+
+
+@dataclass
+class ReadoutResult:
+    """Linear readout with softmax cross-entropy on the last layer's rates."""
+
+    loss: float
+    probabilities: np.ndarray
+    error: np.ndarray          # p - onehot(label), (B, n_classes)
+    gradient_current: np.ndarray  # g = kappa * error @ W_c, (B, n_{N-1})
+    gradients: dict            # readout_weight, readout_bias (kappa-scaled)
+
+
+@dataclass
+class SPIDEResult:
+    """One forward and one backward pass with its spike-based weight gradients."""
+
+    forward: ForwardResult
+    backward: BackwardResult
+    gradients: dict
+
+
+def rate_normaliser(leaky, steps):
+    r"""Normaliser of the leak-weighted spike count: ``T`` (IF) or ``(1-\lambda^T)/(1-\lambda)``."""
+    if leaky == 1.0:
+        return float(steps)
+    return (1.0 - leaky ** steps) / (1.0 - leaky)
+
+
+def _as_float(array, name):
+    array = np.asarray(array, dtype=np.float64)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return array
+
+
+def _input_currents(params, x, steps):
+    """Per-step input current ``F x[t] + b_0`` (computed once for a static input)."""
+    weight, bias = params["input_weight"], params["bias_0"]
+    if x.ndim == 2:
+        current = x @ weight.T + bias
+        return lambda t: current
+    if x.ndim != 3 or x.shape[0] != steps:
+        raise ValueError(f"input must have shape (B, n_in) or (T={steps}, B, n_in); got {x.shape}")
+    return lambda t: x[t] @ weight.T + bias
+
+
+def forward(params, config, x, record=False):
+    """Run the forward stage for ``T = config.time_step`` steps.
+
+    Parameters
+    ----------
+    params : dict
+        Parameters as made by :func:`spide_brian.parameters.init_parameters`.
+    config : SPIDEConfig
+    x : ndarray
+        Static input ``(B, n_in)`` (a constant current) or event frames ``(T, B, n_in)``.
+    record : bool
+        Also return every spike (memory ``T * B * sum(n_l)`` booleans).
+
+    Returns
+    -------
+    ForwardResult
+    """
+    x = _as_float(x, "input")
+    steps, n_layers, lam = config.time_step, config.n_layers, config.leaky
+    theta, reset = config.threshold, config.reset_amount
+    batch = x.shape[-2]
+    current = _input_currents(params, x, steps)
+    sizes = config.hidden_sizes
+    v = [np.zeros((batch, n)) for n in sizes]
+    counts = [np.zeros((batch, n)) for n in sizes]
+    weighted = [np.zeros((batch, n)) for n in sizes]
+    previous = [np.zeros((batch, n)) for n in sizes]
+    recorded = [np.zeros((steps, batch, n), dtype=bool) for n in sizes] if record else None
+    same_step = config.timing == "reference"
+    for t in range(steps):
+        now = []
+        for layer in range(n_layers):
+            if layer == 0:
+                drive = current(t)
+                if config.feedback:
+                    drive = drive + previous[-1] @ params["feedback_weight"].T
+            else:
+                source = now[layer - 1] if same_step else previous[layer - 1]
+                drive = source @ params[f"weight_{layer - 1}"].T + params[f"bias_{layer}"]
+            v[layer] = lam * v[layer] + drive
+            spikes = (v[layer] >= theta).astype(np.float64)
+            v[layer] -= reset * spikes
+            counts[layer] += spikes
+            weighted[layer] = lam * weighted[layer] + spikes
+            now.append(spikes)
+            if record:
+                recorded[layer][t] = spikes > 0
+        previous = now
+    norm = rate_normaliser(lam, steps)
+    rates = [w / norm for w in weighted]
+    masks = [(c > 0) & (c < steps) for c in counts]
+    return ForwardResult(rates=rates, masks=masks, counts=[c.astype(np.int64) for c in counts],
+                         spikes=recorded)
+
+
+def backward(params, config, masks, gradient_current, record=False):
+    """Run the ternary backward stage for ``T_b = config.time_step_back`` steps.
+
+    Parameters
+    ----------
+    params : dict
+    config : SPIDEConfig
+    masks : list of ndarray
+        Forward masks ``m_l = [0 < a_l < 1]``, shape ``(B, n_l)``.
+    gradient_current : ndarray
+        ``g``, shape ``(B, n_{N-1})``, injected every step into the last layer's couples.
+    record : bool
+        Also return every signed spike.
+
+    Returns
+    -------
+    BackwardResult
+        ``beta`` is gated by the mask (see module docstring).
+    """
+    g = _as_float(gradient_current, "gradient current")
+    steps, n_layers, lam = config.time_step_back, config.n_layers, config.leaky
+    theta, magnitude, scale = config.threshold_back, config.reset_amount_back, config.reset_amount
+    batch = g.shape[0]
+    sizes = config.hidden_sizes
+    gates = [np.asarray(m, dtype=bool) for m in masks]
+    u = [np.zeros((batch, n)) for n in sizes]
+    signed = [np.zeros((batch, n)) for n in sizes]
+    weighted = [np.zeros((batch, n)) for n in sizes]
+    absolute = [np.zeros((batch, n)) for n in sizes]
+    previous = [np.zeros((batch, n)) for n in sizes]
+    recorded = [np.zeros((steps, batch, n), dtype=np.int8) for n in sizes] if record else None
+    same_step = config.timing == "reference"
+    for t in range(steps):
+        now = [None] * n_layers
+        for layer in reversed(range(n_layers)):
+            if layer == n_layers - 1:
+                drive = g
+                if config.feedback:
+                    drive = drive + previous[0] @ params["feedback_weight"] / scale
+            else:
+                source = now[layer + 1] if same_step else previous[layer + 1]
+                drive = source @ params[f"weight_{layer}"] / scale
+            u[layer] = lam * u[layer] + drive
+            positive = (u[layer] >= theta) & gates[layer]
+            negative = (u[layer] <= -theta) & gates[layer]
+            spikes = positive.astype(np.float64) - negative
+            u[layer] -= magnitude * spikes
+            signed[layer] += spikes
+            absolute[layer] += np.abs(spikes)
+            weighted[layer] = lam * weighted[layer] + spikes
+            now[layer] = spikes
+            if record:
+                recorded[layer][t] = spikes
+        previous = now
+    norm = rate_normaliser(lam, steps)
+    return BackwardResult(beta=[w / norm for w in weighted],
+                          signed_counts=[s.astype(np.int64) for s in signed],
+                          spike_counts=[a.astype(np.int64) for a in absolute],
+                          spikes=recorded)
+
+
+def readout(params, last_rates, labels, kappa):
+    r"""Softmax cross-entropy readout and the gradient current.
+
+    ``y = W_c a_{N-1} + b_c``, ``p = softmax(y)``, ``e = p - onehot(label)``,
+    ``g = kappa e W_c`` and readout gradients ``kappa e^T a`` and ``kappa sum e`` (with
+    ``kappa = S/B`` these are ``S`` times the batch-mean gradients, as in the reference).
+    """
+    labels = np.asarray(labels)
+    logits = last_rates @ params["readout_weight"].T + params["readout_bias"]
+    logits = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    probabilities = exp / exp.sum(axis=1, keepdims=True)
+    n_classes = probabilities.shape[1]
+    if labels.shape != (last_rates.shape[0],) or labels.min() < 0 or labels.max() >= n_classes:
+        raise ValueError(f"labels must be integers in [0, {n_classes}) of shape "
+                         f"({last_rates.shape[0]},)")
+    batch = np.arange(len(labels))
+    loss = float(-np.mean(np.log(probabilities[batch, labels])))
+    error = probabilities.copy()
+    error[batch, labels] -= 1.0
+    return ReadoutResult(
+        loss=loss, probabilities=probabilities, error=error,
+        gradient_current=kappa * error @ params["readout_weight"],
+        gradients={"readout_weight": kappa * error.T @ last_rates,
+                   "readout_bias": kappa * error.sum(axis=0)})
+
+
+def spike_gradients(config, x_mean, rates, beta):
+    """Local two-stage weight gradients (SPIDE_SPEC 3.1), summed over the batch.
+
+    ``beta`` must already be gated (``beta * m``), as :func:`backward` returns it.
+    """
+    scale = config.reset_amount
+    n_layers = config.n_layers
+    grads = {"input_weight": beta[0].T @ x_mean / scale}
+    for layer in range(n_layers):
+        grads[f"bias_{layer}"] = beta[layer].sum(axis=0) / scale
+    for layer in range(n_layers - 1):
+        grads[f"weight_{layer}"] = beta[layer + 1].T @ rates[layer] / scale
+    if config.feedback:
+        grads["feedback_weight"] = beta[0].T @ rates[-1] / scale
+    return grads
+
+
+def forward_backward(params, config, x, gradient_current, record=False):
+    """One forward and one backward pass for given weights, inputs and gradient current.
+
+    This is the function to check a model against: it returns the rates, masks, gated
+    ``beta`` and the spike-based weight gradients of the spiking layers.
+
+    Parameters
+    ----------
+    params : dict
+    config : SPIDEConfig
+    x : ndarray
+        ``(B, n_in)`` or ``(T, B, n_in)``.
+    gradient_current : ndarray or callable
+        ``g`` of shape ``(B, n_{N-1})``, or a function of the :class:`ForwardResult`
+        returning it (used by training, where ``g`` comes from the readout).
+    record : bool
+        Record every spike of both stages.
+
+    Returns
+    -------
+    SPIDEResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spide_brian.config import SPIDEConfig
+    >>> from spide_brian.parameters import init_parameters
+    >>> config = SPIDEConfig(hidden_sizes=(20,), time_step=30, time_step_back=100)
+    >>> params = init_parameters(config, n_inputs=8, n_classes=3)
+    >>> x = np.random.default_rng(0).uniform(0, 1, size=(4, 8))
+    >>> g = np.full((4, 20), 0.05)
+    >>> result = forward_backward(params, config, x, g)
+    >>> result.gradients["feedback_weight"].shape
+    (20, 20)
+    """
+    fwd = forward(params, config, x, record=record)
+    g = gradient_current(fwd) if callable(gradient_current) else gradient_current
+    bwd = backward(params, config, fwd.masks, g, record=record)
+    x_mean = np.asarray(x, dtype=np.float64)
+    if x_mean.ndim == 3:
+        x_mean = x_mean.mean(axis=0)
+    return SPIDEResult(forward=fwd, backward=bwd,
+                       gradients=spike_gradients(config, x_mean, fwd.rates, bwd.beta))
+
+
+class SGDMomentum:
+    r"""SGD with momentum and weight decay, PyTorch semantics.
+
+    ``d = grad + wd * w``, ``buf = mu * buf + d``, ``w <- w - lr * buf``; then the feedback
+    weight is projected onto ``||W_fb||_F <= r`` (SPIDE_SPEC 6.5, exact norm).
+    """
+
+    def __init__(self, config):
+        self.config = config
+        self.buffers = {}
+
+    def step(self, params, grads, lr):
+        config = self.config
+        for name, grad in grads.items():
+            direction = grad + config.weight_decay * params[name]
+            buffer = self.buffers.get(name)
+            buffer = direction if buffer is None else config.momentum * buffer + direction
+            self.buffers[name] = buffer
+            params[name] = params[name] - lr * buffer
+        if config.feedback:
+            params["feedback_weight"] = project_feedback(params["feedback_weight"],
+                                                         config.feedback_norm)
+
+    def state_dict(self):
+        return {name: buf.copy() for name, buf in self.buffers.items()}
+
+    def load_state_dict(self, state):
+        self.buffers = {name: np.array(buf, dtype=np.float64) for name, buf in state.items()}
+
+
+def train_batch(params, config, optimizer, x, labels):
+    """Forward, readout, backward and one SGD step on a mini-batch; updates ``params``.
+
+    Returns
+    -------
+    tuple
+        ``(SPIDEResult, ReadoutResult)`` of the batch (before the update).
+    """
+    kappa = config.scale_factor / len(labels)
+    holder = {}
+
+    def gradient_current(fwd):
+        holder["readout"] = readout(params, fwd.rates[-1], labels, kappa)
+        return holder["readout"].gradient_current
+
+    result = forward_backward(params, config, x, gradient_current)
+    grads = dict(result.gradients)
+    grads.update(holder["readout"].gradients)
+    optimizer.step(params, grads, config.lr / config.scale_factor)
+    return result, holder["readout"]
+
+
+def predict(params, config, x):
+    """Class scores (logits) and forward result for a batch, without learning."""
+    fwd = forward(params, config, x)
+    logits = fwd.rates[-1] @ params["readout_weight"].T + params["readout_bias"]
+    return logits, fwd

@@ -1,0 +1,172 @@
+"""The training driver: epochs, shuffling, evaluation, statistics and logs, for any backend.
+
+A backend ("trainer") owns the parameters and runs one epoch on samples in a given order; the
+driver shuffles, evaluates and reports. The numpy reference trainer lives here; the Brian2
+trainer (:mod:`spide_brian.brian_backend`) has the same interface:
+
+``trainer.params``                 current parameters (dict of numpy arrays)
+``trainer.train_epoch(x, y)``      dict: loss_sum, correct, samples, forward_spikes, backward_spikes
+``trainer.evaluate(x, y)``         dict: correct, samples, forward_spikes, predictions
+``trainer.optimizer_state()``      momentum buffers by parameter name
+``trainer.load_optimizer_state(state)``
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from brian2.utils.logger import get_logger
+
+from . import reference
+from .parameters import check_parameters, init_parameters
+
+__all__ = ["ReferenceTrainer", "EpochRecord", "train", "epoch_order", "make_trainer", "BACKENDS"]
+
+logger = get_logger(__name__)
+
+BACKENDS = ("brian", "reference")
+
+
+class ReferenceTrainer:
+    """Mini-batch SPIDE training with the numpy reference (:mod:`spide_brian.reference`)."""
+
+    def __init__(self, config, params, progress=None):
+        self.config = config
+        self.params = {name: np.array(value, dtype=np.float64) for name, value in params.items()}
+        self.optimizer = reference.SGDMomentum(config)
+        self.progress = progress
+
+    def optimizer_state(self):
+        return self.optimizer.state_dict()
+
+    def load_optimizer_state(self, state):
+        self.optimizer.load_state_dict(state)
+
+    def train_epoch(self, x, y):
+        totals = dict(loss_sum=0.0, correct=0, samples=0, forward_spikes=0, backward_spikes=0)
+        batch = self.config.batch_size
+        for start in range(0, len(y), batch):
+            xb, yb = x[start:start + batch], y[start:start + batch]
+            result, out = reference.train_batch(self.params, self.config, self.optimizer, xb, yb)
+            totals["loss_sum"] += out.loss * len(yb)
+            totals["correct"] += int(np.sum(out.probabilities.argmax(axis=1) == yb))
+            totals["samples"] += len(yb)
+            totals["forward_spikes"] += int(sum(c.sum() for c in result.forward.counts))
+            totals["backward_spikes"] += int(sum(c.sum() for c in result.backward.spike_counts))
+            if self.progress is not None:
+                self.progress(len(yb))
+        return totals
+
+    def evaluate(self, x, y, batch=500):
+        predictions, spikes = [], 0
+        for start in range(0, len(x), batch):
+            logits, fwd = reference.predict(self.params, self.config, x[start:start + batch])
+            predictions.append(logits.argmax(axis=1))
+            spikes += int(sum(c.sum() for c in fwd.counts))
+        predictions = np.concatenate(predictions) if predictions else np.zeros(0, dtype=int)
+        return dict(correct=int(np.sum(predictions == y)), samples=len(y),
+                    forward_spikes=spikes, predictions=predictions)
+
+
+@dataclass
+class EpochRecord:
+    """One line of the training log."""
+
+    epoch: int
+    loss: float
+    train_accuracy: float
+    test_accuracy: float
+    forward_rate: float
+    backward_rate: float
+    seconds: float
+    samples_per_second: float
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def epoch_order(seed, epoch, n_samples):
+    """Sample order of ``epoch``: a permutation that depends only on (seed, epoch).
+
+    Deterministic per epoch, so a resumed run sees the same order as an uninterrupted one.
+    """
+    return np.random.default_rng([seed, epoch]).permutation(n_samples)
+
+
+def make_trainer(backend, config, params, device=None, n_inputs=None, n_classes=None,
+                 progress=None, build_dir=None):
+    """Construct the trainer of ``backend`` (``'reference'`` or ``'brian'``)."""
+    if backend == "reference":
+        return ReferenceTrainer(config, params, progress=progress)
+    if backend == "brian":
+        from .brian_backend import BrianTrainer
+
+        return BrianTrainer(config, params, device=device, n_inputs=n_inputs,
+                            n_classes=n_classes, build_dir=build_dir)
+    raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def _rates(config, stats, samples):
+    neurons = sum(config.hidden_sizes)
+    forward = stats["forward_spikes"] / max(1, samples * neurons * config.time_step)
+    backward = stats.get("backward_spikes", 0) / max(1, samples * neurons * config.time_step_back)
+    return forward, backward
+
+
+def train(config, dataset, trainer=None, backend="reference", device=None, start_epoch=0,
+          on_epoch=None, progress_factory=None):
+    """Train for ``config.epochs`` epochs and evaluate on the test split after each.
+
+    Parameters
+    ----------
+    config : SPIDEConfig
+    dataset : Dataset
+    trainer : object, optional
+        An existing trainer (e.g. restored from a checkpoint); made fresh otherwise.
+    backend, device : str
+        Used when ``trainer`` is None.
+    start_epoch : int
+        First epoch to run (for resuming); epochs ``start_epoch .. config.epochs - 1`` run.
+    on_epoch : callable, optional
+        Called as ``on_epoch(record, trainer)`` after every epoch (logging, checkpoints).
+    progress_factory : callable, optional
+        ``progress_factory(total, description)`` returning a context manager with
+        ``update(n)`` (e.g. ``tqdm``); used for per-sample progress.
+
+    Returns
+    -------
+    list of EpochRecord
+    """
+    if trainer is None:
+        params = init_parameters(config, dataset.n_inputs, dataset.n_classes)
+        trainer = make_trainer(backend, config, params, device=device,
+                               n_inputs=dataset.n_inputs, n_classes=dataset.n_classes)
+    check_parameters(trainer.params, config, dataset.n_inputs, dataset.n_classes)
+    records = []
+    for epoch in range(start_epoch, config.epochs):
+        order = epoch_order(config.seed, epoch, len(dataset.y_train))
+        x, y = dataset.x_train[order], dataset.y_train[order]
+        started = time.perf_counter()
+        if progress_factory is not None:
+            with progress_factory(len(y), f"epoch {epoch + 1}/{config.epochs}") as bar:
+                trainer.progress = bar.update
+                stats = trainer.train_epoch(x, y)
+        else:
+            stats = trainer.train_epoch(x, y)
+        seconds = time.perf_counter() - started
+        test = trainer.evaluate(dataset.x_test, dataset.y_test)
+        forward_rate, backward_rate = _rates(config, stats, stats["samples"])
+        record = EpochRecord(
+            epoch=epoch + 1,
+            loss=stats["loss_sum"] / max(1, stats["samples"]),
+            train_accuracy=stats["correct"] / max(1, stats["samples"]),
+            test_accuracy=test["correct"] / max(1, test["samples"]),
+            forward_rate=forward_rate, backward_rate=backward_rate,
+            seconds=seconds, samples_per_second=stats["samples"] / max(seconds, 1e-12))
+        records.append(record)
+        logger.debug(f"epoch {record.epoch}: loss {record.loss:.4f} "
+                    f"test accuracy {record.test_accuracy:.4f}")
+        if on_epoch is not None:
+            on_epoch(record, trainer)
+    return records

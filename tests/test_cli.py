@@ -1,0 +1,108 @@
+"""The command line: training, JSON summary, checkpoints, resume after SIGKILL, errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from spide_brian.checkpoint import CheckpointError, load_checkpoint
+from spide_brian.cli import main
+
+SMALL = ["--backend", "reference", "--limit", "120", "--hidden-sizes", "30", "--batch-size", "16",
+         "--time-step-back", "40", "--quiet"]
+
+
+def test_train_writes_summary_log_and_checkpoint(tmp_path, capsys):
+    summary = tmp_path / "summary.json"
+    assert main(["train", *SMALL, "--epochs", "2", "--out", str(tmp_path / "run"),
+                 "--json", str(summary)]) == 0
+    data = json.loads(summary.read_text())
+    for key in ("test_accuracy", "epochs", "train_seconds", "samples_per_second",
+                "forward_rate", "backward_rate", "device"):
+        assert key in data
+    assert 0.0 <= data["test_accuracy"] <= 1.0 and data["epochs"] == 2
+    log = (tmp_path / "run" / "log.tsv").read_text().splitlines()
+    assert log[0].startswith("epoch\tloss") and len(log) == 3
+    checkpoint = load_checkpoint(tmp_path / "run")
+    assert checkpoint["epoch"] == 2 and checkpoint["schema_version"] == 1
+    assert set(checkpoint["optimizer"]) == set(checkpoint["params"])
+    assert "test accuracy" in capsys.readouterr().out
+    assert main(["evaluate", str(tmp_path / "run")]) == 0
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    assert main(["train", *SMALL, "--epochs", "3", "--out", str(tmp_path / "full")]) == 0
+    assert main(["train", *SMALL, "--epochs", "1", "--out", str(tmp_path / "part")]) == 0
+    assert main(["train", *SMALL, "--epochs", "3", "--out", str(tmp_path / "part"),
+                 "--resume"]) == 0
+    full, part = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "part")
+    for name, value in full["params"].items():
+        assert (value == part["params"][name]).all(), name
+    assert [r["test_accuracy"] for r in full["history"]] == \
+        [r["test_accuracy"] for r in part["history"]]
+
+
+def test_sigkill_mid_run_then_resume(tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "spide_brian.cli", "train", *SMALL, "--epochs", "400",
+               "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        try:
+            if load_checkpoint(out)["epoch"] >= 3:
+                break
+        except CheckpointError:
+            pass
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    saved = load_checkpoint(out)  # intact after the kill, whatever it was writing
+    assert 3 <= saved["epoch"] < 400
+    assert len(saved["history"]) == saved["epoch"]
+    epochs = saved["epoch"] + 2
+    assert main(["train", *SMALL, "--epochs", str(epochs), "--out", str(out), "--resume"]) == 0
+    resumed = load_checkpoint(out)
+    assert resumed["epoch"] == epochs
+    assert resumed["history"][:saved["epoch"]] == saved["history"]
+    assert len(list(out.glob("*.npz"))) == 1
+
+
+def test_corrupt_and_foreign_checkpoints_get_clear_errors(tmp_path, capsys):
+    assert main(["train", *SMALL, "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
+    npz = next((tmp_path / "run").glob("*.npz"))
+    npz.write_bytes(npz.read_bytes()[:-10])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(tmp_path / "run")
+    assert main(["evaluate", str(tmp_path / "run")]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(CheckpointError, match="not a spide-brian checkpoint"):
+        load_checkpoint(foreign)
+    (tmp_path / "garbage.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_checkpoint(tmp_path / "garbage.json")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--leaky", "1.5"], "leaky"),
+    (["train", "--dataset", "nope"], "unknown dataset"),
+    (["train", "--resume"], "--out"),
+    (["train", "--reset", "soft"], "reset"),
+])
+def test_invalid_options_give_one_line_errors(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_info_lists_versions(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "brian2" in out and "digits" in out
