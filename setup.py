@@ -4,9 +4,6 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).resolve().parent
-EQUATION_FILES = sorted(str(p.relative_to(HERE)) for p in (HERE / "equations").glob("*")
-                        if p.is_file())
-
 setup(
     name="spide-brian",
     version="0.1.0",
@@ -14,10 +11,10 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
-    packages=find_packages(include=["spide_brian", "spide_brian.*"]),
-    # equations/ is the model as text; installed beside the package as spide_brian/equations_data
-    data_files=[],
-    package_data={"spide_brian": ["equations_data/*"]},
+    # equations/ (the model as text) is installed inside the package as spide_brian/equations_data
+    packages=find_packages(include=["spide_brian", "spide_brian.*"]) + ["spide_brian.equations_data"],
+    package_dir={"spide_brian.equations_data": "equations"},
+    package_data={"spide_brian.equations_data": ["*"]},
     install_requires=[
         "brian2>=2.5.4",
         "numpy<2.4",
