@@ -28,7 +28,8 @@ class Dataset:
     ----------
     name : str
     x_train, x_test : ndarray
-        Static inputs ``(n, n_in)`` in float64.
+        Static inputs ``(n, n_in)`` (a constant current per sample) or event frames
+        ``(n, T, n_in)`` (one frame per forward step), float64.
     y_train, y_test : ndarray
         Integer labels in ``[0, n_classes)``.
     n_classes : int
@@ -57,6 +58,11 @@ class Dataset:
     @property
     def n_inputs(self) -> int:
         return int(np.prod(self.input_shape))
+
+    @property
+    def frames(self) -> int:
+        """Frames per sample (0 for static inputs)."""
+        return self.x_train.shape[1] if self.x_train.ndim == 3 else 0
 
     def limited(self, limit):
         """The first ``limit`` training and test samples (all of them if ``limit`` is None)."""

@@ -47,7 +47,7 @@ class ReferenceTrainer:
         totals = dict(loss_sum=0.0, correct=0, samples=0, forward_spikes=0, backward_spikes=0)
         batch = self.config.batch_size
         for start in range(0, len(y), batch):
-            xb, yb = x[start:start + batch], y[start:start + batch]
+            xb, yb = _batch_major(x[start:start + batch]), y[start:start + batch]
             result, out = reference.train_batch(self.params, self.config, self.optimizer, xb, yb)
             totals["loss_sum"] += out.loss * len(yb)
             totals["correct"] += int(np.sum(out.probabilities.argmax(axis=1) == yb))
@@ -61,12 +61,18 @@ class ReferenceTrainer:
     def evaluate(self, x, y, batch=500):
         predictions, spikes = [], 0
         for start in range(0, len(x), batch):
-            logits, fwd = reference.predict(self.params, self.config, x[start:start + batch])
+            logits, fwd = reference.predict(self.params, self.config,
+                                            _batch_major(x[start:start + batch]))
             predictions.append(logits.argmax(axis=1))
             spikes += int(sum(c.sum() for c in fwd.counts))
         predictions = np.concatenate(predictions) if predictions else np.zeros(0, dtype=int)
         return dict(correct=int(np.sum(predictions == y)), samples=len(y),
                     forward_spikes=spikes, predictions=predictions)
+
+
+def _batch_major(x):
+    """Samples ``(B, n_in)`` stay as they are; frames ``(B, T, n_in)`` become ``(T, B, n_in)``."""
+    return np.swapaxes(x, 0, 1) if x.ndim == 3 else x
 
 
 @dataclass

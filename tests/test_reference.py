@@ -234,3 +234,23 @@ def test_initialisation_follows_spec():
     np.testing.assert_allclose(rows, rows[0])  # unit rows, scaled together by the projection
     assert np.all(params["bias_0"] == 0)
     assert np.abs(params["readout_weight"]).max() <= 1 / np.sqrt(400)
+
+
+def test_frame_inputs_train_through_the_driver():
+    """Per-step frames (n, T, n_in) run one frame per forward step; constant frames equal a
+    static input."""
+    from spide_brian.data import Dataset
+    from spide_brian.training import ReferenceTrainer
+
+    config, params = make_network((20,), time_step=6, n_inputs=4, n_classes=3)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (10, 4))
+    frames = np.repeat(x[:, None, :], 6, axis=1)
+    dataset = Dataset("frames", frames, np.arange(10) % 3, frames[:4], np.arange(4) % 3, 3, (4,))
+    assert dataset.frames == 6
+    static = ReferenceTrainer(config, params).evaluate(x, np.arange(10) % 3)
+    framed = ReferenceTrainer(config, params).evaluate(frames, np.arange(10) % 3)
+    np.testing.assert_array_equal(static["predictions"], framed["predictions"])
+    assert static["forward_spikes"] == framed["forward_spikes"]
+    stats = ReferenceTrainer(config, params).train_epoch(frames, np.arange(10) % 3)
+    assert stats["samples"] == 10
