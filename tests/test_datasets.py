@@ -2,12 +2,14 @@
 import gzip
 import hashlib
 import io
+import pickle
+import tarfile
 import urllib.error
 
 import numpy as np
 import pytest
 
-from spide_brian import mnist
+from spide_brian import cifar, mnist
 from spide_brian.data import DataError, load_dataset
 
 
@@ -135,3 +137,114 @@ def test_mismatched_counts_and_label_range(tmp_path):
     write_idx(tmp_path / "train-images-idx3-ubyte.gz", np.zeros((12, 32, 32)))
     with pytest.raises(DataError, match="expected 28 x 28"):
         mnist.load_mnist(tmp_path, download=False)
+
+
+# CIFAR ---------------------------------------------------------------------------------------
+
+def write_cifar(folder, source, counts, rng, archive=False):
+    """Fake CIFAR pickles (dict with b'data' and the label key), as files or a .tar.gz."""
+    written = {}
+    members = []
+    for name, n in zip(source.train_files + source.test_files, counts):
+        images = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        batch_labels = list(rng.integers(0, source.classes, n))
+        raw = pickle.dumps({b"batch_label": b"fake", source.label_key: batch_labels,
+                            b"data": images}, protocol=2)
+        members.append((f"{source.folder}/{name}", raw))
+        written[name] = images, np.array(batch_labels)
+    if archive:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(folder / source.archive, "w:gz") as tar:
+            for member, raw in members:
+                info = tarfile.TarInfo(member)
+                info.size = len(raw)
+                tar.addfile(info, io.BytesIO(raw))
+    else:
+        for member, raw in members:
+            (folder / member).parent.mkdir(parents=True, exist_ok=True)
+            (folder / member).write_bytes(raw)
+    return written
+
+
+def test_cifar10_batches_concatenated_and_normalised(tmp_path, rng):
+    written = write_cifar(tmp_path, cifar.CIFAR10, [3, 2, 4, 1, 2, 5], rng)
+    data = load_dataset("cifar10", data_dir=tmp_path)
+    assert data.x_train.shape == (12, 3072) and data.x_test.shape == (5, 3072)
+    assert data.input_shape == (3, 32, 32)
+    np.testing.assert_array_equal(
+        data.y_train, np.concatenate([written[f"data_batch_{i}"][1] for i in range(1, 6)]))
+    pixel = written["data_batch_2"][0][1]
+    expected = (pixel.reshape(3, -1) / 255 - np.array(cifar.CIFAR_MEAN)[:, None]) / \
+        np.array(cifar.CIFAR_STD)[:, None]
+    np.testing.assert_allclose(data.x_train[4], expected.ravel())
+    raw = cifar.load_cifar10(tmp_path, normalize=False)
+    np.testing.assert_allclose(raw.x_test, written["test_batch"][0] / 255)
+
+
+def test_cifar100_read_from_the_archive(tmp_path, rng):
+    written = write_cifar(tmp_path / "cifar100", cifar.CIFAR100, [6, 3], rng, archive=True)
+    data = load_dataset("cifar100", data_dir=tmp_path)
+    assert data.n_classes == 100 and data.x_train.shape == (6, 3072)
+    np.testing.assert_array_equal(data.y_test, written["test"][1])
+
+
+def test_cifar_errors(tmp_path, rng):
+    with pytest.raises(DataError, match=r"cifar-10-python\.tar\.gz from https://www\.cs\.toronto"
+                       r".*c58f30108f718f92721af3b95e74349a.*put it .* in " + str(tmp_path)):
+        cifar.load_cifar10(tmp_path, download=False)
+    with pytest.raises(DataError, match="Download failed"):
+        cifar.load_cifar10(tmp_path)
+    write_cifar(tmp_path, cifar.CIFAR100, [4, 2], rng)
+    path = tmp_path / "cifar-100-python" / "test"
+    good = path.read_bytes()
+    path.write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8),
+                                   b"fine_labels": [3, 100]}))
+    with pytest.raises(DataError, match=r"outside \[0, 100\)"):
+        cifar.load_cifar100(tmp_path)
+    path.write_bytes(good)
+    assert len(cifar.load_cifar100(tmp_path).y_test) == 2
+    path = tmp_path / "cifar-100-python" / "test"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(DataError, match="truncated, corrupt"):
+        cifar.load_cifar100(tmp_path)
+    path.write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"fine_labels": [1]}))
+    with pytest.raises(DataError, match="2 images but 1 labels"):
+        cifar.load_cifar100(tmp_path)
+    path.write_bytes(pickle.dumps({b"data": np.zeros((2, 1024), np.uint8),
+                                   b"fine_labels": [1, 2]}))
+    with pytest.raises(DataError, match=r"uint8 \(n, 3072\)"):
+        cifar.load_cifar100(tmp_path)
+    path.write_bytes(pickle.dumps({b"labels": [1]}))
+    with pytest.raises(DataError, match="expected a dict with keys"):
+        cifar.load_cifar100(tmp_path)
+
+
+def test_cifar_pickles_cannot_run_code(tmp_path):
+    class Exploit:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    with pytest.raises(DataError, match="refusing to load builtins.print"):
+        cifar.read_cifar_pickle(pickle.dumps(Exploit()), b"labels", "fake")
+
+
+def test_cifar_augmentation_crops_and_flips_consistently(rng):
+    images = rng.normal(size=(64, 3, 32, 32))
+    out = cifar.random_crop_flip(images, np.random.default_rng(5), padding=4, flip=True,
+                                 fill=(7.0, 8.0, 9.0))
+    same = np.random.default_rng(5)
+    dy, dx = same.integers(0, 9, (2, 64))
+    flipped = same.random(64) < 0.5
+    for i in range(64):
+        padded = np.pad(images[i], ((0, 0), (4, 4), (4, 4)))
+        for c, value in enumerate((7.0, 8.0, 9.0)):
+            padded[c][(padded[c] == 0)] = value
+        expected = padded[:, dy[i]:dy[i] + 32, dx[i]:dx[i] + 32]
+        np.testing.assert_array_equal(out[i], expected[:, :, ::-1] if flipped[i] else expected)
+    assert 10 < flipped.sum() < 54
+    flat = cifar.CIFAR_AUGMENTATION(images.reshape(64, -1), np.random.default_rng(5))
+    assert flat.shape == (64, 3072)
+    fills = np.array([-m / s for m, s in zip(cifar.CIFAR_MEAN, cifar.CIFAR_STD)])
+    border = flat.reshape(64, 3, 32, 32)[dy < 4][:, :, 0, :]
+    np.testing.assert_array_equal(
+        border, np.broadcast_to(fills[None, :, None], border.shape))
