@@ -1,0 +1,55 @@
+# One learnt connection between spiking layers and its transposed backward pathways
+# (SPIDE_SPEC 1.2, 2.3, 3.1). Layer l -> layer l+1 (weight_l) or the feedback last -> first
+# (feedback_weight).
+# Forward copy, pre = forward group of the source layer, post = forward group of the target:
+#   on_pre   forward spike:       I_syn_post += w           (arrives next step)
+#   on_post  positive couple spike of the target: I_back_pre += w   (transposed, W^T s / V,
+#            the 1/V is applied by the receiving neuron)
+# Negative copy, pre = negative couple group of the target layer, post = forward group of
+# the source layer:
+#   on_pre   negative couple spike: I_back_post -= w
+# Both copies accumulate the same local two-stage gradient at every commit step,
+#     grad += beta_target * a_source        (gated beta: beta = 0 where m = 0)
+# and update with plasticity.eq using gradient = grad / V (reset_amount_syn); they stay bitwise equal.
+# The feedback copies multiply w by fro_scale (feedback_norm.eq) in their events.
+# The forward group's on_pre also fires for couple spikes and its on_post for forward
+# spikes; those writes land in accumulators that the phase in question ignores.
+
+[model]
+w : 1                   # the weight, W[post_forward, pre_forward]
+grad : 1                # gradient accumulated over the mini-batch
+momentum_buffer : 1     # SGD momentum buffer
+lr_syn : 1 (shared, constant)
+momentum_syn : 1 (shared, constant)
+weight_decay_syn : 1 (shared, constant)
+reset_amount_syn : 1 (shared, constant)
+
+[forward_on_pre]
+I_syn_post += w
+
+[forward_on_post]
+I_back_pre += w
+
+[forward_accumulate]
+grad = grad + beta_post*rate_pre
+
+[negative_on_pre]
+I_back_post -= w
+
+[negative_accumulate]
+grad = grad + beta_pre*rate_post
+
+[feedback_forward_on_pre]
+I_syn_post += w*fro_scale_post
+
+[feedback_forward_on_post]
+I_back_pre += w*fro_scale_pre
+
+[feedback_negative_on_pre]
+I_back_post -= w*fro_scale_post
+
+[feedback_norm_accumulate]
+grad = grad + beta_post*rate_pre
+
+[feedback_norm_model]
+fro_sq_post = w*w : 1 (summed)

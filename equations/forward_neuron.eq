@@ -1,0 +1,89 @@
+# Forward IF/LIF neuron of one spiking layer, which is also the POSITIVE half of the ternary
+# neuron couple of the backward stage (SPIDE_SPEC 1.2-1.4, 2.2-2.3, 3.1, 7).
+#
+# One time step is one dt; every update below is a discrete map, so dt cancels.
+# Forward, at the steps of the forward phase (slot steps forward_start ...):
+#     v <- lam*v + ((input_current + bias) + I_syn);  spike if v >= threshold;  v <- v - V
+#   input_current is F x for layer 0 (0 elsewhere), I_syn the sum of the weights of the
+#   spikes that arrived during the previous step (every hop is one step late).
+#   rate = leak-weighted count / rate_norm, gate m = [0 < count < T], both set once at the
+#   end of the forward phase.
+# Backward, at the steps of the backward phase:
+#     u_back <- lam*u_back + (grad_current + I_back/V)
+#   positive couple spike if gate and u_back >= threshold_back: u_back <- u_back - M.
+#   The negative half (couple_negative.eq) fires when u_back <= -threshold_back and pushes
+#   u_back up by M through a one-to-one synapse. beta = signed leak-weighted count / rate_norm_back.
+# The bias b_l is learnt at the commit step (slot step 0) from the summed beta (SPIDE_SPEC 3.1).
+# Names: lam = leak (1 for IF), threshold / reset_amount = V_th (or 2 V_th) / V = 2 V_th,
+# threshold_back / reset_amount_back = V_th^b (or 2 V_th^b) / M = 2 V_th^b.
+
+[model]
+v : 1                   # forward membrane potential (post-reset value between steps)
+I_syn : 1               # forward synaptic input received during the previous step
+input_current : 1       # F x (layer 0, summed from the input synapses; 0 in other layers)
+bias : 1                # constant current b_l
+count : 1               # forward spikes of the current sample
+weighted_count : 1      # leak-weighted forward spike count (= count for IF)
+rate : 1                # forward rate a of the last sample
+gate : 1                # m = [0 < a < 1] of the last sample (1 or 0)
+u_back : 1              # signed membrane of the ternary couple
+I_back : 1              # backward synaptic input (signed sum of weights) of the previous step
+grad_current : 1        # gradient current g (last layer, summed from the readout; 0 elsewhere)
+pos_count : 1           # positive couple spikes of the current sample
+neg_count : 1           # negative couple spikes (written by the coupling synapses)
+weighted_back : 1       # leak-weighted signed couple spike count
+beta : 1                # backward rate (gated) of the last sample
+fro_sq : 1              # sum of the squared incoming feedback weights (layer 0 only)
+fro_scale : 1           # min(1, r / ||W_fb||_F) (first and last layer only)
+bias_grad : 1           # accumulated bias gradient (sum of beta over the mini-batch)
+bias_momentum : 1       # momentum buffer of the bias
+lam : 1 (shared, constant)
+threshold : 1 (shared, constant)
+reset_amount : 1 (shared, constant)
+threshold_back : 1 (shared, constant)
+reset_amount_back : 1 (shared, constant)
+rate_norm : 1 (shared, constant)
+rate_norm_back : 1 (shared, constant)
+lr : 1 (shared, constant)
+momentum : 1 (shared, constant)
+weight_decay : 1 (shared, constant)
+SLOT_TIME
+
+[threshold]
+(forward_phase and v >= threshold) or (backward_phase and gate > 0.5 and u_back >= threshold_back)
+
+[reset]
+v = v - reset_amount*int(forward_phase)
+count = count + int(forward_phase)
+weighted_count = weighted_count + int(forward_phase)
+u_back = u_back - reset_amount_back*int(backward_phase)
+pos_count = pos_count + int(backward_phase)
+weighted_back = weighted_back + int(backward_phase)
+
+[every_step]
+# forward integration (the first forward step starts from v = 0)
+fwd = int(forward_phase)
+fwd_first = int(forward_first)
+v = fwd*((1 - fwd_first)*(lam*v) + ((input_current + bias) + I_syn)) + (1 - fwd)*v
+weighted_count = fwd*((1 - fwd_first)*(lam*weighted_count)) + (1 - fwd)*weighted_count
+count = (1 - fwd_first)*count
+I_syn = 0
+fwd_end = int(forward_end)
+rate = fwd_end*(weighted_count/rate_norm) + (1 - fwd_end)*rate
+gate = fwd_end*int(count > 0.5 and count < forward_steps - 0.5) + (1 - fwd_end)*gate
+# backward integration (the first backward step starts from u_back = 0)
+bwd = int(backward_phase)
+bwd_first = int(backward_first)
+u_back = bwd*((1 - bwd_first)*(lam*u_back) + (grad_current + I_back/reset_amount)) + (1 - bwd)*u_back
+weighted_back = bwd*((1 - bwd_first)*(lam*weighted_back)) + (1 - bwd)*weighted_back
+pos_count = (1 - bwd_first)*pos_count
+neg_count = (1 - bwd_first)*neg_count
+I_back = 0
+bwd_end = int(backward_end)
+beta = bwd_end*(weighted_back/rate_norm_back) + (1 - bwd_end)*beta
+# commit step: accumulate the bias gradient of the last sample, update every mini-batch
+commit = int(commit_step)
+bias_grad = bias_grad + commit*beta
+update_now = commit*update_flag(t)
+gradient = bias_grad/reset_amount
+SGD(bias, bias_grad, bias_momentum)

@@ -1,0 +1,23 @@
+# Two-stage local plasticity: SGD with momentum and weight decay, PyTorch semantics
+# (SPIDE_SPEC 3.1-3.2, 6.2). Every weight copy and every bias runs this same text, so copies
+# of one connection stay bitwise equal.
+# Before this text, the including code defines two temporaries:
+#   update_now   1 at the commit step that ends a mini-batch, else 0
+#   gradient     the S-scaled gradient: accumulated sum over the mini-batch of
+#                beta_post * a_pre (/ V for spiking layers)
+# With d = gradient + weight_decay * weight:
+#     buffer <- momentum * buffer + d;   weight <- weight - lr * buffer;   accumulator <- 0
+# (lr = lr0 / S). Products with update_now (0 or 1) select exactly, without branches.
+# WEIGHT, ACCUMULATOR, BUFFER are replaced by the variable names of the including group;
+# in Synapses lr, momentum, weight_decay become lr_syn, momentum_syn, weight_decay_syn
+# (Brian2 forbids synaptic names that shadow pre/post variables).
+
+[sgd]
+BUFFER = update_now*(momentum*BUFFER + (gradient + weight_decay*WEIGHT)) + (1 - update_now)*BUFFER
+WEIGHT = WEIGHT - update_now*(lr*BUFFER)
+ACCUMULATOR = (1 - update_now)*ACCUMULATOR
+
+[project]
+# Feedback weights are kept unprojected between updates; events use w*fro_scale. The
+# projection W <- W min(1, r/||W||_F) is made permanent right before the next update.
+WEIGHT = update_now*(WEIGHT*FRO_SCALE) + (1 - update_now)*WEIGHT

@@ -1,0 +1,25 @@
+# The per-sample time slot shared by every group of the model (SPIDE_SPEC 7; DESIGN.md
+# "The central decision"). Each sample owns slot_length consecutive steps:
+#   step 0                    commit: gradients of the previous sample are accumulated, the
+#                             weights are updated at the end of a mini-batch (update_flag),
+#                             the input of this sample is loaded and F x is summed
+#   steps 1 .. forward_start-1   settle: the feedback Frobenius scale of the new weights
+#   forward_start .. +T-1     forward phase (T = forward_steps)
+#   forward_start+T           rates and gates are fixed; the readout takes exp(logits)
+#   .. +2                     softmax normalisation, error and gradient current g
+#   backward_start .. +T_b-1  backward phase of the ternary couples (T_b = backward_steps)
+#   backward_start+T_b        backward rates beta are fixed (last step of the slot)
+# slot_length, forward_start, forward_steps, backward_start, backward_steps are integer
+# namespace constants. Phases are computed from t, so no group needs a shared clock.
+
+[slot_time]
+time_step_index = floor(t/dt + 0.5) : 1
+slot_step = time_step_index - slot_length*floor(time_step_index/slot_length) : 1
+commit_step = slot_step == 0 : boolean
+forward_phase = slot_step >= forward_start and slot_step < forward_start + forward_steps : boolean
+forward_first = slot_step == forward_start : boolean
+forward_end = slot_step == forward_start + forward_steps : boolean
+readout_error_step = slot_step == forward_start + forward_steps + 2 : boolean
+backward_phase = slot_step >= backward_start and slot_step < backward_start + backward_steps : boolean
+backward_first = slot_step == backward_start : boolean
+backward_end = slot_step == backward_start + backward_steps : boolean

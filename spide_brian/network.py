@@ -1,0 +1,391 @@
+"""Builder of the SPIDE model as ordinary Brian2 objects.
+
+:class:`SPIDENetwork` turns a :class:`~spide_brian.config.SPIDEConfig` into NeuronGroups,
+Synapses, TimedArrays and per-sample StateMonitors that hold the whole training loop
+(forward stage, readout, backward stage of ternary couples, local two-stage plasticity),
+following the timeline of :mod:`spide_brian.schedule`. The objects can be run on their own
+(``Network(*model.objects)``) or added to a user's own ``Network`` next to other groups
+and monitors.
+
+Per spiking layer ``l``: a forward group (forward neurons and positive couple halves) and a
+negative-couple group. Per connection with weights ``W`` (shape ``(n_post, n_pre)``): a
+forward copy (forward events and positive transposed events) and a negative copy; the
+feedback has a third copy on a slot-long clock whose summed ``w*w`` gives the Frobenius
+norm. The readout has a readout copy and a gradient copy of ``W_c``. All copies of one
+parameter run the same plasticity code and stay bitwise equal.
+
+Examples
+--------
+>>> from brian2 import Network, SpikeMonitor
+>>> from spide_brian.config import SPIDEConfig
+>>> from spide_brian.parameters import init_parameters
+>>> config = SPIDEConfig(hidden_sizes=(6,), time_step=5, time_step_back=8, batch_size=2)
+>>> params = init_parameters(config, n_inputs=3, n_classes=2)
+>>> model = SPIDENetwork(config, n_inputs=3, n_classes=2, capacity=2)
+>>> model.assign(params)
+>>> spikes = SpikeMonitor(model.layers[0])          # the user's own monitor
+>>> net = Network(*model.objects, spikes)
+"""
+from __future__ import annotations
+
+import numpy as np
+from brian2 import (NeuronGroup, StateMonitor, Synapses, TimedArray, defaultclock)
+from brian2.utils.logger import get_logger
+
+from . import equations as eq
+from .devices import capabilities
+from .parameters import project_feedback
+from .reference import rate_normaliser
+from .schedule import SampleTables, SlotSchedule
+
+__all__ = ["SPIDENetwork", "WeightCopy"]
+
+logger = get_logger(__name__)
+
+
+class WeightCopy:
+    """One Synapses object holding a copy of a weight matrix ``W[post, pre]`` of a parameter.
+
+    ``transposed`` copies connect the parameter's post side (as Brian2 pre) to its pre side.
+    """
+
+    def __init__(self, synapses, parameter, shape, transposed):
+        self.synapses = synapses
+        self.parameter = parameter
+        self.shape = shape
+        self.transposed = transposed
+        n_post, n_pre = shape
+        if transposed:
+            self.i = np.repeat(np.arange(n_post), n_pre)
+            self.j = np.tile(np.arange(n_pre), n_post)
+        else:
+            self.i = np.repeat(np.arange(n_pre), n_post)
+            self.j = np.tile(np.arange(n_post), n_pre)
+        synapses.connect(i=self.i, j=self.j)
+
+    def flatten(self, matrix):
+        """Synapse-ordered values of a ``(n_post, n_pre)`` matrix."""
+        matrix = np.asarray(matrix, dtype=np.float64)
+        return (matrix if self.transposed else matrix.T).ravel().copy()
+
+    def matrix(self, values):
+        """Inverse of :meth:`flatten`."""
+        n_post, n_pre = self.shape
+        values = np.asarray(values, dtype=np.float64)
+        if self.transposed:
+            return values.reshape(n_post, n_pre).copy()
+        return values.reshape(n_pre, n_post).T.copy()
+
+
+class SPIDENetwork:
+    """The SPIDE model of ``config`` as Brian2 objects for runs of ``capacity`` samples.
+
+    Parameters
+    ----------
+    config : SPIDEConfig
+        Only the ``'brian'`` timing exists in Brian2 (every hop one step late); the
+        config's ``timing`` field is not consulted.
+    n_inputs, n_classes : int
+    capacity : int
+        Sample slots per run; a run lasts ``capacity * slot_length + 1`` steps.
+    device : str
+        Looked up in :data:`spide_brian.devices.CAPABILITIES`.
+    tables : SampleTables, optional
+        Initial values of the TimedArrays (zeros if omitted; replace them with run_args on
+        standalone devices).
+    name : str
+        Prefix of all object names.
+    record : bool
+        Add per-sample StateMonitors of the spike counts and the readout.
+    """
+
+    def __init__(self, config, n_inputs, n_classes, capacity, device="numpy", tables=None,
+                 name="spide", record=True):
+        self.config = config
+        self.n_inputs, self.n_classes, self.capacity = int(n_inputs), int(n_classes), int(capacity)
+        self.caps = capabilities(device)
+        self.schedule = SlotSchedule.from_config(config)
+        self.name = name
+        self.dt = defaultclock.dt
+        self.slot_dt = self.schedule.slot_length * self.dt
+        if tables is None:
+            tables = SampleTables.build(np.zeros((0, n_inputs)), np.zeros(0), capacity)
+        self.timed_arrays = {
+            "stimulus": TimedArray(tables.stimulus, dt=self.slot_dt, name=f"{name}_stimulus"),
+            "sample_label": TimedArray(tables.label, dt=self.slot_dt, name=f"{name}_label"),
+            "sample_kappa": TimedArray(tables.kappa, dt=self.slot_dt, name=f"{name}_kappa"),
+            "update_flag": TimedArray(tables.update, dt=self.slot_dt, name=f"{name}_update"),
+        }
+        self.namespace = dict(self.schedule.namespace(), **self.timed_arrays)
+        self.objects = []
+        self.copies = {}
+        self.monitors = {}
+        self._build_layers()
+        self._build_input()
+        self._build_connections()
+        self._build_readout()
+        if config.feedback:
+            self._build_feedback_norm()
+        if record:
+            self._build_monitors()
+
+    # -- construction -----------------------------------------------------------------------
+    def _add(self, obj):
+        self.objects.append(obj)
+        return obj
+
+    def _every_step(self, group, piece, section="every_step"):
+        self._add(group.run_regularly(eq.statements(piece, section),
+                                      name=f"{group.name}_every_step"))
+
+    def _learning(self, synapses, piece, accumulate, divide_by=None, project=None):
+        code = eq.learning_code(piece, accumulate, divide_by, project)
+        self._add(synapses.run_regularly(code, dt=self.slot_dt, name=f"{synapses.name}_learning"))
+
+    def _optimiser_constants(self, obj, divide=True, suffix="_syn"):
+        config = self.config
+        setattr(obj, "lr" + suffix, config.lr / config.scale_factor)
+        setattr(obj, "momentum" + suffix, config.momentum)
+        setattr(obj, "weight_decay" + suffix, config.weight_decay)
+        if divide:
+            setattr(obj, "reset_amount" + suffix, config.reset_amount)
+
+    def _build_layers(self):
+        config, ns = self.config, self.namespace
+        self.layers, self.negatives = [], []
+        for layer, size in enumerate(config.hidden_sizes):
+            group = self._add(NeuronGroup(
+                size, eq.model_equations("forward_neuron"),
+                threshold=eq.statements("forward_neuron", "threshold"),
+                reset=eq.statements("forward_neuron", "reset"),
+                namespace=ns, name=f"{self.name}_layer{layer}"))
+            group.lam = config.leaky
+            group.threshold = config.threshold
+            group.threshold_back = config.threshold_back
+            group.reset_amount_back = config.reset_amount_back
+            group.rate_norm = rate_normaliser(config.leaky, config.time_step)
+            group.rate_norm_back = rate_normaliser(config.leaky, config.time_step_back)
+            group.reset_amount = config.reset_amount
+            self._optimiser_constants(group, divide=False, suffix="")
+            self._every_step(group, "forward_neuron")
+            negative = self._add(NeuronGroup(
+                size, eq.model_equations("couple_negative"),
+                threshold=eq.statements("couple_negative", "threshold"), reset="",
+                namespace=ns, name=f"{self.name}_layer{layer}_negative"))
+            negative.threshold_back = config.threshold_back
+            for section in ("mirror_model", "beta_copy_model"):
+                syn = self._add(Synapses(group, negative,
+                                         eq.model_equations("couple_negative", section),
+                                         namespace=ns,
+                                         name=f"{negative.name}_{section[:-6]}"))
+                syn.connect(j="i")
+            coupling = self._add(Synapses(
+                negative, group, eq.model_equations("couple_negative", "coupling_model"),
+                on_pre=eq.statements("couple_negative", "coupling_on_pre"), namespace=ns,
+                name=f"{negative.name}_coupling"))
+            coupling.connect(j="i")
+            coupling.magnitude = config.reset_amount_back
+            self.layers.append(group)
+            self.negatives.append(negative)
+
+    def _copy(self, parameter, shape, transposed, source, target, model, slow=False, **kwargs):
+        clock_dt = self.slot_dt if slow and self.caps.slow_clock_summed else None
+        index = len(self.copies.get(parameter, []))
+        syn = self._add(Synapses(source, target, model, namespace=self.namespace,
+                                 dt=clock_dt, name=f"{self.name}_{parameter}_copy{index}",
+                                 **kwargs))
+        copy = WeightCopy(syn, parameter, shape, transposed)
+        self.copies.setdefault(parameter, []).append(copy)
+        return syn
+
+    def _build_input(self):
+        ns = self.namespace
+        self.input_group = self._add(NeuronGroup(self.n_inputs, eq.model_equations("input"),
+                                                 namespace=ns, name=f"{self.name}_input"))
+        self._every_step(self.input_group, "input")
+        shape = (self.config.hidden_sizes[0], self.n_inputs)
+        model = eq.model_equations("input", "synapse_model")
+        syn = self._copy("input_weight", shape, False, self.input_group, self.layers[0], model,
+                         slow=True)
+        self._optimiser_constants(syn)
+        self._learning(syn, "input", "synapse_accumulate", divide_by="reset_amount_syn")
+
+    def _connection(self, parameter, source, target, negative_source, feedback):
+        shape = (len(target), len(source))
+        model = eq.model_equations("connection")
+        prefix = "feedback_" if feedback else ""
+        project = "fro_scale_post" if feedback else None
+        forward = self._copy(parameter, shape, False, source, target, model,
+                             on_pre=eq.statements("connection", f"{prefix}forward_on_pre"),
+                             on_post=eq.statements("connection", f"{prefix}forward_on_post"))
+        negative = self._copy(parameter, shape, True, negative_source, source, model,
+                              on_pre=eq.statements("connection", f"{prefix}negative_on_pre"))
+        self._learning(forward, "connection", "forward_accumulate", "reset_amount_syn", project)
+        self._learning(negative, "connection", "negative_accumulate", "reset_amount_syn", project)
+        synapses = [forward, negative]
+        if feedback:
+            norm_model = model + eq.model_equations("connection", "feedback_norm_model")
+            norm = self._copy(parameter, shape, False, source, target, norm_model, slow=True)
+            self._learning(norm, "connection", "feedback_norm_accumulate", "reset_amount_syn", project)
+            synapses.append(norm)
+        for syn in synapses:
+            self._optimiser_constants(syn)
+
+    def _build_connections(self):
+        layers, negatives = self.layers, self.negatives
+        for layer in range(len(layers) - 1):
+            self._connection(f"weight_{layer}", layers[layer], layers[layer + 1],
+                             negatives[layer + 1], feedback=False)
+        if self.config.feedback:
+            self._connection("feedback_weight", layers[-1], layers[0], negatives[0],
+                             feedback=True)
+
+    def _build_readout(self):
+        config, ns = self.config, self.namespace
+        self.output = self._add(NeuronGroup(self.n_classes, eq.model_equations("readout"),
+                                            namespace=ns, name=f"{self.name}_output"))
+        self.output.lam = config.leaky
+        self.output.rate_norm = rate_normaliser(config.leaky, config.time_step)
+        self._optimiser_constants(self.output, divide=False, suffix="")
+        self._every_step(self.output, "readout")
+        self.normaliser = self._add(NeuronGroup(1, eq.model_equations("readout",
+                                                                       "normaliser_model"),
+                                                namespace=ns, name=f"{self.name}_normaliser"))
+        for source, target, section in ((self.output, self.normaliser, "sum_model"),
+                                        (self.normaliser, self.output, "copy_back_model")):
+            syn = self._add(Synapses(source, target, eq.model_equations("readout", section),
+                                     namespace=ns, name=f"{self.name}_readout_{section[:-6]}"))
+            syn.connect()
+        last = self.layers[-1]
+        shape = (self.n_classes, len(last))
+        model = eq.model_equations("readout", "synapse_model")
+        readout = self._copy("readout_weight", shape, False, last, self.output, model,
+                             on_pre=eq.statements("readout", "readout_on_pre"))
+        gradient = self._copy("readout_weight", shape, True, self.output, last,
+                              model + eq.model_equations("readout", "gradient_model"))
+        for syn, section in ((readout, "readout_accumulate"), (gradient, "gradient_accumulate")):
+            self._optimiser_constants(syn, divide=False)
+            self._learning(syn, "readout", section)
+
+    def _build_feedback_norm(self):
+        ns = self.namespace
+        group = self._add(NeuronGroup(1, eq.model_equations("feedback_norm"), namespace=ns,
+                                      name=f"{self.name}_feedback_norm"))
+        group.radius = self.config.feedback_norm
+        self._every_step(group, "feedback_norm")
+        total = self._add(Synapses(self.layers[0], group,
+                                   eq.model_equations("feedback_norm", "sum_model"),
+                                   namespace=ns, name=f"{group.name}_sum"))
+        total.connect()
+        targets = [self.layers[0]] if len(self.layers) == 1 else [self.layers[0], self.layers[-1]]
+        for index, target in enumerate(targets):
+            copy = self._add(Synapses(group, target,
+                                      eq.model_equations("feedback_norm", "copy_model"),
+                                      namespace=ns, name=f"{group.name}_copy{index}"))
+            copy.connect()
+        self.feedback_norm_group = group
+
+    def _build_monitors(self):
+        for layer, group in enumerate(self.layers):
+            self.monitors[f"layer{layer}"] = self._add(StateMonitor(
+                group, ["count", "pos_count", "neg_count"], record=True, dt=self.slot_dt,
+                name=f"{group.name}_per_sample"))
+        self.monitors["output"] = self._add(StateMonitor(
+            self.output, ["prob", "logit"], record=True, dt=self.slot_dt,
+            name=f"{self.output.name}_per_sample"))
+
+    # -- state in and out -------------------------------------------------------------------
+    @property
+    def run_duration(self):
+        """Duration of a run over all ``capacity`` slots and the final commit step."""
+        return self.schedule.run_steps(self.capacity) * self.dt
+
+    def _bias_owner(self, name):
+        if name == "readout_bias":
+            return self.output
+        return self.layers[int(name.split("_")[1])]
+
+    def state_values(self, params, buffers=None):
+        """``{VariableView: array}`` that load ``params`` and momentum ``buffers``.
+
+        Accumulated gradients start at 0. Usable for direct assignment (runtime) and as
+        ``run_args`` (standalone).
+        """
+        buffers = buffers or {}
+        values = {}
+        for name, value in params.items():
+            buffer = buffers.get(name, np.zeros_like(value))
+            if name in self.copies:
+                for copy in self.copies[name]:
+                    syn = copy.synapses
+                    values[syn.w] = copy.flatten(value)
+                    values[syn.momentum_buffer] = copy.flatten(buffer)
+            else:
+                owner = self._bias_owner(name)
+                values[owner.bias] = np.asarray(value, dtype=np.float64).copy()
+                values[owner.bias_momentum] = np.asarray(buffer, dtype=np.float64).copy()
+        return values
+
+    def table_values(self, tables):
+        """``{TimedArray: values}`` of a :class:`SampleTables` (run_args on standalone)."""
+        return {self.timed_arrays["stimulus"]: tables.stimulus,
+                self.timed_arrays["sample_label"]: tables.label,
+                self.timed_arrays["sample_kappa"]: tables.kappa,
+                self.timed_arrays["update_flag"]: tables.update}
+
+    def assign(self, params, buffers=None):
+        """Set weights, biases and momentum buffers directly (runtime devices)."""
+        for view, value in self.state_values(params, buffers).items():
+            view[:] = value
+
+    def read_parameters(self):
+        """Current parameters (from the first copy of each weight) and momentum buffers.
+
+        The feedback weight is returned projected onto the Frobenius ball, as after the
+        reference optimiser step.
+        """
+        params, buffers = {}, {}
+        for name, copies in self.copies.items():
+            first = copies[0]
+            params[name] = first.matrix(first.synapses.w[:])
+            buffers[name] = first.matrix(first.synapses.momentum_buffer[:])
+        if "feedback_weight" in params:
+            params["feedback_weight"] = project_feedback(params["feedback_weight"],
+                                                         self.config.feedback_norm)
+        for layer, group in enumerate(self.layers):
+            params[f"bias_{layer}"] = np.array(group.bias[:])
+            buffers[f"bias_{layer}"] = np.array(group.bias_momentum[:])
+        params["readout_bias"] = np.array(self.output.bias[:])
+        buffers["readout_bias"] = np.array(self.output.bias_momentum[:])
+        return params, buffers
+
+    def copy_mismatch(self):
+        """Largest absolute difference between copies of each weight (0 when equal)."""
+        out = {}
+        for name, copies in self.copies.items():
+            mats = [c.matrix(c.synapses.w[:]) for c in copies]
+            out[name] = max(float(np.max(np.abs(m - mats[0]))) for m in mats)
+        return out
+
+    def per_sample(self, n_samples):
+        """Per-sample records of the last run, sample-major.
+
+        Returns
+        -------
+        dict
+            ``forward_counts`` and ``backward_signed`` / ``backward_counts`` (lists per
+            layer of ``(n, n_l)`` int arrays), ``prob`` and ``logit`` ``(n, n_classes)``.
+        """
+        out = {"forward_counts": [], "backward_signed": [], "backward_counts": []}
+        for layer in range(len(self.layers)):
+            mon = self.monitors[f"layer{layer}"]
+            count = np.asarray(mon.count[:, 1:n_samples + 1]).T
+            pos = np.asarray(mon.pos_count[:, 1:n_samples + 1]).T
+            neg = np.asarray(mon.neg_count[:, 1:n_samples + 1]).T
+            out["forward_counts"].append(np.rint(count).astype(np.int64))
+            out["backward_signed"].append(np.rint(pos - neg).astype(np.int64))
+            out["backward_counts"].append(np.rint(pos + neg).astype(np.int64))
+        mon = self.monitors["output"]
+        out["prob"] = np.asarray(mon.prob[:, 1:n_samples + 1]).T
+        out["logit"] = np.asarray(mon.logit[:, 1:n_samples + 1]).T
+        return out

@@ -1,0 +1,120 @@
+"""The in-simulation training timeline: one fixed slot of time steps per sample.
+
+A run of the model processes ``capacity`` samples, one slot of ``slot_length`` steps each,
+plus one final commit step (see ``equations/schedule.eq``)::
+
+    step 0                      commit (gradients of the previous sample, mini-batch update)
+    1 .. forward_start-1        settle (feedback norm of the new weights)
+    forward_start .. +T-1       forward phase
+    +T .. +T+2                  rates, readout, softmax, error, gradient current g
+    backward_start .. +T_b-1    backward phase
+    backward_start + T_b        beta fixed (last step of the slot)
+
+Inputs, labels, the per-sample gradient scale ``kappa = S / B_actual`` (0 for padding and
+evaluation) and the per-slot update flag come from ``TimedArray`` tables built here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["SlotSchedule", "SampleTables"]
+
+#: Settle steps between the commit and the forward phase: the feedback Frobenius scale of the
+#: updated weights passes two summed-variable hops and one neuron update.
+SETTLE_STEPS = 2
+#: Steps between the end of the forward phase and the backward phase: exp(logits) and its sum,
+#: the copy of the sum back to the output group, the error and g.
+READOUT_STEPS = 3
+
+
+@dataclass(frozen=True)
+class SlotSchedule:
+    """Step numbers of the phases within one sample slot.
+
+    Parameters
+    ----------
+    forward_steps, backward_steps : int
+        ``T`` and ``T_b``.
+    """
+
+    forward_steps: int
+    backward_steps: int
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(int(config.time_step), int(config.time_step_back))
+
+    @property
+    def forward_start(self) -> int:
+        return 1 + SETTLE_STEPS
+
+    @property
+    def backward_start(self) -> int:
+        return self.forward_start + self.forward_steps + READOUT_STEPS
+
+    @property
+    def slot_length(self) -> int:
+        """Steps per sample: ``T + T_b + 7``."""
+        return self.backward_start + self.backward_steps + 1
+
+    def namespace(self) -> dict:
+        """Integer namespace constants used by ``schedule.eq``."""
+        return {"slot_length": self.slot_length, "forward_start": self.forward_start,
+                "forward_steps": self.forward_steps, "backward_start": self.backward_start,
+                "backward_steps": self.backward_steps}
+
+    def run_steps(self, capacity: int) -> int:
+        """Steps of a run over ``capacity`` slots, including the final commit step."""
+        return capacity * self.slot_length + 1
+
+
+@dataclass
+class SampleTables:
+    """Values of the model's ``TimedArray`` tables for one run.
+
+    Attributes
+    ----------
+    stimulus : ndarray, shape (capacity, n_inputs)
+    label : ndarray, shape (capacity,)
+    kappa : ndarray, shape (capacity,)
+        ``S / B_actual`` for a training sample, 0 for evaluation or padding.
+    update : ndarray, shape (capacity + 1,)
+        1 at the commit step that ends a mini-batch (slot index after its last sample).
+    n_samples : int
+        Real samples (the rest is padding).
+    """
+
+    stimulus: np.ndarray
+    label: np.ndarray
+    kappa: np.ndarray
+    update: np.ndarray
+    n_samples: int
+
+    @classmethod
+    def build(cls, x, y, capacity, batch_size=None, scale_factor=None):
+        """Tables for ``len(x) <= capacity`` samples; training if ``batch_size`` is given.
+
+        Mini-batches are consecutive groups of ``batch_size`` samples; a shorter last batch
+        gets ``kappa = S / len(batch)``, as the reference.
+        """
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y)
+        n = len(x)
+        if n > capacity:
+            raise ValueError(f"{n} samples do not fit a run of capacity {capacity}")
+        if len(y) != n:
+            raise ValueError(f"{n} inputs but {len(y)} labels")
+        stimulus = np.zeros((capacity, x.shape[1]))
+        stimulus[:n] = x
+        label = np.zeros(capacity)
+        label[:n] = y
+        kappa = np.zeros(capacity)
+        update = np.zeros(capacity + 1)
+        if batch_size:
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                kappa[start:stop] = scale_factor / (stop - start)
+                update[stop] = 1.0
+        return cls(stimulus, label, kappa, update, n)
