@@ -77,6 +77,24 @@ class WeightCopy:
         return values.reshape(n_pre, n_post).T.copy()
 
 
+def _constant_table(config):
+    """Value of a named constant of the model for ``config`` (see ``equations/``)."""
+    values = {
+        "lam": config.leaky, "threshold": config.threshold,
+        "threshold_back": config.threshold_back, "reset_amount_back": config.reset_amount_back,
+        "magnitude": config.reset_amount_back, "reset_amount": config.reset_amount,
+        "reset_amount_syn": config.reset_amount,
+        "rate_norm": rate_normaliser(config.leaky, config.time_step),
+        "rate_norm_back": rate_normaliser(config.leaky, config.time_step_back),
+        "radius": config.feedback_norm,
+    }
+    for suffix in ("", "_syn"):
+        values["lr" + suffix] = config.lr / config.scale_factor
+        values["momentum" + suffix] = config.momentum
+        values["weight_decay" + suffix] = config.weight_decay
+    return lambda obj, name: values[name]
+
+
 class SPIDENetwork:
     """The SPIDE model of ``config`` as Brian2 objects for runs of ``capacity`` samples.
 
@@ -118,6 +136,7 @@ class SPIDENetwork:
         }
         self.namespace = dict(self.schedule.namespace(), **self.timed_arrays)
         self.objects = []
+        self._constants = []
         self.copies = {}
         self.monitors = {}
         self._build_layers()
@@ -142,13 +161,17 @@ class SPIDENetwork:
         code = eq.learning_code(piece, accumulate, divide_by, project)
         self._add(synapses.run_regularly(code, dt=self.slot_dt, name=f"{synapses.name}_learning"))
 
+    def _constant(self, obj, name, value):
+        setattr(obj, name, value)
+        self._constants.append((obj, name, value))
+
     def _optimiser_constants(self, obj, divide=True, suffix="_syn"):
         config = self.config
-        setattr(obj, "lr" + suffix, config.lr / config.scale_factor)
-        setattr(obj, "momentum" + suffix, config.momentum)
-        setattr(obj, "weight_decay" + suffix, config.weight_decay)
+        self._constant(obj, "lr" + suffix, config.lr / config.scale_factor)
+        self._constant(obj, "momentum" + suffix, config.momentum)
+        self._constant(obj, "weight_decay" + suffix, config.weight_decay)
         if divide:
-            setattr(obj, "reset_amount" + suffix, config.reset_amount)
+            self._constant(obj, "reset_amount" + suffix, config.reset_amount)
 
     def _build_layers(self):
         config, ns = self.config, self.namespace
@@ -159,20 +182,21 @@ class SPIDENetwork:
                 threshold=eq.statements("forward_neuron", "threshold"),
                 reset=eq.statements("forward_neuron", "reset"),
                 namespace=ns, name=f"{self.name}_layer{layer}"))
-            group.lam = config.leaky
-            group.threshold = config.threshold
-            group.threshold_back = config.threshold_back
-            group.reset_amount_back = config.reset_amount_back
-            group.rate_norm = rate_normaliser(config.leaky, config.time_step)
-            group.rate_norm_back = rate_normaliser(config.leaky, config.time_step_back)
-            group.reset_amount = config.reset_amount
+            for key, value in (
+                    ("lam", config.leaky), ("threshold", config.threshold),
+                    ("threshold_back", config.threshold_back),
+                    ("reset_amount_back", config.reset_amount_back),
+                    ("rate_norm", rate_normaliser(config.leaky, config.time_step)),
+                    ("rate_norm_back", rate_normaliser(config.leaky, config.time_step_back)),
+                    ("reset_amount", config.reset_amount)):
+                self._constant(group, key, value)
             self._optimiser_constants(group, divide=False, suffix="")
             self._every_step(group, "forward_neuron")
             negative = self._add(NeuronGroup(
                 size, eq.model_equations("couple_negative"),
                 threshold=eq.statements("couple_negative", "threshold"), reset="",
                 namespace=ns, name=f"{self.name}_layer{layer}_negative"))
-            negative.threshold_back = config.threshold_back
+            self._constant(negative, "threshold_back", config.threshold_back)
             for section in ("mirror_model", "beta_copy_model"):
                 syn = self._add(Synapses(group, negative,
                                          eq.model_equations("couple_negative", section),
@@ -184,7 +208,7 @@ class SPIDENetwork:
                 on_pre=eq.statements("couple_negative", "coupling_on_pre"), namespace=ns,
                 name=f"{negative.name}_coupling"))
             coupling.connect(j="i")
-            coupling.magnitude = config.reset_amount_back
+            self._constant(coupling, "magnitude", config.reset_amount_back)
             self.layers.append(group)
             self.negatives.append(negative)
 
@@ -244,8 +268,8 @@ class SPIDENetwork:
         config, ns = self.config, self.namespace
         self.output = self._add(NeuronGroup(self.n_classes, eq.model_equations("readout"),
                                             namespace=ns, name=f"{self.name}_output"))
-        self.output.lam = config.leaky
-        self.output.rate_norm = rate_normaliser(config.leaky, config.time_step)
+        self._constant(self.output, "lam", config.leaky)
+        self._constant(self.output, "rate_norm", rate_normaliser(config.leaky, config.time_step))
         self._optimiser_constants(self.output, divide=False, suffix="")
         self._every_step(self.output, "readout")
         self.normaliser = self._add(NeuronGroup(1, eq.model_equations("readout",
@@ -271,7 +295,7 @@ class SPIDENetwork:
         ns = self.namespace
         group = self._add(NeuronGroup(1, eq.model_equations("feedback_norm"), namespace=ns,
                                       name=f"{self.name}_feedback_norm"))
-        group.radius = self.config.feedback_norm
+        self._constant(group, "radius", self.config.feedback_norm)
         self._every_step(group, "feedback_norm")
         total = self._add(Synapses(self.layers[0], group,
                                    eq.model_equations("feedback_norm", "sum_model"),
@@ -325,6 +349,18 @@ class SPIDENetwork:
                 values[owner.bias] = np.asarray(value, dtype=np.float64).copy()
                 values[owner.bias_momentum] = np.asarray(buffer, dtype=np.float64).copy()
         return values
+
+    def constant_values(self, config=None):
+        """``{VariableView: value}`` of every (shared, constant) parameter for ``config``.
+
+        On standalone devices a compiled model of the same structure (layer sizes, T, T_b,
+        feedback) can run another leak, reset, threshold or optimiser setting by passing
+        these as ``run_args``. Defaults to the model's own config.
+        """
+        if config is None:
+            return {getattr(obj, name): value for obj, name, value in self._constants}
+        mapping = _constant_table(config)
+        return {getattr(obj, name): mapping(obj, name) for obj, name, _ in self._constants}
 
     def table_values(self, tables):
         """``{TimedArray: values}`` of a :class:`SampleTables` (run_args on standalone)."""

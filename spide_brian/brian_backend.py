@@ -1,0 +1,204 @@
+"""Training and evaluation with the Brian2 model: one simulation run per epoch (or chunk).
+
+:class:`BrianTrainer` keeps the current parameters and momentum buffers in Python and hands
+them, with the epoch's data, to a :class:`~spide_brian.network.SPIDENetwork` run. On
+``cpp_standalone`` the program is compiled once (at the first call) for runs of
+``capacity`` samples and rerun with ``device.run(run_args=...)`` for every later epoch,
+chunk and evaluation; runtime devices (numpy, cython) build the objects for each run.
+
+A run covers whole mini-batches: ``capacity`` is a multiple of ``B``; shorter data is padded
+with samples of ``kappa = 0`` (no gradient, no update). Evaluation uses the same model with
+``kappa = 0`` and no update flags, so the backward stage stays silent and weights fixed.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+import numpy as np
+from brian2 import Network, device, prefs, set_device
+from brian2.utils.logger import get_logger
+
+from .devices import capabilities, default_device
+from .network import SPIDENetwork
+from .parameters import check_parameters
+from .schedule import SampleTables
+
+__all__ = ["BrianTrainer"]
+
+logger = get_logger(__name__)
+
+_STANDALONE_OWNER = {"trainer": None}
+
+
+class BrianTrainer:
+    """SPIDE training loop inside Brian2.
+
+    Parameters
+    ----------
+    config : SPIDEConfig
+    params : dict of ndarray
+        Initial parameters (names and shapes of :mod:`spide_brian.parameters`); copied.
+    device : str
+        ``'cpp_standalone'`` (default), ``'cython'``, ``'numpy'`` / ``'runtime'``, or
+        ``None`` for :func:`spide_brian.devices.default_device`.
+    n_inputs, n_classes : int
+    build_dir : str, optional
+        Folder of the standalone project (a temporary folder if omitted).
+    capacity : int, optional
+        Samples per run; defaults to the first training set's size rounded up to whole
+        mini-batches. Longer data runs in several chunks of whole mini-batches.
+
+    Attributes
+    ----------
+    params : dict of ndarray
+        Current parameters.
+    timings : dict
+        ``compile_s`` (standalone build) and ``run_s`` (all runs so far).
+    """
+
+    def __init__(self, config, params, device="cpp_standalone", n_inputs=None, n_classes=None,
+                 build_dir=None, capacity=None):
+        self.config = config
+        self.device_name = device or default_device()
+        self.caps = capabilities(self.device_name)
+        shapes_from = params["input_weight"].shape, params["readout_weight"].shape
+        self.n_inputs = int(n_inputs if n_inputs is not None else shapes_from[0][1])
+        self.n_classes = int(n_classes if n_classes is not None else shapes_from[1][0])
+        check_parameters(params, config, self.n_inputs, self.n_classes)
+        self.params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
+        self.buffers = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.build_dir = build_dir
+        self.capacity = capacity
+        self.model = None
+        self._network = None
+        self.timings = {"compile_s": 0.0, "run_s": 0.0}
+        self.last_records = None
+
+    # -- optimiser state ----------------------------------------------------------------------
+    def optimizer_state(self):
+        """Momentum buffers by parameter name (copies)."""
+        return {k: v.copy() for k, v in self.buffers.items()}
+
+    def load_optimizer_state(self, state):
+        """Set momentum buffers; missing names start at zero."""
+        self.buffers = {k: np.array(state.get(k, np.zeros_like(v)), dtype=np.float64)
+                        for k, v in self.params.items()}
+
+    # -- public API ----------------------------------------------------------------------------
+    def train_epoch(self, x, y):
+        """Train on ``x`` (n, n_in) with labels ``y`` in the given order.
+
+        Returns
+        -------
+        dict
+            ``loss_sum``, ``correct``, ``samples``, ``forward_spikes``, ``backward_spikes``
+            (totals over the epoch; loss and accuracy of each sample at the weights it saw).
+        """
+        x, y = self._check_data(x, y)
+        batch = int(self.config.batch_size)
+        if self.capacity is None:
+            self.capacity = int(np.ceil(len(x) / batch)) * batch
+        if self.capacity % batch:
+            raise ValueError(f"capacity {self.capacity} must be a multiple of the batch size "
+                             f"{batch} so that runs hold whole mini-batches")
+        totals = dict(loss_sum=0.0, correct=0, samples=0, forward_spikes=0, backward_spikes=0)
+        for start in range(0, len(x), self.capacity):
+            xs, ys = x[start:start + self.capacity], y[start:start + self.capacity]
+            tables = SampleTables.build(xs, ys, self.capacity, batch_size=batch,
+                                        scale_factor=self.config.scale_factor)
+            records = self._run(tables, learn=True)
+            self._add_totals(totals, records, ys)
+        return totals
+
+    def evaluate(self, x, y):
+        """Forward stage and readout only (weights unchanged).
+
+        Returns
+        -------
+        dict
+            ``correct``, ``samples``, ``forward_spikes``, ``predictions`` (int array),
+            ``loss_sum``.
+        """
+        x, y = self._check_data(x, y)
+        if self.capacity is None:
+            batch = int(self.config.batch_size)
+            self.capacity = int(np.ceil(len(x) / batch)) * batch
+        totals = dict(loss_sum=0.0, correct=0, samples=0, forward_spikes=0, backward_spikes=0)
+        predictions = []
+        for start in range(0, len(x), self.capacity):
+            xs, ys = x[start:start + self.capacity], y[start:start + self.capacity]
+            records = self._run(SampleTables.build(xs, ys, self.capacity), learn=False)
+            self._add_totals(totals, records, ys)
+            predictions.append(np.argmax(records["prob"], axis=1))
+        totals.pop("backward_spikes")
+        totals["predictions"] = np.concatenate(predictions) if predictions else np.zeros(0, int)
+        return totals
+
+    # -- internals -----------------------------------------------------------------------------
+    def _check_data(self, x, y):
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y).astype(np.int64)
+        if x.ndim != 2 or x.shape[1] != self.n_inputs:
+            raise ValueError(f"inputs must have shape (n, {self.n_inputs}); got {x.shape}")
+        if len(y) != len(x) or (len(y) and (y.min() < 0 or y.max() >= self.n_classes)):
+            raise ValueError(f"labels must be {len(x)} integers in [0, {self.n_classes})")
+        return x, y
+
+    @staticmethod
+    def _add_totals(totals, records, labels):
+        n = len(labels)
+        prob = records["prob"]
+        totals["samples"] += n
+        totals["correct"] += int(np.sum(np.argmax(prob, axis=1) == labels))
+        totals["loss_sum"] += float(-np.sum(np.log(prob[np.arange(n), labels])))
+        totals["forward_spikes"] += int(sum(c.sum() for c in records["forward_counts"]))
+        totals["backward_spikes"] += int(sum(c.sum() for c in records["backward_counts"]))
+
+    def _run(self, tables, learn):
+        if self.caps.standalone:
+            model = self._standalone_model()
+            start = time.perf_counter()
+            run_args = dict(model.constant_values(self.config))
+            run_args.update(model.state_values(self.params, self.buffers))
+            run_args.update(model.table_values(tables))
+            device.run(run_args=run_args, with_output=False)
+        else:
+            start = time.perf_counter()
+            prefs.codegen.target = self.caps.codegen_target
+            model = SPIDENetwork(self.config, self.n_inputs, self.n_classes, self.capacity,
+                                 device=self.device_name, tables=tables)
+            model.assign(self.params, self.buffers)
+            Network(*model.objects).run(model.run_duration, namespace={})
+        self.model = model
+        self.timings["run_s"] += time.perf_counter() - start
+        records = model.per_sample(tables.n_samples)
+        if learn:
+            self.params, self.buffers = model.read_parameters()
+        self.last_records = records
+        return records
+
+    def _standalone_model(self):
+        if self.model is not None and _STANDALONE_OWNER["trainer"] is self:
+            return self.model
+        if _STANDALONE_OWNER["trainer"] is not None:
+            logger.info("a new standalone trainer replaces the previous one's compiled program")
+        start = time.perf_counter()
+        if _STANDALONE_OWNER["trainer"] is not None:
+            device.reinit()
+        set_device("cpp_standalone", build_on_run=False)
+        device.activate(build_on_run=False)
+        model = SPIDENetwork(self.config, self.n_inputs, self.n_classes, self.capacity,
+                             device=self.device_name)
+        Network(*model.objects).run(model.run_duration, namespace={})
+        directory = self.build_dir or tempfile.mkdtemp(prefix="spide_brian_build_")
+        os.makedirs(directory, exist_ok=True)
+        device.build(directory=directory, compile=True, run=False, with_output=False)
+        self.build_dir = directory
+        self.timings["compile_s"] = time.perf_counter() - start
+        logger.info(f"compiled the SPIDE model in {directory} "
+                    f"({self.timings['compile_s']:.1f} s)")
+        _STANDALONE_OWNER["trainer"] = self
+        self.model = model
+        return model
