@@ -127,6 +127,18 @@ class OperationCounts:
         """Per-sample energy in picojoules, shape ``(B,)``; see :func:`energy`."""
         return energy(self, costs)
 
+    def energy_by_category(self, costs=None) -> dict:
+        """Per-sample energy in picojoules of each category (all kinds together), ``(B,)`` each."""
+        costs = costs or EnergyCosts()
+        prices = {"accumulates": costs.accumulate_pj,
+                  "multiply_accumulates": costs.multiply_accumulate_pj,
+                  "neuron_updates": costs.neuron_update_pj}
+        by_category = {}
+        for kind, price in prices.items():
+            for category, value in getattr(self, kind).items():
+                by_category[category] = by_category.get(category, 0.0) + price * value
+        return by_category
+
     def per_sample(self, costs=None) -> dict:
         """Means over the samples: ``'<kind>/<category>'`` counts, totals and ``'energy_pj'``."""
         summary = {}
@@ -195,7 +207,9 @@ def synaptic_operations(spike_counts, weight) -> np.ndarray:
 
 
 def transposed_synaptic_operations(spike_counts, weight) -> np.ndarray:
-    r"""Accumulates of ternary spikes sent back through ``W^T``: :math:`\sum_i |c^b_{bi}|\,\mathrm{fanin}(i)`.
+    r"""Accumulates of ternary spikes sent back through ``W^T``.
+
+    Per sample :math:`\sum_i |c^b_{bi}|\,\mathrm{fanin}(i)`.
 
     Parameters
     ----------

@@ -229,3 +229,14 @@ def test_forward_only_statistics_have_no_backward_rate(recorded):
     stats = firing.firing_statistics(result.forward.counts, config.time_step)
     assert all(math.isnan(s.backward_rate) for s in stats)
     assert all(s.forward_rate > 0 for s in stats)
+
+
+def test_energy_by_category_sums_to_total_energy(recorded):
+    config, params, x, result = recorded
+    counts = energy.spike_operations(params, result.forward.counts, config.time_step, x,
+                                     result.backward.spike_counts, config.time_step_back)
+    parts = counts.energy_by_category()
+    assert set(parts) == {"input", "forward", "readout", "backward", "weight_update"}
+    np.testing.assert_allclose(sum(parts.values()), counts.energy())
+    np.testing.assert_allclose(parts["backward"], 0.9 * counts.accumulates["backward"]
+                               + 0.9 * counts.neuron_updates["backward"])
