@@ -11,6 +11,7 @@ it trains a three-layer feedback network on digits with the numpy reference
 Usage: ``python figures/fig4_firing_rates.py [--out DIR] [--full] [--log PATH/log.tsv]``
 """
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -53,7 +54,7 @@ def compute(quick=True, log=None):
         columns = read_log(log)
         rows = [{name: values[i] for name, values in columns.items()}
                 for i in range(len(columns["epoch"]))]
-        source = str(log)
+        source = f"log {Path(log).parent.name}/{Path(log).name}"
         if not firing.statistics_from_columns(rows[0]):
             raise ValueError(f"{log} has no per-layer firing columns (forward_rate_0 ...); "
                              f"run without --log to train and measure them")

@@ -99,6 +99,26 @@ def test_fig4_rejects_a_log_without_layer_columns(built):
         script.compute(log=built[0] / "fig3_run" / "log.tsv")
 
 
+def test_fig4_reads_per_layer_columns_from_a_log(tmp_path):
+    from spide_brian.firing import LayerFiring, statistics_columns
+
+    rows = []
+    for epoch in (1, 2):
+        layers = [LayerFiring(layer, 0.1 * epoch + layer / 100, 0.05 * epoch, 0.6, 0.3, 0.1)
+                  for layer in range(2)]
+        rows.append(dict(epoch=epoch, loss=1.0 / epoch, train_accuracy=0.4 * epoch,
+                         **statistics_columns(layers)))
+    lines = ["\t".join(rows[0])] + ["\t".join(str(v) for v in row.values()) for row in rows]
+    log = tmp_path / "log.tsv"
+    log.write_text("\n".join(lines) + "\n")
+    script = figures.load_script(figures.FIGURES_DIR / "fig4_firing_rates.py")
+    data = script.compute(log=log)
+    np.testing.assert_allclose(data["forward_rate"], [[0.1, 0.11], [0.2, 0.21]])
+    np.testing.assert_allclose(data["backward_rate"], [[0.05, 0.05], [0.1, 0.1]])
+    assert data["train_accuracy"] == [0.4, 0.8]
+    assert script.make_figure(tmp_path, data=data).exists()
+
+
 def test_fig5_rasters_hold_both_stages_and_gated_couples_stay_silent(built):
     data = _data(built, "fig5_rasters")
     forward, backward = np.array(data["forward"]), np.array(data["backward"])
