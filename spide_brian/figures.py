@@ -65,7 +65,7 @@ def build_all(out_dir, quick=True, folder=None):
     for script in figure_scripts(folder):
         started = time.perf_counter()
         paths.append(Path(load_script(script).make_figure(out_dir, quick=quick)))
-        logger.info(f"{script.stem}: {paths[-1]} in {time.perf_counter() - started:.1f} s")
+        logger.debug(f"{script.stem}: {paths[-1]} in {time.perf_counter() - started:.1f} s")
     return paths
 
 
