@@ -399,6 +399,18 @@ def _open_cifar10_dvs(root, download):
                         f"({type(error).__name__}: {error}); get {wanted}") from error
 
 
+def _read_recording(dataset, index):
+    path = dataset.data[index]
+    try:
+        events, _ = dataset[index]
+    except ImportError as error:
+        raise DataError(f"cifar10-dvs: reading {path} needs {error.name}: {_TONIC_HINT}") from error
+    except (RuntimeError, OSError, ValueError) as error:
+        raise DataError(f"cifar10-dvs: cannot read {path} ({error}); the file is truncated or "
+                        f"corrupt, unzip it again from CIFAR10DVS.zip") from error
+    return events
+
+
 @register_dataset("cifar10-dvs")
 def load_cifar10_dvs(data_dir=None, settings=FrameSettings(), reference_reader=None,
                      samples_per_class=None, train_fraction=0.9, download=True):
@@ -441,8 +453,8 @@ def load_cifar10_dvs(data_dir=None, settings=FrameSettings(), reference_reader=N
         indices = [index for _, index in sorted(by_class[target])][:samples_per_class]
         n_train = int(np.floor(train_fraction * len(indices)))
         for rank, index in enumerate(indices):
-            events, _ = dataset[index]
-            events = check_events(events, CIFAR10DVS_SENSOR, dataset.data[index])
+            events = check_events(_read_recording(dataset, index), CIFAR10DVS_SENSOR,
+                                  dataset.data[index])
             if reference_reader:
                 events = events.copy()
                 events["x"] = width - 1 - events["x"]

@@ -228,7 +228,7 @@ def test_cifar10_dvs_missing_files(tmp_path):
 def test_cifar10_dvs_corrupt_recording(fake_cifar10_dvs):
     path = fake_cifar10_dvs / "CIFAR10DVS" / "airplane" / "cifar10_airplane_0.aedat4"
     path.write_bytes(b"#!AER-DAT2.0\r\n garbage")
-    with pytest.raises(Exception, match="magic number"):
+    with pytest.raises(DataError, match=r"cifar10_airplane_0\.aedat4 \(.*magic number"):
         dvs.load_cifar10_dvs(fake_cifar10_dvs, samples_per_class=2, download=False)
 
 
