@@ -218,6 +218,11 @@ class SPIDENetwork:
         syn = self._add(Synapses(source, target, model, namespace=self.namespace,
                                  dt=clock_dt, name=f"{self.name}_{parameter}_copy{index}",
                                  **kwargs))
+        if clock_dt is not None:
+            # Brian2 runs a summed variable on the target's clock; a per-sample constant
+            # only needs the Synapses' own slot-long clock (summed once, at the commit step).
+            for updater in syn.summed_updaters.values():
+                updater._clock = syn.clock
         copy = WeightCopy(syn, parameter, shape, transposed)
         self.copies.setdefault(parameter, []).append(copy)
         return syn
