@@ -51,7 +51,7 @@ from .data import DataError, Dataset, register_dataset
 
 __all__ = ["EVENT_DTYPE", "CIFAR10DVS_SENSOR", "FRAME_MODES", "FrameSettings", "EventSensor",
            "check_events", "events_to_frames", "saccade_path", "events_dataset",
-           "load_dvs_digits", "load_cifar10_dvs", "frame_augmentation"]
+           "load_dvs_digits", "load_dvs_mnist", "load_cifar10_dvs", "frame_augmentation"]
 
 logger = get_logger(__name__)
 
@@ -376,6 +376,24 @@ def load_dvs_digits(data_dir=None, sensor=EventSensor(),
     split = DIGITS_TRAIN_SIZE
     return events_dataset("dvs-digits", images[:split], digits.target[:split], images[split:],
                           digits.target[split:], 10, sensor, settings, seed)
+
+
+def load_dvs_mnist(data_dir=None, n_train=None, n_test=None,
+                   sensor=EventSensor(sensor_size=(34, 34, 2)),
+                   settings=FrameSettings(size=17, mode="counts"), seed=0, source=mnist.MNIST):
+    """MNIST (or Fashion-MNIST, ``source``) seen by the simulated sensor, as N-MNIST: 34 x 34.
+
+    The IDX files are found as by :func:`spide_brian.mnist.load_idx_dataset`; the first
+    ``n_train`` / ``n_test`` images of each split are recorded (all if None).
+    """
+    data = mnist.load_idx_dataset(source, data_dir)
+
+    def intensities(x):
+        return np.clip(x * source.std + source.mean, 0, 1).reshape(-1, 28, 28)
+
+    return events_dataset(f"dvs-{source.name}", intensities(data.x_train[:n_train]),
+                          data.y_train[:n_train], intensities(data.x_test[:n_test]),
+                          data.y_test[:n_test], source.classes, sensor, settings, seed)
 
 
 def _natural_key(path):

@@ -70,6 +70,22 @@ def test_saccade_path_is_a_closed_triangle():
     np.testing.assert_allclose(path[[0, 10, 20, 30]], [[0, 0], [-3, 1.5], [0, 3], [0, 0]])
 
 
+def test_mnist_seen_by_the_sensor(tmp_path, monkeypatch):
+    pytest.importorskip("tonic")
+    from spide_brian import mnist
+
+    monkeypatch.setattr(mnist, "SYSTEM_DATA_DIRS", ())
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 5), ("t10k", 3)):
+        for kind, shape in (("images-idx3", (n, 28, 28)), ("labels-idx1", (n,))):
+            header = bytes([0, 0, 8, len(shape)]) + np.array(shape, ">u4").tobytes()
+            values = rng.integers(0, 256 if len(shape) > 1 else 10, shape, dtype=np.uint8)
+            (tmp_path / f"{prefix}-{kind}-ubyte").write_bytes(header + values.tobytes())
+    data = dvs.load_dvs_mnist(tmp_path, n_train=2, settings=dvs.FrameSettings(5, 17, "binary"))
+    assert data.x_train.shape == (2, 5, 2 * 17 * 17) and data.x_test.shape == (3, 5, 578)
+    assert data.name == "dvs-mnist" and data.x_train.max() == 1.0
+
+
 # frames -------------------------------------------------------------------------------------
 
 def test_event_checks_name_the_problem():
