@@ -108,8 +108,8 @@ def read_cifar_pickle(raw, label_key, origin):
         batch = _CifarUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
             ImportError, IndexError) as error:
-        raise DataError(f"{origin}: not a readable CIFAR pickle ({error}); the file is "
-                        f"truncated, corrupt or not from CIFAR: delete it and get it again") from error
+        raise DataError(f"{origin}: not a readable CIFAR pickle ({error}); the file is truncated, "
+                        f"corrupt or not from CIFAR: delete it and get it again") from error
     if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
         keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
         raise DataError(f"{origin}: expected a dict with keys b'data' and {label_key!r}, "

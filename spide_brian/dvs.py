@@ -150,10 +150,10 @@ def _reference_counts(events, sensor_size, n_frames):
     index = np.arange(len(events))
     frame = (np.minimum(index // per_frame, n_frames - 1) if per_frame
              else np.full(len(events), n_frames - 1))
+    shape = (n_frames, polarities, height, width)
     flat = np.ravel_multi_index((frame, events["p"].astype(np.int64), events["y"].astype(np.int64),
-                                 events["x"].astype(np.int64)), (n_frames, polarities, height, width))
-    counts = np.bincount(flat, minlength=n_frames * polarities * height * width)
-    return counts.reshape(n_frames, polarities, height, width)
+                                 events["x"].astype(np.int64)), shape)
+    return np.bincount(flat, minlength=np.prod(shape)).reshape(shape)
 
 
 def _reference_resize(counts, size):

@@ -66,9 +66,10 @@ def test_mnist_reads_idx_and_standardises(tmp_path, gz):
 def test_fashion_mnist_found_in_torchvision_and_system_layouts(tmp_path, monkeypatch):
     arrays = make_idx_set(tmp_path / "FashionMNIST" / "raw")
     data = load_dataset("fashion-mnist", data_dir=tmp_path)
-    np.testing.assert_allclose(data.x_test[0], (arrays["t10k"][0][0].ravel() / 255 - 0.2860) / 0.3530)
+    expected = (arrays["t10k"][0][0].ravel() / 255 - 0.2860) / 0.3530
+    np.testing.assert_allclose(data.x_test[0], expected)
     system = tmp_path / "usr-share-datasets"
-    arrays = make_idx_set(system / "fashion-mnist", n_train=7, gz=True, rng=np.random.default_rng(3))
+    arrays = make_idx_set(system / "fashion-mnist", n_train=7, rng=np.random.default_rng(3))
     monkeypatch.setattr(mnist, "SYSTEM_DATA_DIRS", (system,))
     data = load_dataset("fashion-mnist")
     assert len(data.y_train) == 7

@@ -136,7 +136,8 @@ def test_reference_frames_shape_and_range():
 
 def test_tonic_frames_count_events_on_the_downsampled_grid():
     pytest.importorskip("tonic")
-    events = make_events([0, 1, 2, 3, 0, 3, 3, 3], [0, 0, 3, 3, 1, 1, 2, 2], [1, 0, 1, 1, 0, 0, 1, 1])
+    events = make_events([0, 1, 2, 3, 0, 3, 3, 3], [0, 0, 3, 3, 1, 1, 2, 2],
+                         [1, 0, 1, 1, 0, 0, 1, 1])
     settings = dvs.FrameSettings(n_frames=2, size=2, mode="counts")
     frames = dvs.events_to_frames(events, (4, 4, 2), settings).reshape(2, 2, 2, 2)
     expected = np.zeros((2, 2, 2, 2))
