@@ -119,6 +119,7 @@ def _command_train(args):
     if args.resume and not args.out:
         raise UsageError("--resume needs --out DIR, the folder holding the checkpoint")
     dataset = load_dataset(args.dataset, data_dir=args.data_dir, limit=args.limit)
+    _check_backend_supports(args.backend, dataset)
     history, start_epoch, optimizer_state = [], 0, None
     if args.resume and (Path(args.out) / "checkpoint.json").exists():
         checkpoint = load_checkpoint(args.out)
@@ -136,7 +137,7 @@ def _command_train(args):
                            n_inputs=dataset.n_inputs, n_classes=dataset.n_classes)
     if optimizer_state:
         trainer.load_optimizer_state(optimizer_state)
-    device = getattr(trainer, "device_name", "numpy") if args.backend == "brian" else "numpy"
+    device = trainer.device_name if args.backend == "brian" else "numpy"
     out = Path(args.out) if args.out else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -178,6 +179,12 @@ def _command_train(args):
     return 0
 
 
+def _check_backend_supports(backend, dataset):
+    if backend == "brian" and dataset.frames:
+        raise UsageError(f"{dataset.name} has one input frame per step, which the Brian2 model "
+                         "does not take yet; train it with --backend reference")
+
+
 def _write_log(path, history):
     columns = list(history[0])
     lines = ["\t".join(columns)]
@@ -196,6 +203,7 @@ def _command_evaluate(args):
     dataset = load_dataset(args.dataset or checkpoint["dataset"], data_dir=args.data_dir,
                            limit=args.limit)
     backend = args.backend or checkpoint["backend"]
+    _check_backend_supports(backend, dataset)
     trainer = make_trainer(backend, config, checkpoint["params"],
                            device=args.device or (checkpoint["device"] if backend == "brian"
                                                   else None),
@@ -229,14 +237,13 @@ def _command_info(args):
     except ImportError:
         print(f"{'tonic':12s} not installed (pip install 'spide-brian[dvs]')")
     print(f"datasets     {', '.join(available_datasets())}")
-    try:
-        from .devices import describe_devices
-    except ImportError:
-        print("devices      numpy reference only (the Brian2 model is not installed)")
-        return 0
-    print("devices:")
-    for line in describe_devices():
-        print(f"  {line}")
+    from .devices import default_device
+    from .environment import device_status
+
+    print(f"devices (--backend brian --device NAME; default {default_device()}):")
+    for name, usable, reason in device_status():
+        print(f"  {name:16s} {'usable' if usable else 'not usable'}: {reason}")
+    print(f"  {'reference':16s} usable: --backend reference, the numpy implementation")
     return 0
 
 
@@ -250,7 +257,8 @@ def main(argv=None):
     commands = {"train": _command_train, "evaluate": _command_evaluate, "info": _command_info}
     try:
         return commands[args.command](args)
-    except (UsageError, ConfigError, DataError, CheckpointError, ValueError) as error:
+    except (UsageError, ConfigError, DataError, CheckpointError, ValueError,
+            NotImplementedError) as error:
         print(f"spide-brian {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -107,3 +107,7 @@ def load_digits(data_dir=None):
     y = digits.target.astype(np.int64)
     split = DIGITS_TRAIN_SIZE
     return Dataset("digits", x[:split], y[:split], x[split:], y[split:], 10, (8, 8))
+
+
+# The loaders of the other datasets register themselves on import.
+from . import cifar, dvs, mnist  # noqa: E402,F401

@@ -13,6 +13,10 @@ from spide_brian.cli import main
 
 SMALL = ["--backend", "reference", "--limit", "120", "--hidden-sizes", "30", "--batch-size", "16",
          "--time-step-back", "40", "--quiet"]
+# the Brian2 model on the numpy runtime target (no compilation), a tiny network
+TINY_BRIAN = ["--backend", "brian", "--device", "numpy", "--limit", "24", "--hidden-sizes", "10",
+              "--batch-size", "8", "--time-step", "10", "--time-step-back", "20", "--quiet"]
+BACKENDS = {"reference": SMALL, "brian": TINY_BRIAN}
 
 
 def test_train_writes_summary_log_and_checkpoint(tmp_path, capsys):
@@ -33,10 +37,12 @@ def test_train_writes_summary_log_and_checkpoint(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "run")]) == 0
 
 
-def test_resume_equals_uninterrupted(tmp_path):
-    assert main(["train", *SMALL, "--epochs", "3", "--out", str(tmp_path / "full")]) == 0
-    assert main(["train", *SMALL, "--epochs", "1", "--out", str(tmp_path / "part")]) == 0
-    assert main(["train", *SMALL, "--epochs", "3", "--out", str(tmp_path / "part"),
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_resume_equals_uninterrupted(tmp_path, backend):
+    flags = BACKENDS[backend]
+    assert main(["train", *flags, "--epochs", "3", "--out", str(tmp_path / "full")]) == 0
+    assert main(["train", *flags, "--epochs", "1", "--out", str(tmp_path / "part")]) == 0
+    assert main(["train", *flags, "--epochs", "3", "--out", str(tmp_path / "part"),
                  "--resume"]) == 0
     full, part = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "part")
     for name, value in full["params"].items():
@@ -45,9 +51,11 @@ def test_resume_equals_uninterrupted(tmp_path):
         [r["test_accuracy"] for r in part["history"]]
 
 
-def test_sigkill_mid_run_then_resume(tmp_path):
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_sigkill_mid_run_then_resume(tmp_path, backend):
+    flags = BACKENDS[backend]
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "spide_brian.cli", "train", *SMALL, "--epochs", "400",
+    command = [sys.executable, "-m", "spide_brian.cli", "train", *flags, "--epochs", "400",
                "--out", str(out)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -64,7 +72,7 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     assert 3 <= saved["epoch"] < 400
     assert len(saved["history"]) == saved["epoch"]
     epochs = saved["epoch"] + 2
-    assert main(["train", *SMALL, "--epochs", str(epochs), "--out", str(out), "--resume"]) == 0
+    assert main(["train", *flags, "--epochs", str(epochs), "--out", str(out), "--resume"]) == 0
     resumed = load_checkpoint(out)
     assert resumed["epoch"] == epochs
     assert resumed["history"][:saved["epoch"]] == saved["history"]
@@ -95,6 +103,7 @@ def test_corrupt_and_foreign_checkpoints_get_clear_errors(tmp_path, capsys):
     (["train", "--dataset", "nope"], "unknown dataset"),
     (["train", "--resume"], "--out"),
     (["train", "--reset", "soft"], "reset"),
+    (["train", "--backend", "brian", "--device", "tpu"], "unknown device"),
 ])
 def test_invalid_options_give_one_line_errors(argv, message, capsys):
     assert main(argv) == 2
@@ -106,3 +115,30 @@ def test_info_lists_versions(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "brian2" in out and "digits" in out
+    for device in ("numpy", "cpp_standalone", "genn", "cuda_standalone"):
+        assert device in out
+
+
+def test_brian_backend_summary_names_its_device(tmp_path):
+    summary = tmp_path / "summary.json"
+    assert main(["train", *TINY_BRIAN, "--epochs", "1", "--json", str(summary)]) == 0
+    data = json.loads(summary.read_text())
+    assert data["device"] == "numpy" and data["backend"] == "brian"
+
+
+def test_frames_dataset_is_refused_by_the_brian_backend():
+    import numpy as np
+
+    from spide_brian.cli import UsageError, _check_backend_supports
+    from spide_brian.data import Dataset
+
+    frames = np.zeros((2, 5, 4))
+    dataset = Dataset("events", frames, np.zeros(2, int), frames, np.zeros(2, int), 2, (4,))
+    with pytest.raises(UsageError, match="--backend reference"):
+        _check_backend_supports("brian", dataset)
+    _check_backend_supports("reference", dataset)
+
+
+def test_unsupported_device_gets_a_clear_error(capsys):
+    assert main(["train", "--backend", "brian", "--device", "genn", "--epochs", "1"]) == 2
+    assert "genn" in capsys.readouterr().err
