@@ -1,11 +1,12 @@
 """Figure 5: spike rasters of one sample: forward neurons and ternary neuron couples.
 
-A three-layer feedback network (quick: 40-30-20 neurons; full: 120-100-80) sees one digit for
-``T = 30`` forward steps; the readout's gradient current ``g = (S/B) W_c^T (p - y)`` then drives
+A three-layer feedback network (quick: 40-30-20 neurons; full: 120-100-80, of which the first
+40 of each layer are drawn) sees one digit for ``T = 30`` forward steps; the readout's gradient current ``g = (S/B) W_c^T (p - y)`` then drives
 the ternary couples for ``T_b = 100`` steps, whose positive and negative spikes are drawn in two
 colours. Couples whose forward neuron is silent or saturated (gate ``m = 0``) never fire.
 The network is trained for a few epochs first (quick: 3, full: 10) so the picture is that of
-a learning network.
+a learning network; the sample shown is the first test digit it misclassifies (a correctly
+classified digit with a confident readout sends almost no error spikes), or ``--sample``.
 
 Usage: ``python figures/fig5_rasters.py [--out DIR] [--full] [--sample INDEX]``
 """
@@ -23,10 +24,14 @@ from spide_brian.parameters import init_parameters
 NAME = "fig5_rasters"
 QUICK = dict(hidden_sizes=(40, 30, 20), epochs=3, batch_size=32)
 FULL = dict(hidden_sizes=(120, 100, 80), epochs=10, batch_size=32)
+SHOWN_PER_LAYER = 40
 
 
-def compute(quick=True, sample=0):
-    """Spike records of one test sample in both stages (a dict of nested lists)."""
+def compute(quick=True, sample=None):
+    """Spike records of one test sample in both stages (a dict of nested lists).
+
+    ``sample`` None picks the first misclassified test sample (the first sample if none is).
+    """
     config = SPIDEConfig(**(QUICK if quick else FULL))
     dataset = load_dataset("digits")
     params = init_parameters(config, dataset.n_inputs, dataset.n_classes)
@@ -36,6 +41,10 @@ def compute(quick=True, sample=0):
             batch = slice(start, start + config.batch_size)
             ref.train_batch(params, config, optimizer, dataset.x_train[batch],
                             dataset.y_train[batch])
+    if sample is None:
+        wrong = np.flatnonzero(ref.predict(params, config, dataset.x_test)[0].argmax(axis=1)
+                               != dataset.y_test)
+        sample = int(wrong[0]) if len(wrong) else 0
     x, label = dataset.x_test[sample:sample + 1], dataset.y_test[sample:sample + 1]
     kappa = config.scale_factor / config.batch_size
     holder = {}
@@ -45,9 +54,12 @@ def compute(quick=True, sample=0):
         return holder["readout"].gradient_current
 
     result = ref.forward_backward(params, config, x, gradient_current, record=True)
-    forward = np.concatenate([s[:, 0, :] for s in result.forward.spikes], axis=1)
-    backward = np.concatenate([s[:, 0, :] for s in result.backward.spikes], axis=1)
-    return dict(sizes=list(config.hidden_sizes), epochs=config.epochs, sample=sample,
+    shown = [min(n, SHOWN_PER_LAYER) for n in config.hidden_sizes]
+    forward = np.concatenate([s[:, 0, :n] for s, n in zip(result.forward.spikes, shown)], axis=1)
+    backward = np.concatenate([s[:, 0, :n] for s, n in zip(result.backward.spikes, shown)],
+                              axis=1)
+    return dict(sizes=shown, layer_sizes=list(config.hidden_sizes), epochs=config.epochs,
+                sample=sample,
                 label=int(label[0]),
                 predicted=int(holder["readout"].probabilities[0].argmax()),
                 forward=forward.astype(int).tolist(), backward=backward.astype(int).tolist(),
@@ -64,13 +76,16 @@ def draw(data):
     plotting.plot_ternary_raster(np.asarray(data["backward"]), ax=right,
                                  layer_sizes=data["sizes"],
                                  title=f"Ternary couples ($T_b$ = {data['time_step_back']})")
-    figure.suptitle(f"One digit (test sample {data['sample']}, label {data['label']}, "
-                    f"predicted {data['predicted']}) after {data['epochs']} training epochs",
-                    fontsize=11)
+    network = "-".join(map(str, data["layer_sizes"]))
+    shown = "" if data["sizes"] == data["layer_sizes"] else \
+        f", first {max(data['sizes'])} neurons of each layer"
+    figure.suptitle(f"Test digit {data['sample']} (label {data['label']}, predicted "
+                    f"{data['predicted']}), {network} network after {data['epochs']} epochs"
+                    f"{shown}", fontsize=11)
     return figure
 
 
-def make_figure(out_dir, quick=True, data=None, sample=0):
+def make_figure(out_dir, quick=True, data=None, sample=None):
     """Compute (unless ``data`` is given), draw and save; returns the PNG path."""
     data = compute(quick, sample) if data is None else data
     with plotting.figure_style():
@@ -79,7 +94,8 @@ def make_figure(out_dir, quick=True, data=None, sample=0):
 
 def main(argv=None):
     args = figure_arguments(__doc__, argv, lambda parser: parser.add_argument(
-        "--sample", type=int, default=0, help="index of the test sample (default: 0)"))
+        "--sample", type=int, default=None,
+        help="index of the test sample (default: the first misclassified one)"))
     print(make_figure(args.out, quick=not args.full, sample=args.sample))
     return 0
 

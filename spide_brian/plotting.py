@@ -270,6 +270,12 @@ def _layer_ticks(ax, sizes):
     ax.set_ylim(-0.5, edges[-1] - 0.5)
 
 
+def _row_marker_size(ax, rows):
+    """Area (points^2) of a "|" marker slightly taller than one raster row, at most 14."""
+    height_points = ax.get_window_extent().height * 72.0 / ax.figure.dpi
+    return min(14.0, (1.3 * height_points / max(rows, 1)) ** 2)
+
+
 def plot_raster(spikes, ax=None, layer_sizes=None, title=None, **kwargs):
     """Raster of forward spikes.
 
@@ -282,7 +288,8 @@ def plot_raster(spikes, ax=None, layer_sizes=None, title=None, **kwargs):
     """
     ax = _axes(ax)
     steps, neurons = np.nonzero(np.asarray(spikes))
-    options = dict(marker="|", s=14, linewidths=0.9, color=COLORS["forward"])
+    options = dict(marker="|", s=_row_marker_size(ax, np.shape(spikes)[1]), linewidths=0.9,
+                   color=COLORS["forward"])
     options.update(kwargs)
     ax.scatter(steps, neurons, **options)
     ax.set_xlim(-0.5, np.shape(spikes)[0] - 0.5)
@@ -308,7 +315,7 @@ def plot_ternary_raster(spikes, ax=None, layer_sizes=None, title=None, **kwargs)
     """
     ax = _axes(ax)
     spikes = np.asarray(spikes)
-    options = dict(s=14, linewidths=0.9)
+    options = dict(s=_row_marker_size(ax, spikes.shape[1]), linewidths=0.9)
     options.update(kwargs)
     for sign, name, marker in ((1, "positive", "|"), (-1, "negative", "|")):
         steps, couples = np.nonzero(spikes == sign)
@@ -320,7 +327,7 @@ def plot_ternary_raster(spikes, ax=None, layer_sizes=None, title=None, **kwargs)
     ax.grid(False)
     if layer_sizes is not None:
         _layer_ticks(ax, layer_sizes)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, markerscale=1.5)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, markerscale=3)
     if title:
         ax.set_title(title)
     return ax
