@@ -86,6 +86,11 @@ def build_parser():
     evaluate.add_argument("--device", default=None)
     evaluate.add_argument("--json", default=None, metavar="PATH")
 
+    figures = commands.add_parser("figures", help="build the paper figures (figures/*.py)")
+    figures.add_argument("--out", default="output/figures", help="output folder")
+    figures.add_argument("--full", action="store_true",
+                         help="full size (minutes) instead of quick (seconds each)")
+
     commands.add_parser("info", help="versions and devices")
     return parser
 
@@ -224,6 +229,18 @@ def _command_evaluate(args):
     return 0
 
 
+def _command_figures(args):
+    from .figures import build_all
+
+    try:
+        paths = build_all(args.out, quick=not args.full)
+    except FileNotFoundError as error:
+        raise UsageError(str(error)) from error
+    for path in paths:
+        print(path)
+    return 0
+
+
 def _command_info(args):
     from .checkpoint import versions
     from .data import available_datasets
@@ -254,7 +271,8 @@ def main(argv=None):
     from .data import DataError
 
     args = build_parser().parse_args(argv)
-    commands = {"train": _command_train, "evaluate": _command_evaluate, "info": _command_info}
+    commands = {"train": _command_train, "evaluate": _command_evaluate,
+                "figures": _command_figures, "info": _command_info}
     try:
         return commands[args.command](args)
     except (UsageError, ConfigError, DataError, CheckpointError, ValueError,

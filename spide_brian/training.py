@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from brian2.utils.logger import get_logger
 
-from . import reference
+from . import energy, firing, reference
 from .parameters import check_parameters, init_parameters
 
 __all__ = ["ReferenceTrainer", "EpochRecord", "train", "epoch_order", "make_trainer", "BACKENDS"]
@@ -45,7 +45,9 @@ class ReferenceTrainer:
 
     def train_epoch(self, x, y):
         totals = dict(loss_sum=0.0, correct=0, samples=0, forward_spikes=0, backward_spikes=0)
-        batch = self.config.batch_size
+        config, batch = self.config, self.config.batch_size
+        accumulator = firing.FiringAccumulator(config.time_step, config.time_step_back)
+        operations = []
         for start in range(0, len(y), batch):
             xb, yb = _batch_major(x[start:start + batch]), y[start:start + batch]
             result, out = reference.train_batch(self.params, self.config, self.optimizer, xb, yb)
@@ -54,20 +56,29 @@ class ReferenceTrainer:
             totals["samples"] += len(yb)
             totals["forward_spikes"] += int(sum(c.sum() for c in result.forward.counts))
             totals["backward_spikes"] += int(sum(c.sum() for c in result.backward.spike_counts))
+            accumulator.add(result.forward.counts, result.backward.spike_counts)
+            operations.append(energy.spike_operations(
+                self.params, result.forward.counts, config.time_step, xb,
+                result.backward.spike_counts, config.time_step_back))
             if self.progress is not None:
                 self.progress(len(yb))
+        totals["firing"] = accumulator.result()
+        totals["operations"] = energy.OperationCounts.concatenate(operations)
         return totals
 
     def evaluate(self, x, y, batch=500):
-        predictions, spikes = [], 0
+        predictions, spikes, operations = [], 0, []
         for start in range(0, len(x), batch):
-            logits, fwd = reference.predict(self.params, self.config,
-                                            _batch_major(x[start:start + batch]))
+            xb = _batch_major(x[start:start + batch])
+            logits, fwd = reference.predict(self.params, self.config, xb)
             predictions.append(logits.argmax(axis=1))
             spikes += int(sum(c.sum() for c in fwd.counts))
+            operations.append(energy.spike_operations(self.params, fwd.counts,
+                                                      self.config.time_step, xb))
         predictions = np.concatenate(predictions) if predictions else np.zeros(0, dtype=int)
         return dict(correct=int(np.sum(predictions == y)), samples=len(y),
-                    forward_spikes=spikes, predictions=predictions)
+                    forward_spikes=spikes, predictions=predictions,
+                    operations=energy.OperationCounts.concatenate(operations))
 
 
 def _batch_major(x):
@@ -87,9 +98,16 @@ class EpochRecord:
     backward_rate: float
     seconds: float
     samples_per_second: float
+    train_energy_pj: float = float("nan")
+    test_energy_pj: float = float("nan")
+    layers: tuple = ()
 
     def as_dict(self):
-        return asdict(self)
+        """Flat log row: the fields, then per-layer columns ``forward_rate_0`` ..."""
+        row = asdict(self)
+        row.pop("layers")
+        row.update(firing.statistics_columns(self.layers))
+        return row
 
 
 def epoch_order(seed, epoch, n_samples):
@@ -118,6 +136,13 @@ def _rates(config, stats, samples):
     forward = stats["forward_spikes"] / max(1, samples * neurons * config.time_step)
     backward = stats.get("backward_spikes", 0) / max(1, samples * neurons * config.time_step_back)
     return forward, backward
+
+
+def _energy(stats):
+    """Mean energy per sample (pJ) of a trainer's result, NaN if it has no operation counts."""
+    if "operations" not in stats or stats["operations"].n_samples == 0:
+        return float("nan")
+    return stats["operations"].per_sample()["energy_pj"]
 
 
 def train(config, dataset, trainer=None, backend="reference", device=None, start_epoch=0,
@@ -169,7 +194,9 @@ def train(config, dataset, trainer=None, backend="reference", device=None, start
             train_accuracy=stats["correct"] / max(1, stats["samples"]),
             test_accuracy=test["correct"] / max(1, test["samples"]),
             forward_rate=forward_rate, backward_rate=backward_rate,
-            seconds=seconds, samples_per_second=stats["samples"] / max(seconds, 1e-12))
+            seconds=seconds, samples_per_second=stats["samples"] / max(seconds, 1e-12),
+            train_energy_pj=_energy(stats), test_energy_pj=_energy(test),
+            layers=tuple(stats.get("firing", ())))
         records.append(record)
         logger.debug(f"epoch {record.epoch}: loss {record.loss:.4f} "
                     f"test accuracy {record.test_accuracy:.4f}")
