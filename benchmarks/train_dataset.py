@@ -16,9 +16,6 @@ import time
 
 import numpy as np
 
-import spide_brian.cifar  # noqa: F401  (registers cifar10, cifar100)
-import spide_brian.dvs  # noqa: F401  (registers cifar10-dvs, dvs-digits)
-import spide_brian.mnist  # noqa: F401  (registers mnist, fashion-mnist)
 from spide_brian.config import SPIDEConfig
 from spide_brian.data import available_datasets, load_dataset
 from spide_brian.training import train
