@@ -25,7 +25,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7"],
-        "dvs": ["tonic>=1.4"],
+        "dvs": ["tonic>=1.4", "aedat"],
         "genn": ["brian2==2.5.4", "brian2genn==1.7.0", "numpy<2", "cython<3.1"],
         "cuda": ["brian2==2.5.4", "brian2cuda==1.0a3", "numpy<2", "cython<3.1"],
     },

@@ -75,6 +75,9 @@ def build_parser():
                        help="continue from the checkpoint in --out")
     train.add_argument("--json", default=None, metavar="PATH", help="write a JSON summary")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--augment", action="store_true",
+                       help="per-epoch augmentation of the reference recipe (cifar10, cifar100: "
+                            "pad-4 crop and flip; cifar10-dvs: pad-4 crop of the frames)")
     _add_config_flags(train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint on the test split")
@@ -125,6 +128,7 @@ def _command_train(args):
         raise UsageError("--resume needs --out DIR, the folder holding the checkpoint")
     dataset = load_dataset(args.dataset, data_dir=args.data_dir, limit=args.limit)
     _check_backend_supports(args.backend, dataset)
+    augment = _augmentation(args.dataset) if args.augment else None
     history, start_epoch, optimizer_state = [], 0, None
     if args.resume and (Path(args.out) / "checkpoint.json").exists():
         checkpoint = load_checkpoint(args.out)
@@ -161,7 +165,8 @@ def _command_train(args):
           f"{len(dataset.y_test)} test) with the {args.backend} backend on {device}")
     started = time.perf_counter()
     train(config, dataset, trainer=trainer, start_epoch=start_epoch, on_epoch=on_epoch,
-          progress_factory=_progress_factory(args.quiet))
+          progress_factory=_progress_factory(args.quiet),
+          augment=augment)
     total = time.perf_counter() - started
     if not history:
         raise UsageError(f"nothing to do: the run already finished {start_epoch} epochs "
@@ -182,6 +187,19 @@ def _command_train(args):
             "device": device, "backend": args.backend, "dataset": args.dataset,
             "config": config.to_dict(), "history": history, "versions": versions()})
     return 0
+
+
+def _augmentation(dataset_name):
+    if dataset_name in ("cifar10", "cifar100"):
+        from .cifar import CIFAR_AUGMENTATION
+
+        return CIFAR_AUGMENTATION
+    if dataset_name == "cifar10-dvs":
+        from .dvs import frame_augmentation
+
+        return frame_augmentation()
+    raise UsageError(f"--augment has no recipe for {dataset_name!r} (only cifar10, cifar100, "
+                     "cifar10-dvs)")
 
 
 def _check_backend_supports(backend, dataset):

@@ -146,7 +146,7 @@ def _energy(stats):
 
 
 def train(config, dataset, trainer=None, backend="reference", device=None, start_epoch=0,
-          on_epoch=None, progress_factory=None):
+          on_epoch=None, progress_factory=None, augment=None):
     """Train for ``config.epochs`` epochs and evaluate on the test split after each.
 
     Parameters
@@ -164,6 +164,10 @@ def train(config, dataset, trainer=None, backend="reference", device=None, start
     progress_factory : callable, optional
         ``progress_factory(total, description)`` returning a context manager with
         ``update(n)`` (e.g. ``tqdm``); used for per-sample progress.
+    augment : callable, optional
+        ``augment(x, rng)`` applied to each epoch's shuffled training inputs (e.g.
+        ``spide_brian.cifar.CIFAR_AUGMENTATION``, ``spide_brian.dvs.frame_augmentation()``);
+        ``rng`` depends only on (seed, epoch), so a resumed run augments identically.
 
     Returns
     -------
@@ -178,6 +182,8 @@ def train(config, dataset, trainer=None, backend="reference", device=None, start
     for epoch in range(start_epoch, config.epochs):
         order = epoch_order(config.seed, epoch, len(dataset.y_train))
         x, y = dataset.x_train[order], dataset.y_train[order]
+        if augment is not None:
+            x = augment(x, np.random.default_rng([config.seed, epoch, 1]))
         started = time.perf_counter()
         if progress_factory is not None:
             with progress_factory(len(y), f"epoch {epoch + 1}/{config.epochs}") as bar:
