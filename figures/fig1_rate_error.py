@@ -75,8 +75,7 @@ def draw(data):
 def make_figure(out_dir, quick=True, data=None):
     """Compute (unless ``data`` is given), draw and save; returns the PNG path."""
     data = compute(quick) if data is None else data
-    with plotting.figure_style():
-        return plotting.save_figure(draw(data), f"{out_dir}/{NAME}.png", data)
+    return plotting.render_figure(draw, data, f"{out_dir}/{NAME}.png")
 
 
 def main(argv=None):

@@ -54,8 +54,7 @@ def draw(data):
 def make_figure(out_dir, quick=True, data=None, log=None):
     """Read (or train and read) the log, draw and save; returns the PNG path."""
     data = compute(out_dir, quick, log) if data is None else data
-    with plotting.figure_style():
-        return plotting.save_figure(draw(data), f"{out_dir}/{NAME}.png", data)
+    return plotting.render_figure(draw, data, f"{out_dir}/{NAME}.png")
 
 
 def main(argv=None):

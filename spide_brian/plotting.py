@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
 __all__ = ["STYLE", "COLORS", "LAYER_COLORS", "figure_style", "new_figure", "save_figure",
+           "render_figure",
            "plot_error_vs_steps", "plot_beta_scatter", "plot_loss", "plot_accuracy",
            "plot_layer_rates", "plot_neuron_shares", "plot_raster", "plot_ternary_raster",
            "plot_operations", "plot_energy"]
@@ -71,6 +72,13 @@ def new_figure(n_columns=1, n_rows=1, width=4.2, height=3.3, **kwargs):
     figure, axes = plt.subplots(n_rows, n_columns, figsize=(width * n_columns, height * n_rows),
                                 squeeze=False, **kwargs)
     return figure, axes.ravel()
+
+
+def render_figure(draw, data, path):
+    """Draw ``data`` with ``draw(data) -> Figure`` in the shared style and save it (and its data
+    as JSON) to ``path``; returns the path."""
+    with figure_style():
+        return save_figure(draw(data), path, data)
 
 
 def save_figure(figure, path, data=None):
