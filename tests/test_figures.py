@@ -93,10 +93,12 @@ def test_fig4_statistics_per_layer_and_epoch_are_consistent(built):
     assert data["train_accuracy"][-1] > data["train_accuracy"][0]
 
 
-def test_fig4_rejects_a_log_without_layer_columns(built):
+def test_fig4_rejects_a_log_without_layer_columns(tmp_path):
     script = figures.load_script(figures.FIGURES_DIR / "fig4_firing_rates.py")
+    log = tmp_path / "log.tsv"
+    log.write_text("epoch\tloss\ttrain_accuracy\ttest_accuracy\n1\t2.0\t0.3\t0.4\n")
     with pytest.raises(ValueError, match="per-layer firing columns"):
-        script.compute(log=built[0] / "fig3_run" / "log.tsv")
+        script.compute(log=log)
 
 
 def test_fig4_reads_per_layer_columns_from_a_log(tmp_path):
