@@ -1,0 +1,50 @@
+"""Train one configuration with the numpy reference and with the Brian2 model, side by side.
+
+Usage: ``python benchmarks/compare_backends.py [--epochs 20] [--seed 0] [--device cpp_standalone]``.
+Both start from the same initial weights and see the samples in the same order. Prints the
+test accuracy of both per epoch, their difference, and seconds per epoch (for the Brian2
+model, the first epoch includes compilation; the compile seconds are printed separately).
+"""
+import argparse
+
+import numpy as np
+
+from spide_brian.config import SPIDEConfig
+from spide_brian.data import load_dataset
+from spide_brian.parameters import init_parameters
+from spide_brian.training import make_trainer, train
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpp_standalone")
+    parser.add_argument("--limit", type=int, default=None)
+    args = parser.parse_args()
+    dataset = load_dataset("digits", limit=args.limit)
+    config = SPIDEConfig(epochs=args.epochs, seed=args.seed)
+    params = init_parameters(config, dataset.n_inputs, dataset.n_classes)
+    results = {}
+    for backend in ("reference", "brian"):
+        trainer = make_trainer(backend, config, params, device=args.device,
+                               n_inputs=dataset.n_inputs, n_classes=dataset.n_classes)
+        results[backend] = (train(config, dataset, trainer=trainer), trainer)
+    print("epoch\treference\tbrian\tdifference\tref_s\tbrian_s")
+    for ref, brian in zip(results["reference"][0], results["brian"][0]):
+        print(f"{ref.epoch}\t{ref.test_accuracy:.4f}\t{brian.test_accuracy:.4f}\t"
+              f"{brian.test_accuracy - ref.test_accuracy:+.4f}\t{ref.seconds:.2f}\t"
+              f"{brian.seconds:.2f}")
+    timings = getattr(results["brian"][1], "timings", {})
+    print(f"brian compile seconds: {timings.get('compile_s', float('nan')):.1f}")
+    ref_final = results["reference"][0][-1].test_accuracy
+    brian_final = results["brian"][0][-1].test_accuracy
+    print(f"final test accuracy: reference {ref_final:.4f}, brian {brian_final:.4f}, "
+          f"difference {brian_final - ref_final:+.4f}")
+    same = all(np.array_equal(results["reference"][1].params[k], results["brian"][1].params[k])
+               for k in params)
+    print(f"final weights bitwise equal: {same}")
+
+
+if __name__ == "__main__":
+    main()
