@@ -240,10 +240,15 @@ def _command_evaluate(args):
                                           * config.time_step)
     print(f"test accuracy {accuracy:.4f} on {result['samples']} samples of {dataset.name} "
           f"(epoch {checkpoint['epoch']}, forward rate {rate:.4f})")
+    summary = {"test_accuracy": accuracy, "samples": result["samples"], "forward_rate": rate,
+               "epoch": checkpoint["epoch"], "backend": backend}
+    if "operations" in result:
+        per_sample = result["operations"].per_sample()
+        summary["energy_pj_per_sample"] = per_sample["energy_pj"]
+        print(f"estimated inference energy {per_sample['energy_pj'] / 1e3:.1f} nJ per sample "
+              "(spide_brian.energy defaults)")
     if args.json:
-        _write_json(args.json, {"test_accuracy": accuracy, "samples": result["samples"],
-                                "forward_rate": rate, "epoch": checkpoint["epoch"],
-                                "backend": backend})
+        _write_json(args.json, summary)
     return 0
 
 
