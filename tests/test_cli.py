@@ -34,7 +34,8 @@ def test_train_writes_summary_log_and_checkpoint(tmp_path, capsys):
     assert checkpoint["epoch"] == 2 and checkpoint["schema_version"] == 1
     assert set(checkpoint["optimizer"]) == set(checkpoint["params"])
     assert "test accuracy" in capsys.readouterr().out
-    assert main(["evaluate", str(tmp_path / "run"), "--json", str(tmp_path / "eval.json")]) == 0
+    assert main(["evaluate", str(tmp_path / "run"), "--limit", "120",
+                 "--json", str(tmp_path / "eval.json")]) == 0
     evaluation = json.loads((tmp_path / "eval.json").read_text())
     assert evaluation["test_accuracy"] == pytest.approx(data["test_accuracy"])
     assert evaluation["energy_pj_per_sample"] > 0
