@@ -1,19 +1,22 @@
 # One learnt connection between spiking layers and its transposed backward pathways
 # (SPIDE_SPEC 1.2, 2.3, 3.1). Layer l -> layer l+1 (weight_l) or the feedback last -> first
-# (feedback_weight).
+# (feedback_weight). Three copies of the weights, each with a single event pathway:
 # Forward copy, pre = forward group of the source layer, post = forward group of the target:
 #   on_pre   forward spike:       I_syn_post += w           (arrives next step)
-#   on_post  positive couple spike of the target: I_back_pre += w   (transposed, W^T s / V,
-#            the 1/V is applied by the receiving neuron)
+# Positive copy, pre = positive couple group of the target layer, post = forward group of
+# the source layer (which holds the couple's membrane):
+#   on_pre   positive couple spike: I_back_post += w   (transposed, W^T s / V; the 1/V is
+#            applied by the receiving neuron)
 # Negative copy, pre = negative couple group of the target layer, post = forward group of
 # the source layer:
 #   on_pre   negative couple spike: I_back_post -= w
-# Both copies accumulate the same local two-stage gradient at every commit step,
+# Forward spikes thus drive only the forward pathway and couple spikes only the backward ones.
+# Every copy accumulates the same local two-stage gradient at every commit step,
 #     grad += beta_target * a_source        (gated beta: beta = 0 where m = 0)
-# and update with plasticity.eq using gradient = grad / V (reset_amount_syn); they stay bitwise equal.
-# The feedback copies multiply w by fro_scale (feedback_norm.eq) in their events.
-# The forward group's on_pre also fires for couple spikes and its on_post for forward
-# spikes; those writes land in accumulators that the phase in question ignores.
+# and updates with plasticity.eq using gradient = grad / V (reset_amount_syn); they stay
+# bitwise equal. The feedback copies multiply w by fro_scale (feedback_norm.eq) in their
+# events; the feedback also has a norm copy (forward orientation, no events) whose summed
+# w*w gives the Frobenius norm.
 
 [model]
 w : 1                   # the weight, W[post_forward, pre_forward]
@@ -27,23 +30,23 @@ reset_amount_syn : 1 (shared, constant)
 [forward_on_pre]
 I_syn_post += w
 
-[forward_on_post]
-I_back_pre += w
-
 [forward_accumulate]
 grad = grad + beta_post*rate_pre
+
+[positive_on_pre]
+I_back_post += w
 
 [negative_on_pre]
 I_back_post -= w
 
-[negative_accumulate]
+[transposed_accumulate]
 grad = grad + beta_pre*rate_post
 
 [feedback_forward_on_pre]
 I_syn_post += w*fro_scale_post
 
-[feedback_forward_on_post]
-I_back_pre += w*fro_scale_pre
+[feedback_positive_on_pre]
+I_back_post += w*fro_scale_post
 
 [feedback_negative_on_pre]
 I_back_post -= w*fro_scale_post

@@ -1,12 +1,19 @@
-# Negative half of the ternary neuron couple of one layer (SPIDE_SPEC 2.2; DESIGN.md "One
-# model, every device": no custom events, so a couple is two groups). The positive half is
-# the forward neuron group itself (forward_neuron.eq), which holds the signed membrane u_back.
+# Ternary neuron couple of one layer (SPIDE_SPEC 2.2; DESIGN.md "One model, every device": no
+# custom events, so a couple is a positive and a negative group). The signed membrane u_back
+# of the couple, its counts and its rate beta live in the forward group (forward_neuron.eq);
+# each half is a group of spike generators that reads the membrane and writes back:
 #   u_mirror = u_back * gate of the partner, copied every step by a one-to-one summed
-#              variable (mirror synapses), so the negative neuron fires when
+#              variable (mirror synapses), so the positive neuron fires when
+#              gate = 1 and u_back >= threshold_back, the negative one when
 #              gate = 1 and u_back <= -threshold_back;
-#   the coupled reset u_back <- u_back + M of the partner goes through the one-to-one
-#   coupling synapses in the same step (the positive half cannot fire in that step);
+#   the coupled reset goes through one-to-one coupling synapses in the same step (spikes are
+#   delivered in the synapses slot, before the next integration):
+#       positive spike: u_back <- u_back - M, pos_count += 1, weighted_back += 1
+#       negative spike: u_back <- u_back + M, neg_count += 1, weighted_back -= 1
+#   (the two halves never fire in the same step);
 #   beta is a copy of the partner's backward rate, read by the transposed weight copies.
+# Separate halves keep the forward group silent in the backward phase, so forward spikes
+# drive only the forward pathways and couple spikes only the backward ones.
 
 [model]
 u_mirror : 1            # gated signed membrane of the partner
@@ -14,7 +21,10 @@ beta : 1                # the partner's beta (copied every step)
 threshold_back : 1 (shared, constant)
 SLOT_TIME
 
-[threshold]
+[positive_threshold]
+backward_phase and u_mirror >= threshold_back
+
+[negative_threshold]
 backward_phase and u_mirror <= -threshold_back
 
 [mirror_model]
@@ -26,7 +36,12 @@ beta_post = beta_pre : 1 (summed)
 [coupling_model]
 magnitude : 1 (shared, constant)   # M, the couple's spike magnitude
 
-[coupling_on_pre]
+[positive_coupling_on_pre]
+u_back_post = u_back_post - magnitude
+pos_count_post = pos_count_post + 1
+weighted_back_post = weighted_back_post + 1
+
+[negative_coupling_on_pre]
 u_back_post = u_back_post + magnitude
 neg_count_post = neg_count_post + 1
 weighted_back_post = weighted_back_post - 1

@@ -1,5 +1,5 @@
-# Forward IF/LIF neuron of one spiking layer, which is also the POSITIVE half of the ternary
-# neuron couple of the backward stage (SPIDE_SPEC 1.2-1.4, 2.2-2.3, 3.1, 7).
+# Forward IF/LIF neuron of one spiking layer, which also holds the state of the layer's
+# ternary neuron couples in the backward stage (SPIDE_SPEC 1.2-1.4, 2.2-2.3, 3.1, 7).
 #
 # One time step is one dt; every update below is a discrete map, so dt cancels.
 # Forward, at the steps of the forward phase (slot steps forward_start ...):
@@ -7,15 +7,18 @@
 #   input_current is F x for layer 0 (0 elsewhere), I_syn the sum of the weights of the
 #   spikes that arrived during the previous step (every hop is one step late).
 #   rate = leak-weighted count / rate_norm, gate m = [0 < count < T], both set once at the
-#   end of the forward phase.
+#   end of the forward phase. This group spikes only in the forward phase.
 # Backward, at the steps of the backward phase:
 #     u_back <- lam*u_back + (grad_current + I_back/V)
-#   positive couple spike if gate and u_back >= threshold_back: u_back <- u_back - M.
-#   The negative half (couple_negative.eq) fires when u_back <= -threshold_back and pushes
-#   u_back up by M through a one-to-one synapse. beta = signed leak-weighted count / rate_norm_back.
+#   grad_current is g (last layer; readout.eq), zeroed at the error step before it arrives
+#   by events, or overwritten by a summed variable.
+#   The couple's spikes come from the positive and negative groups (couple.eq), which fire
+#   when gate = 1 and u_back >= threshold_back (resp. <= -threshold_back) and move u_back by
+#   -M (resp. +M) and the counts through one-to-one coupling synapses in the same step.
+#   beta = signed leak-weighted count / rate_norm_back.
 # The bias b_l is learnt at the commit step (slot step 0) from the summed beta (SPIDE_SPEC 3.1).
-# Names: lam = leak (1 for IF), threshold / reset_amount = V_th (or 2 V_th) / V = 2 V_th,
-# threshold_back / reset_amount_back = V_th^b (or 2 V_th^b) / M = 2 V_th^b.
+# Names: lam = leak (1 for IF), threshold / reset_amount = V_th (or 2 V_th) / V = 2 V_th;
+# the couple's threshold_back = V_th^b (or 2 V_th^b) and M = 2 V_th^b are in couple.eq.
 
 [model]
 v : 1                   # forward membrane potential (post-reset value between steps)
@@ -29,8 +32,8 @@ gate : 1                # m = [0 < a < 1] of the last sample (1 or 0)
 u_back : 1              # signed membrane of the ternary couple
 I_back : 1              # backward synaptic input (signed sum of weights) of the previous step
 grad_current : 1        # gradient current g (last layer, summed from the readout; 0 elsewhere)
-pos_count : 1           # positive couple spikes of the current sample
-neg_count : 1           # negative couple spikes (written by the coupling synapses)
+pos_count : 1           # positive couple spikes of the sample (written by coupling synapses)
+neg_count : 1           # negative couple spikes of the sample (written by coupling synapses)
 weighted_back : 1       # leak-weighted signed couple spike count
 beta : 1                # backward rate (gated) of the last sample
 fro_sq : 1              # sum of the squared incoming feedback weights (layer 0 only)
@@ -40,8 +43,6 @@ bias_momentum : 1       # momentum buffer of the bias
 lam : 1 (shared, constant)
 threshold : 1 (shared, constant)
 reset_amount : 1 (shared, constant)
-threshold_back : 1 (shared, constant)
-reset_amount_back : 1 (shared, constant)
 rate_norm : 1 (shared, constant)
 rate_norm_back : 1 (shared, constant)
 lr : 1 (shared, constant)
@@ -50,15 +51,12 @@ weight_decay : 1 (shared, constant)
 SLOT_TIME
 
 [threshold]
-(forward_phase and v >= threshold) or (backward_phase and gate > 0.5 and u_back >= threshold_back)
+forward_phase and v >= threshold
 
 [reset]
-v = v - reset_amount*int(forward_phase)
-count = count + int(forward_phase)
-weighted_count = weighted_count + int(forward_phase)
-u_back = u_back - reset_amount_back*int(backward_phase)
-pos_count = pos_count + int(backward_phase)
-weighted_back = weighted_back + int(backward_phase)
+v = v - reset_amount
+count = count + 1
+weighted_count = weighted_count + 1
 
 [every_step]
 # forward integration (the first forward step starts from v = 0)
@@ -79,6 +77,8 @@ weighted_back = bwd*((1 - bwd_first)*(lam*weighted_back)) + (1 - bwd)*weighted_b
 pos_count = (1 - bwd_first)*pos_count
 neg_count = (1 - bwd_first)*neg_count
 I_back = 0
+# g of the new sample arrives by events at the error step (readout.eq): start from 0
+grad_current = (1 - int(readout_error_step))*grad_current
 bwd_end = int(backward_end)
 beta = bwd_end*(weighted_back/rate_norm_back) + (1 - bwd_end)*beta
 # commit step: accumulate the bias gradient of the last sample, update every mini-batch

@@ -7,7 +7,11 @@
 # per-step sum. exp(y) is summed by the normaliser group (one neuron) and copied back.
 # The readout is trained with the same SGD as every weight: grad += error * a.
 # Readout copy (pre = last layer, post = output): on_pre rate_sum_post += w.
-# Gradient copy (pre = output, post = last layer): grad_current = sum_c w error_c (summed).
+# Gradient copy (pre = output, post = last layer): grad_current = sum_c w error_c, either
+# event driven (devices whose on_pre may read presynaptic variables): every output neuron
+# emits one event at the error step, after the last layer has zeroed grad_current
+# (forward_neuron.eq), and each event adds w*error_c -- the sum is formed once per sample;
+# or as a summed variable recomputed every step (brian2genn).
 
 [model]
 rate_sum : 1            # sum of w over the last layer's spikes (leak-weighted)
@@ -41,6 +45,9 @@ update_now = commit*update_flag(t)
 gradient = bias_grad
 SGD(bias, bias_grad, bias_momentum)
 
+[error_event]
+readout_error_step
+
 [normaliser_model]
 total : 1               # sum over classes of exp(y)
 
@@ -66,6 +73,9 @@ grad = grad + error_post*rate_pre
 
 [gradient_model]
 grad_current_post = w*error_pre : 1 (summed)
+
+[gradient_on_pre]
+grad_current_post += w*error_pre
 
 [gradient_accumulate]
 grad = grad + error_pre*rate_post

@@ -10,6 +10,8 @@ implemented               yes      yes      yes             no    no
 slow_clock_summed         yes      yes      yes             no    yes
 synaptic_rr_reads_groups  yes      yes      yes             no    yes
 rerun_without_build       no       no       yes             no    yes
+batch_clock_update        yes      yes      yes             no    yes
+event_reads_source        yes      yes      yes             no    yes
 ========================  =======  =======  ==============  ====  ===============
 
 ``slow_clock_summed``: per-sample constants (F x, the feedback norm) are summed once per slot
@@ -18,6 +20,16 @@ by Synapses on a slot-long clock; otherwise every step (brian2genn has a single 
 ``run_regularly`` reading pre/post variables (GeNN cannot compile that; a replay window of
 spike events is the planned replacement). ``rerun_without_build``: a compiled program is run
 again with new weights and data (``device.run(run_args=...)``).
+``batch_clock_update``: the SGD step of the weight copies is a second synaptic
+``run_regularly`` on a mini-batch-long clock, ordered after the per-slot accumulation
+(``order``, which brian2genn does not accept); otherwise the accumulation and the SGD step
+run together every slot, the step multiplied by the update flag. Used when a run holds whole
+mini-batches (capacity a multiple of B; :class:`~spide_brian.schedule.SampleTables` puts the
+update of a short last mini-batch at the end of its padded slot range).
+``event_reads_source``: an ``on_pre`` statement may read presynaptic variables (brian2genn
+forbids it). The gradient current ``g = W_c^T error`` is then delivered once per sample by
+one event of each output neuron at the error step; otherwise it is a summed variable
+recomputed every step.
 """
 from __future__ import annotations
 
@@ -34,20 +46,23 @@ class Capabilities:
     slow_clock_summed: bool
     synaptic_rr_reads_groups: bool
     rerun_without_build: bool
+    batch_clock_update: bool
+    event_reads_source: bool
     codegen_target: str | None = None
     note: str = ""
 
 
 CAPABILITIES = {
-    "numpy": Capabilities("numpy", True, False, True, True, False, codegen_target="numpy",
-                          note="runtime, no compiler needed; slowest"),
-    "cython": Capabilities("cython", True, False, True, True, False, codegen_target="cython",
+    "numpy": Capabilities("numpy", True, False, True, True, False, True, True,
+                          codegen_target="numpy", note="runtime, no compiler needed; slowest"),
+    "cython": Capabilities("cython", True, False, True, True, False, True, True,
+                           codegen_target="cython",
                            note="runtime, compiled per code object (cached)"),
-    "cpp_standalone": Capabilities("cpp_standalone", True, True, True, True, True,
+    "cpp_standalone": Capabilities("cpp_standalone", True, True, True, True, True, True, True,
                                    note="compiled once, reruns with run_args; fastest on CPU"),
-    "genn": Capabilities("genn", False, True, False, False, False,
+    "genn": Capabilities("genn", False, True, False, False, False, False, False,
                          note="planned (brian2genn, brian2 2.5.x stack)"),
-    "cuda_standalone": Capabilities("cuda_standalone", False, True, True, True, True,
+    "cuda_standalone": Capabilities("cuda_standalone", False, True, True, True, True, True, True,
                                     note="planned (brian2cuda)"),
 }
 

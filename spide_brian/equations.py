@@ -1,6 +1,6 @@
 """Loading and specialising the model text in ``equations/``.
 
-Every piece of the model (forward neuron, negative couple half, connections, plasticity,
+Every piece of the model (forward neuron, ternary couple halves, connections, plasticity,
 readout, input, feedback norm, the per-sample slot) is a text file ``equations/<piece>.eq``
 made of a header comment and sections::
 
@@ -33,7 +33,7 @@ from brian2.utils.stringtools import word_substitute
 __all__ = ["equations_dir", "load_sections", "model_equations", "statements", "PIECES"]
 
 #: The model pieces, one file each.
-PIECES = ("schedule", "forward_neuron", "couple_negative", "connection", "plasticity",
+PIECES = ("schedule", "forward_neuron", "couple", "connection", "plasticity",
           "input", "readout", "feedback_norm")
 
 #: Names of the optimiser constants inside Synapses (they may not shadow pre/post names).
@@ -134,7 +134,7 @@ def _expand_macro(kind, arguments):
 
 
 def learning_code(piece: str, accumulate: str, divide_by: str | None = None,
-                  project: str | None = None) -> str:
+                  project: str | None = None, part: str = "both") -> str:
     """Per-sample code of a synaptic weight copy: accumulate, (project), SGD step.
 
     Parameters
@@ -146,11 +146,21 @@ def learning_code(piece: str, accumulate: str, divide_by: str | None = None,
         layers; none for the readout).
     project : str, optional
         Name of the feedback scale variable (``fro_scale_post``) for feedback copies.
+    part : {'both', 'accumulate', 'update'}
+        ``'accumulate'`` gives the accumulation alone (run every slot), ``'update'`` the
+        projection and SGD step alone (run where a mini-batch may end, after the
+        accumulation), ``'both'`` the two in sequence.
     """
-    lines = [statements(piece, accumulate), "update_now = update_flag(t)",
-             f"gradient = grad/{divide_by}" if divide_by else "gradient = grad"]
-    if project:
-        lines.append(_expand_macro("PROJECT", f"w, {project}"))
-    sgd = _expand_macro("SGD", "w, grad, momentum_buffer")
-    lines.append(word_substitute(sgd, SYNAPTIC_HYPERPARAMETERS))
+    if part not in ("both", "accumulate", "update"):
+        raise ValueError(f"part must be 'both', 'accumulate' or 'update', not {part!r}")
+    lines = []
+    if part in ("both", "accumulate"):
+        lines.append(statements(piece, accumulate))
+    if part in ("both", "update"):
+        lines += ["update_now = update_flag(t)",
+                  f"gradient = grad/{divide_by}" if divide_by else "gradient = grad"]
+        if project:
+            lines.append(_expand_macro("PROJECT", f"w, {project}"))
+        sgd = _expand_macro("SGD", "w, grad, momentum_buffer")
+        lines.append(word_substitute(sgd, SYNAPTIC_HYPERPARAMETERS))
     return "\n".join(lines)

@@ -7,11 +7,13 @@ following the timeline of :mod:`spide_brian.schedule`. The objects can be run on
 (``Network(*model.objects)``) or added to a user's own ``Network`` next to other groups
 and monitors.
 
-Per spiking layer ``l``: a forward group (forward neurons and positive couple halves) and a
-negative-couple group. Per connection with weights ``W`` (shape ``(n_post, n_pre)``): a
-forward copy (forward events and positive transposed events) and a negative copy; the
-feedback has a third copy on a slot-long clock whose summed ``w*w`` gives the Frobenius
-norm. The readout has a readout copy and a gradient copy of ``W_c``. All copies of one
+Per spiking layer ``l``: a forward group (forward neurons, which also hold the couples'
+membranes and counts), a positive-couple group and a negative-couple group (spike
+generators of the backward stage). Per connection with weights ``W`` (shape
+``(n_post, n_pre)``): a forward copy (forward events), a positive and a negative transposed
+copy (couple events); the feedback has a fourth copy on a slot-long clock whose summed
+``w*w`` gives the Frobenius norm. Each copy has one event pathway, so forward spikes never
+run backward code and couple spikes never run forward code. The readout has a readout copy and a gradient copy of ``W_c``. All copies of one
 parameter run the same plasticity code and stay bitwise equal.
 
 Examples
@@ -33,7 +35,7 @@ from brian2 import (NeuronGroup, StateMonitor, Synapses, TimedArray, defaultcloc
 from brian2.utils.logger import get_logger
 
 from . import equations as eq
-from .devices import capabilities
+from .devices import Capabilities, capabilities
 from .parameters import project_feedback
 from .reference import rate_normaliser
 from .schedule import SampleTables, SlotSchedule
@@ -106,8 +108,10 @@ class SPIDENetwork:
     n_inputs, n_classes : int
     capacity : int
         Sample slots per run; a run lasts ``capacity * slot_length + 1`` steps.
-    device : str
-        Looked up in :data:`spide_brian.devices.CAPABILITIES`.
+    device : str or Capabilities
+        Looked up in :data:`spide_brian.devices.CAPABILITIES`; a :class:`Capabilities`
+        is used as given (e.g. the runtime device with GeNN's restrictions, to test the
+        fallback paths).
     tables : SampleTables, optional
         Initial values of the TimedArrays (zeros if omitted; replace them with run_args on
         standalone devices).
@@ -121,11 +125,16 @@ class SPIDENetwork:
                  name="spide", record=True):
         self.config = config
         self.n_inputs, self.n_classes, self.capacity = int(n_inputs), int(n_classes), int(capacity)
-        self.caps = capabilities(device)
+        self.caps = device if isinstance(device, Capabilities) else capabilities(device)
         self.schedule = SlotSchedule.from_config(config)
         self.name = name
         self.dt = defaultclock.dt
         self.slot_dt = self.schedule.slot_length * self.dt
+        batch = int(config.batch_size)
+        #: Period of the SGD step of the weight copies (None: every slot, with the
+        #: accumulation). A mini-batch clock needs runs of whole mini-batches.
+        self.batch_dt = (batch * self.slot_dt if self.caps.batch_clock_update
+                         and self.capacity % batch == 0 else None)
         if tables is None:
             tables = SampleTables.build(np.zeros((0, n_inputs)), np.zeros(0), capacity)
         self.timed_arrays = {
@@ -158,8 +167,19 @@ class SPIDENetwork:
                                       name=f"{group.name}_every_step"))
 
     def _learning(self, synapses, piece, accumulate, divide_by=None, project=None):
-        code = eq.learning_code(piece, accumulate, divide_by, project)
-        self._add(synapses.run_regularly(code, dt=self.slot_dt, name=f"{synapses.name}_learning"))
+        if self.batch_dt is None:
+            code = eq.learning_code(piece, accumulate, divide_by, project)
+            self._add(synapses.run_regularly(code, dt=self.slot_dt,
+                                             name=f"{synapses.name}_learning"))
+            return
+        # accumulate every slot; SGD only at slots that may end a mini-batch, after the
+        # accumulation of the same commit step (order)
+        code = eq.learning_code(piece, accumulate, part="accumulate")
+        self._add(synapses.run_regularly(code, dt=self.slot_dt, order=0,
+                                         name=f"{synapses.name}_accumulate"))
+        code = eq.learning_code(piece, accumulate, divide_by, project, part="update")
+        self._add(synapses.run_regularly(code, dt=self.batch_dt, order=1,
+                                         name=f"{synapses.name}_update"))
 
     def _constant(self, obj, name, value):
         setattr(obj, name, value)
@@ -175,7 +195,7 @@ class SPIDENetwork:
 
     def _build_layers(self):
         config, ns = self.config, self.namespace
-        self.layers, self.negatives = [], []
+        self.layers, self.positives, self.negatives = [], [], []
         for layer, size in enumerate(config.hidden_sizes):
             group = self._add(NeuronGroup(
                 size, eq.model_equations("forward_neuron"),
@@ -184,33 +204,36 @@ class SPIDENetwork:
                 namespace=ns, name=f"{self.name}_layer{layer}"))
             for key, value in (
                     ("lam", config.leaky), ("threshold", config.threshold),
-                    ("threshold_back", config.threshold_back),
-                    ("reset_amount_back", config.reset_amount_back),
                     ("rate_norm", rate_normaliser(config.leaky, config.time_step)),
                     ("rate_norm_back", rate_normaliser(config.leaky, config.time_step_back)),
                     ("reset_amount", config.reset_amount)):
                 self._constant(group, key, value)
             self._optimiser_constants(group, divide=False, suffix="")
             self._every_step(group, "forward_neuron")
-            negative = self._add(NeuronGroup(
-                size, eq.model_equations("couple_negative"),
-                threshold=eq.statements("couple_negative", "threshold"), reset="",
-                namespace=ns, name=f"{self.name}_layer{layer}_negative"))
-            self._constant(negative, "threshold_back", config.threshold_back)
-            for section in ("mirror_model", "beta_copy_model"):
-                syn = self._add(Synapses(group, negative,
-                                         eq.model_equations("couple_negative", section),
-                                         namespace=ns,
-                                         name=f"{negative.name}_{section[:-6]}"))
-                syn.connect(j="i")
-            coupling = self._add(Synapses(
-                negative, group, eq.model_equations("couple_negative", "coupling_model"),
-                on_pre=eq.statements("couple_negative", "coupling_on_pre"), namespace=ns,
-                name=f"{negative.name}_coupling"))
-            coupling.connect(j="i")
-            self._constant(coupling, "magnitude", config.reset_amount_back)
+            halves = [self._couple_half(group, layer, sign) for sign in ("positive", "negative")]
             self.layers.append(group)
-            self.negatives.append(negative)
+            self.positives.append(halves[0])
+            self.negatives.append(halves[1])
+
+    def _couple_half(self, group, layer, sign):
+        """The ``sign`` ('positive' or 'negative') half of the couples of layer ``group``."""
+        config, ns = self.config, self.namespace
+        half = self._add(NeuronGroup(
+            len(group), eq.model_equations("couple"),
+            threshold=eq.statements("couple", f"{sign}_threshold"), reset="",
+            namespace=ns, name=f"{self.name}_layer{layer}_{sign}"))
+        self._constant(half, "threshold_back", config.threshold_back)
+        for section in ("mirror_model", "beta_copy_model"):
+            syn = self._add(Synapses(group, half, eq.model_equations("couple", section),
+                                     namespace=ns, name=f"{half.name}_{section[:-6]}"))
+            syn.connect(j="i")
+        coupling = self._add(Synapses(
+            half, group, eq.model_equations("couple", "coupling_model"),
+            on_pre=eq.statements("couple", f"{sign}_coupling_on_pre"), namespace=ns,
+            name=f"{half.name}_coupling"))
+        coupling.connect(j="i")
+        self._constant(coupling, "magnitude", config.reset_amount_back)
+        return half
 
     def _copy(self, parameter, shape, transposed, source, target, model, slow=False, **kwargs):
         clock_dt = self.slot_dt if slow and self.caps.slow_clock_summed else None
@@ -239,19 +262,22 @@ class SPIDENetwork:
         self._optimiser_constants(syn)
         self._learning(syn, "input", "synapse_accumulate", divide_by="reset_amount_syn")
 
-    def _connection(self, parameter, source, target, negative_source, feedback):
+    def _connection(self, parameter, source, target, positive_source, negative_source,
+                    feedback):
         shape = (len(target), len(source))
         model = eq.model_equations("connection")
         prefix = "feedback_" if feedback else ""
         project = "fro_scale_post" if feedback else None
         forward = self._copy(parameter, shape, False, source, target, model,
-                             on_pre=eq.statements("connection", f"{prefix}forward_on_pre"),
-                             on_post=eq.statements("connection", f"{prefix}forward_on_post"))
-        negative = self._copy(parameter, shape, True, negative_source, source, model,
-                              on_pre=eq.statements("connection", f"{prefix}negative_on_pre"))
+                             on_pre=eq.statements("connection", f"{prefix}forward_on_pre"))
         self._learning(forward, "connection", "forward_accumulate", "reset_amount_syn", project)
-        self._learning(negative, "connection", "negative_accumulate", "reset_amount_syn", project)
-        synapses = [forward, negative]
+        synapses = [forward]
+        for sign, half in (("positive", positive_source), ("negative", negative_source)):
+            syn = self._copy(parameter, shape, True, half, source, model,
+                             on_pre=eq.statements("connection", f"{prefix}{sign}_on_pre"))
+            self._learning(syn, "connection", "transposed_accumulate", "reset_amount_syn",
+                           project)
+            synapses.append(syn)
         if feedback:
             norm_model = model + eq.model_equations("connection", "feedback_norm_model")
             norm = self._copy(parameter, shape, False, source, target, norm_model, slow=True)
@@ -261,18 +287,23 @@ class SPIDENetwork:
             self._optimiser_constants(syn)
 
     def _build_connections(self):
-        layers, negatives = self.layers, self.negatives
+        layers, positives, negatives = self.layers, self.positives, self.negatives
         for layer in range(len(layers) - 1):
             self._connection(f"weight_{layer}", layers[layer], layers[layer + 1],
-                             negatives[layer + 1], feedback=False)
+                             positives[layer + 1], negatives[layer + 1], feedback=False)
         if self.config.feedback:
-            self._connection("feedback_weight", layers[-1], layers[0], negatives[0],
-                             feedback=True)
+            self._connection("feedback_weight", layers[-1], layers[0], positives[0],
+                             negatives[0], feedback=True)
 
     def _build_readout(self):
         config, ns = self.config, self.namespace
-        self.output = self._add(NeuronGroup(self.n_classes, eq.model_equations("readout"),
-                                            namespace=ns, name=f"{self.name}_output"))
+        events = self.caps.event_reads_source
+        # with error events, each output neuron emits one event at the error step and the
+        # gradient copy adds w*error to g (once per sample instead of a sum every step)
+        self.output = self._add(NeuronGroup(
+            self.n_classes, eq.model_equations("readout"),
+            threshold=eq.statements("readout", "error_event") if events else None,
+            reset="" if events else None, namespace=ns, name=f"{self.name}_output"))
         self._constant(self.output, "lam", config.leaky)
         self._constant(self.output, "rate_norm", rate_normaliser(config.leaky, config.time_step))
         self._optimiser_constants(self.output, divide=False, suffix="")
@@ -290,8 +321,12 @@ class SPIDENetwork:
         model = eq.model_equations("readout", "synapse_model")
         readout = self._copy("readout_weight", shape, False, last, self.output, model,
                              on_pre=eq.statements("readout", "readout_on_pre"))
-        gradient = self._copy("readout_weight", shape, True, self.output, last,
-                              model + eq.model_equations("readout", "gradient_model"))
+        if events:
+            gradient = self._copy("readout_weight", shape, True, self.output, last, model,
+                                  on_pre=eq.statements("readout", "gradient_on_pre"))
+        else:
+            gradient = self._copy("readout_weight", shape, True, self.output, last,
+                                  model + eq.model_equations("readout", "gradient_model"))
         for syn, section in ((readout, "readout_accumulate"), (gradient, "gradient_accumulate")):
             self._optimiser_constants(syn, divide=False)
             self._learning(syn, "readout", section)

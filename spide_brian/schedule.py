@@ -97,7 +97,12 @@ class SampleTables:
         """Tables for ``len(x) <= capacity`` samples; training if ``batch_size`` is given.
 
         Mini-batches are consecutive groups of ``batch_size`` samples; a shorter last batch
-        gets ``kappa = S / len(batch)``, as the reference.
+        gets ``kappa = S / len(batch)``, as the reference. The update of a mini-batch is
+        flagged at the commit step of the slot after its last sample, except for a short last
+        one: its update waits until the end of its padded range of ``batch_size`` slots (or
+        the end of the run), so that every update falls on a multiple of ``batch_size`` slots
+        when the capacity is one. Padding slots have ``kappa = 0``: they add exactly nothing
+        to any gradient, so the later update gives the same weights.
         """
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y)
@@ -116,5 +121,6 @@ class SampleTables:
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
                 kappa[start:stop] = scale_factor / (stop - start)
-                update[stop] = 1.0
+                padded_stop = min(start + batch_size, capacity)
+                update[padded_stop] = 1.0
         return cls(stimulus, label, kappa, update, n)
