@@ -20,6 +20,7 @@ import numpy as np
 from brian2 import Network, device, prefs, set_device
 from brian2.utils.logger import get_logger
 
+from . import energy, firing
 from .devices import capabilities, default_device
 from .network import SPIDENetwork
 from .parameters import check_parameters
@@ -94,7 +95,9 @@ class BrianTrainer:
         -------
         dict
             ``loss_sum``, ``correct``, ``samples``, ``forward_spikes``, ``backward_spikes``
-            (totals over the epoch; loss and accuracy of each sample at the weights it saw).
+            (totals over the epoch; loss and accuracy of each sample at the weights it saw),
+            ``firing`` (per-layer statistics of both stages) and ``operations``
+            (:class:`spide_brian.energy.OperationCounts` from the recorded spike counts).
         """
         x, y = self._check_data(x, y)
         batch = int(self.config.batch_size)
@@ -104,12 +107,21 @@ class BrianTrainer:
             raise ValueError(f"capacity {self.capacity} must be a multiple of the batch size "
                              f"{batch} so that runs hold whole mini-batches")
         totals = dict(loss_sum=0.0, correct=0, samples=0, forward_spikes=0, backward_spikes=0)
+        config = self.config
+        accumulator = firing.FiringAccumulator(config.time_step, config.time_step_back)
+        operations = []
         for start in range(0, len(x), self.capacity):
             xs, ys = x[start:start + self.capacity], y[start:start + self.capacity]
             tables = SampleTables.build(xs, ys, self.capacity, batch_size=batch,
                                         scale_factor=self.config.scale_factor)
             records = self._run(tables, learn=True)
             self._add_totals(totals, records, ys)
+            accumulator.add(records["forward_counts"], records["backward_counts"])
+            operations.append(energy.spike_operations(
+                self.params, records["forward_counts"], config.time_step, xs,
+                records["backward_counts"], config.time_step_back))
+        totals["firing"] = accumulator.result()
+        totals["operations"] = energy.OperationCounts.concatenate(operations)
         return totals
 
     def evaluate(self, x, y):
@@ -119,20 +131,23 @@ class BrianTrainer:
         -------
         dict
             ``correct``, ``samples``, ``forward_spikes``, ``predictions`` (int array),
-            ``loss_sum``.
+            ``loss_sum``, ``operations``.
         """
         x, y = self._check_data(x, y)
         if self.capacity is None:
             batch = int(self.config.batch_size)
             self.capacity = int(np.ceil(len(x) / batch)) * batch
         totals = dict(loss_sum=0.0, correct=0, samples=0, forward_spikes=0, backward_spikes=0)
-        predictions = []
+        predictions, operations = [], []
         for start in range(0, len(x), self.capacity):
             xs, ys = x[start:start + self.capacity], y[start:start + self.capacity]
             records = self._run(SampleTables.build(xs, ys, self.capacity), learn=False)
             self._add_totals(totals, records, ys)
             predictions.append(np.argmax(records["prob"], axis=1))
+            operations.append(energy.spike_operations(
+                self.params, records["forward_counts"], self.config.time_step, xs))
         totals.pop("backward_spikes")
+        totals["operations"] = energy.OperationCounts.concatenate(operations)
         totals["predictions"] = np.concatenate(predictions) if predictions else np.zeros(0, int)
         return totals
 

@@ -1,0 +1,22 @@
+"""The training driver reports the same statistics for both backends."""
+import numpy as np
+import pytest
+
+from spide_brian.brian_backend import BrianTrainer
+from spide_brian.data import load_dataset
+from spide_brian.training import ReferenceTrainer, train
+
+from conftest import make_network
+
+
+def test_backends_report_equal_firing_statistics_and_energy():
+    data = load_dataset("digits", limit=16)
+    config, params = make_network((12,), n_inputs=64, n_classes=10, batch_size=8,
+                                  time_step=8, time_step_back=16, epochs=1, timing="brian")
+    reference = train(config, data, trainer=ReferenceTrainer(config, params))[0]
+    brian = train(config, data, trainer=BrianTrainer(config, params, device="numpy"))[0]
+    assert reference.test_accuracy == brian.test_accuracy
+    assert reference.layers == brian.layers
+    assert reference.train_energy_pj == pytest.approx(brian.train_energy_pj, rel=1e-12)
+    assert reference.test_energy_pj == pytest.approx(brian.test_energy_pj, rel=1e-12)
+    assert np.isfinite(brian.train_energy_pj) and brian.train_energy_pj > 0
