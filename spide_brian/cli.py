@@ -15,7 +15,7 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
-DEFAULT_BACKEND = "reference"
+DEFAULT_BACKEND = "brian"
 
 
 class UsageError(Exception):
@@ -142,14 +142,16 @@ def _command_train(args):
     else:
         config = _config_from_args(args)
         params = init_parameters(config, dataset.n_inputs, dataset.n_classes)
-    trainer = make_trainer(args.backend, config, params, device=args.device,
-                           n_inputs=dataset.n_inputs, n_classes=dataset.n_classes)
-    if optimizer_state:
-        trainer.load_optimizer_state(optimizer_state)
-    device = trainer.device_name if args.backend == "brian" else "numpy"
     out = Path(args.out) if args.out else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+    # a standalone program built in DIR/build is reused by a resumed run (nothing to recompile)
+    trainer = make_trainer(args.backend, config, params, device=args.device,
+                           n_inputs=dataset.n_inputs, n_classes=dataset.n_classes,
+                           build_dir=str(out / "build") if out is not None else None)
+    if optimizer_state:
+        trainer.load_optimizer_state(optimizer_state)
+    device = trainer.device_name if args.backend == "brian" else "numpy"
 
     def on_epoch(record, trainer):
         history.append(record.as_dict())
@@ -184,6 +186,7 @@ def _command_train(args):
             "train_seconds": train_seconds,
             "samples_per_second": samples / max(train_seconds, 1e-12),
             "forward_rate": last["forward_rate"], "backward_rate": last["backward_rate"],
+            "compile_seconds": getattr(trainer, "timings", {}).get("compile_s", 0.0),
             "device": device, "backend": args.backend, "dataset": args.dataset,
             "config": config.to_dict(), "history": history, "versions": versions()})
     return 0
