@@ -17,3 +17,15 @@ def make_network(sizes, seed=0, n_inputs=50, n_classes=10, **overrides):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``long`` (minutes each) run only with SPIDE_RUN_LONG=1."""
+    import os
+
+    if os.environ.get("SPIDE_RUN_LONG") == "1":
+        return
+    skip = pytest.mark.skip(reason="long test; set SPIDE_RUN_LONG=1 to run it")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)
