@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -108,9 +109,12 @@ def _progress_factory(quiet):
 
 
 def _format(record):
-    return (f"epoch {record.epoch:3d}  loss {record.loss:.4f}  train {record.train_accuracy:.4f}"
+    line = (f"epoch {record.epoch:3d}  loss {record.loss:.4f}  train {record.train_accuracy:.4f}"
             f"  test {record.test_accuracy:.4f}  fwd-rate {record.forward_rate:.4f}"
             f"  bwd-rate {record.backward_rate:.4f}  {record.seconds:.2f} s")
+    if math.isfinite(record.train_energy_pj):
+        line += f"  {record.train_energy_pj / 1e3:.0f} nJ/train sample"
+    return line
 
 
 def _write_json(path, data):
