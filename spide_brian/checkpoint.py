@@ -82,19 +82,14 @@ def save_checkpoint(directory, *, config, params, optimizer_state, epoch, backen
         "config": config.to_dict(), "history": list(history), **(extra or {}),
     }
     metadata_path = directory / METADATA_NAME
-    previous = _previous_arrays(metadata_path)
     _atomic_write(metadata_path,
                   lambda stream: stream.write(json.dumps(metadata, indent=2).encode("utf-8")))
-    if previous and previous != npz_path.name and (directory / previous).exists():
-        (directory / previous).unlink()
+    # only now that the metadata names the new arrays may older ones go (including arrays a
+    # killed run wrote but never named)
+    for stale in directory.glob("checkpoint-epoch*.npz"):
+        if stale.name != npz_path.name:
+            stale.unlink()
     return metadata_path
-
-
-def _previous_arrays(metadata_path):
-    try:
-        return json.loads(metadata_path.read_text(encoding="utf-8")).get("arrays")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def load_checkpoint(path):
