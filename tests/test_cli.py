@@ -146,3 +146,19 @@ def test_frames_dataset_is_refused_by_the_brian_backend():
 def test_unsupported_device_gets_a_clear_error(capsys):
     assert main(["train", "--backend", "brian", "--device", "genn", "--epochs", "1"]) == 2
     assert "genn" in capsys.readouterr().err
+
+
+def test_arrays_left_by_a_killed_run_are_removed_by_the_next_checkpoint(tmp_path):
+    import numpy as np
+
+    from spide_brian.checkpoint import save_checkpoint
+    from spide_brian.config import SPIDEConfig
+
+    orphan = tmp_path / "checkpoint-epoch0009.npz"
+    orphan.write_bytes(b"partial arrays of a run killed before its metadata was written")
+    params = {"bias_0": np.zeros(3)}
+    save_checkpoint(tmp_path, config=SPIDEConfig(), params=params, optimizer_state={}, epoch=2,
+                    backend="reference", device="numpy", dataset="digits")
+    assert not orphan.exists()
+    assert [p.name for p in tmp_path.glob("*.npz")] == ["checkpoint-epoch0002.npz"]
+    assert load_checkpoint(tmp_path)["epoch"] == 2
