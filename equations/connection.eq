@@ -9,7 +9,8 @@
 #            applied by the receiving neuron)
 # Negative copy, pre = negative couple group of the target layer, post = forward group of
 # the source layer:
-#   on_pre   negative couple spike: I_back_post -= w
+#   on_pre   negative couple spike: I_back_post += -w   (brian2genn accepts only += on a
+#            postsynaptic variable; x + (-w) equals x - w exactly)
 # Forward spikes thus drive only the forward pathway and couple spikes only the backward ones.
 # Every copy accumulates the same local two-stage gradient at every commit step,
 #     grad += beta_target * a_source        (gated beta: beta = 0 where m = 0)
@@ -37,7 +38,7 @@ grad = grad + beta_post*rate_pre
 I_back_post += w
 
 [negative_on_pre]
-I_back_post -= w
+I_back_post += -w
 
 [transposed_accumulate]
 grad = grad + beta_pre*rate_post
@@ -49,7 +50,7 @@ I_syn_post += w*fro_scale_post
 I_back_post += w*fro_scale_post
 
 [feedback_negative_on_pre]
-I_back_post -= w*fro_scale_post
+I_back_post += -(w*fro_scale_post)
 
 [feedback_norm_accumulate]
 grad = grad + beta_post*rate_pre

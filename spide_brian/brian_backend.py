@@ -5,6 +5,9 @@ them, with the epoch's data, to a :class:`~spide_brian.network.SPIDENetwork` run
 ``cpp_standalone`` the program is compiled once (at the first call) for runs of
 ``capacity`` samples and rerun with ``device.run(run_args=...)`` for every later epoch,
 chunk and evaluation; runtime devices (numpy, cython) build the objects for each run.
+Devices without reruns build one program per run: ``genn`` (brian2genn allows one ``run()``
+per build: one build per epoch chunk and per evaluation, each with the current weights and
+the data compiled in) and ``cpp_standalone`` on brian2 < 2.6 (no ``run_args``).
 
 A run covers whole mini-batches: ``capacity`` is a multiple of ``B``; shorter data is padded
 with samples of ``kappa = 0`` (no gradient, no update). Evaluation uses the same model with
@@ -22,7 +25,7 @@ from brian2.utils.logger import get_logger
 
 from . import energy, firing
 from .devices import capabilities, default_device
-from .network import SPIDENetwork
+from .replay import network_class, run_on_genn
 from .parameters import check_parameters
 from .schedule import SampleTables
 
@@ -50,6 +53,12 @@ class BrianTrainer:
     capacity : int, optional
         Samples per run; defaults to the first training set's size rounded up to whole
         mini-batches. Longer data runs in several chunks of whole mini-batches.
+    use_gpu : bool
+        ``genn`` only: GeNN's CUDA backend (default) or, if false, its single-threaded
+        CPU-only backend (brian2genn's ``use_GPU``).
+    genn_path : str, optional
+        ``genn`` only: a GeNN 4.x tree (``prefs.devices.genn.path``); defaults to the
+        ``GENN_PATH`` environment variable.
 
     Attributes
     ----------
@@ -60,10 +69,19 @@ class BrianTrainer:
     """
 
     def __init__(self, config, params, device="cpp_standalone", n_inputs=None, n_classes=None,
-                 build_dir=None, capacity=None):
+                 build_dir=None, capacity=None, use_gpu=True, genn_path=None):
         self.config = config
         self.device_name = device or default_device()
         self.caps = capabilities(self.device_name)
+        self.use_gpu = bool(use_gpu)
+        self.genn_path = genn_path
+        if self.device_name == "genn":
+            try:
+                import brian2genn  # noqa: F401  (registers the genn device)
+            except ImportError as error:
+                raise NotImplementedError(
+                    "device 'genn' needs brian2genn and brian2 2.5.x: install the genn "
+                    "extra in its own environment (pip install 'spide-brian[genn]')") from error
         shapes_from = params["input_weight"].shape, params["readout_weight"].shape
         self.n_inputs = int(n_inputs if n_inputs is not None else shapes_from[0][1])
         self.n_classes = int(n_classes if n_classes is not None else shapes_from[1][0])
@@ -171,8 +189,16 @@ class BrianTrainer:
         totals["forward_spikes"] += int(sum(c.sum() for c in records["forward_counts"]))
         totals["backward_spikes"] += int(sum(c.sum() for c in records["backward_counts"]))
 
+    @property
+    def reruns(self):
+        """Whether a compiled program is rerun with ``run_args`` (else one build per run)."""
+        return self.caps.rerun_without_build and _device_run_has_run_args()
+
     def _run(self, tables, learn):
-        if self.caps.standalone:
+        if self.caps.standalone and not self.reruns:
+            model = self._build_and_run(tables)
+            start = None
+        elif self.caps.standalone:
             model = self._standalone_model()
             start = time.perf_counter()
             run_args = dict(model.constant_values(self.config))
@@ -182,17 +208,52 @@ class BrianTrainer:
         else:
             start = time.perf_counter()
             prefs.codegen.target = self.caps.codegen_target
-            model = SPIDENetwork(self.config, self.n_inputs, self.n_classes, self.capacity,
-                                 device=self.device_name, tables=tables)
+            model = network_class(self.caps)(self.config, self.n_inputs, self.n_classes,
+                                             self.capacity, device=self.device_name,
+                                             tables=tables)
             model.assign(self.params, self.buffers)
             Network(*model.objects).run(model.run_duration, namespace={})
         self.model = model
-        self.timings["run_s"] += time.perf_counter() - start
+        if start is not None:
+            self.timings["run_s"] += time.perf_counter() - start
         records = model.per_sample(tables.n_samples)
         if learn:
             self.params, self.buffers = model.read_parameters()
         self.last_records = records
         return records
+
+    def _build_and_run(self, tables):
+        """One program for this run (genn; cpp_standalone without run_args): build it with
+        the current parameters and ``tables``, run it once. Compile time goes to
+        ``compile_s``, the rest to ``run_s`` (brian2genn reports no split: all of a genn
+        run counts as ``compile_s`` except the simulation time it logs)."""
+        start = time.perf_counter()
+        if _STANDALONE_OWNER["trainer"] is not None or self.model is not None:
+            device.reinit()
+        _STANDALONE_OWNER["trainer"] = self
+        directory = self.build_dir or tempfile.mkdtemp(prefix="spide_brian_build_")
+        os.makedirs(directory, exist_ok=True)
+        self.build_dir = directory
+        if self.device_name == "genn":
+            if self.genn_path:
+                prefs.devices.genn.path = self.genn_path
+            set_device("genn", use_GPU=self.use_gpu, directory=directory)
+        else:
+            set_device(self.device_name, directory=directory)
+        model = network_class(self.caps)(self.config, self.n_inputs, self.n_classes,
+                                         self.capacity, device=self.caps, tables=tables)
+        model.assign(self.params, self.buffers)
+        network = Network(*model.objects)
+        if self.device_name == "genn":
+            run_on_genn(network, model.run_duration, directory)
+        else:
+            network.run(model.run_duration, namespace={})
+        elapsed = time.perf_counter() - start
+        simulated = _last_run_seconds()
+        self.timings["compile_s"] += elapsed - simulated
+        self.timings["run_s"] += simulated
+        self.model = model
+        return model
 
     def _standalone_model(self):
         if self.model is not None and _STANDALONE_OWNER["trainer"] is self:
@@ -204,7 +265,8 @@ class BrianTrainer:
             device.reinit()
         set_device("cpp_standalone", build_on_run=False)
         device.activate(build_on_run=False)
-        model = SPIDENetwork(self.config, self.n_inputs, self.n_classes, self.capacity,
+        model = network_class(self.caps)(self.config, self.n_inputs, self.n_classes,
+                                             self.capacity,
                              device=self.device_name)
         Network(*model.objects).run(model.run_duration, namespace={})
         directory = self.build_dir or tempfile.mkdtemp(prefix="spide_brian_build_")
@@ -217,3 +279,20 @@ class BrianTrainer:
         _STANDALONE_OWNER["trainer"] = self
         self.model = model
         return model
+
+
+def _device_run_has_run_args():
+    """Whether this brian2's standalone ``device.run`` sets values with ``run_args``
+    (brian2 >= 2.6; 2.5 has a ``run_args`` list of plain command-line arguments only)."""
+    import brian2
+    major, minor = (int(part) for part in brian2.__version__.split(".")[:2])
+    return (major, minor) >= (2, 6)
+
+
+def _last_run_seconds():
+    """Simulated wall time of the last standalone run as the device measured it (0 if
+    unknown)."""
+    try:
+        return float(device._last_run_time or 0.0)
+    except (AttributeError, TypeError):
+        return 0.0

@@ -6,19 +6,20 @@ the trainer ask the table, never the device name.
 ========================  =======  =======  ==============  ====  ===============
 capability                numpy    cython   cpp_standalone  genn  cuda_standalone
 ========================  =======  =======  ==============  ====  ===============
-implemented               yes      yes      yes             no    no
+implemented               yes      yes      yes             yes   no
 slow_clock_summed         yes      yes      yes             no    yes
 synaptic_rr_reads_groups  yes      yes      yes             no    yes
 rerun_without_build       no       no       yes             no    yes
 batch_clock_update        yes      yes      yes             no    yes
 event_reads_source        yes      yes      yes             no    yes
+event_delivery_steps      0        0        0               1     0
 ========================  =======  =======  ==============  ====  ===============
 
 ``slow_clock_summed``: per-sample constants (F x, the feedback norm) are summed once per slot
 by Synapses on a slot-long clock; otherwise every step (brian2genn has a single clock).
 ``synaptic_rr_reads_groups``: the per-sample gradient accumulation is a synaptic
 ``run_regularly`` reading pre/post variables (GeNN cannot compile that; a replay window of
-spike events is the planned replacement). ``rerun_without_build``: a compiled program is run
+spike events replaces it there: :mod:`spide_brian.replay`). ``rerun_without_build``: a compiled program is run
 again with new weights and data (``device.run(run_args=...)``).
 ``batch_clock_update``: the SGD step of the weight copies is a second synaptic
 ``run_regularly`` on a mini-batch-long clock, ordered after the per-slot accumulation
@@ -30,10 +31,16 @@ update of a short last mini-batch at the end of its padded slot range).
 forbids it). The gradient current ``g = W_c^T error`` is then delivered once per sample by
 one event of each output neuron at the error step; otherwise it is a summed variable
 recomputed every step.
+On brian2 < 2.6 ``synaptic_rr_reads_groups`` is off on every device (see
+:func:`capabilities`).
+``event_delivery_steps``: steps between a spike and the first ``run_regularly`` that sees
+the effect of its synaptic events (Brian2's schedule delivers in the same step, after the
+thresholds; GeNN in its next step, after that step's host-side ``run_regularly``). The
+replay window is that much longer, so that its last events precede the SGD step.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = ["Capabilities", "CAPABILITIES", "capabilities", "default_device", "DEVICE_ALIASES"]
 
@@ -48,6 +55,7 @@ class Capabilities:
     rerun_without_build: bool
     batch_clock_update: bool
     event_reads_source: bool
+    event_delivery_steps: int = 0
     codegen_target: str | None = None
     note: str = ""
 
@@ -60,8 +68,10 @@ CAPABILITIES = {
                            note="runtime, compiled per code object (cached)"),
     "cpp_standalone": Capabilities("cpp_standalone", True, True, True, True, True, True, True,
                                    note="compiled once, reruns with run_args; fastest on CPU"),
-    "genn": Capabilities("genn", False, True, False, False, False, False, False,
-                         note="planned (brian2genn, brian2 2.5.x stack)"),
+    "genn": Capabilities("genn", True, True, False, False, False, False, False,
+                         event_delivery_steps=1,
+                         note="brian2genn (brian2 2.5.x stack): event-driven gradients "
+                              "(spide_brian.replay), one build per run"),
     "cuda_standalone": Capabilities("cuda_standalone", False, True, True, True, True, True, True,
                                     note="planned (brian2cuda)"),
 }
@@ -76,10 +86,20 @@ def capabilities(device: str) -> Capabilities:
         raise ValueError(f"unknown device {device!r}; choose one of "
                          f"{', '.join(list(CAPABILITIES) + list(DEVICE_ALIASES))}")
     caps = CAPABILITIES[name]
+    if caps.synaptic_rr_reads_groups and not _brian2_at_least(2, 6):
+        # measured: on brian2 2.5.4 the per-sample synaptic run_regularly reading pre/post
+        # variables gives wrong gradients (numpy target); the replay route is exact there
+        caps = replace(caps, synaptic_rr_reads_groups=False)
     if not caps.implemented:
         raise NotImplementedError(f"device {name!r} is not supported yet ({caps.note}); use "
                                   "cpp_standalone, cython or numpy")
     return caps
+
+
+def _brian2_at_least(major, minor):
+    import brian2
+    version = tuple(int(part) for part in brian2.__version__.split(".")[:2])
+    return version >= (major, minor)
 
 
 def default_device() -> str:

@@ -126,7 +126,7 @@ class SPIDENetwork:
         self.config = config
         self.n_inputs, self.n_classes, self.capacity = int(n_inputs), int(n_classes), int(capacity)
         self.caps = device if isinstance(device, Capabilities) else capabilities(device)
-        self.schedule = SlotSchedule.from_config(config)
+        self.schedule = self._make_schedule()
         self.name = name
         self.dt = defaultclock.dt
         self.slot_dt = self.schedule.slot_length * self.dt
@@ -158,28 +158,39 @@ class SPIDENetwork:
             self._build_monitors()
 
     # -- construction -----------------------------------------------------------------------
+    # Names of run_regularly operations contain "_run_regularly_": brian2genn recognises
+    # them by that name (others are silently left out of its GeNN model).
+    def _make_schedule(self):
+        return SlotSchedule.from_config(self.config)
+
     def _add(self, obj):
         self.objects.append(obj)
         return obj
 
+    def _neuron_group(self, size, model, name, threshold=None, reset=None, role=None):
+        """A NeuronGroup of the model; ``role`` ('forward', 'couple', 'input', 'output' or
+        None) lets a subclass specialise groups (see :mod:`spide_brian.replay`)."""
+        return self._add(NeuronGroup(size, model, threshold=threshold, reset=reset,
+                                     namespace=self.namespace, name=name))
+
     def _every_step(self, group, piece, section="every_step"):
         self._add(group.run_regularly(eq.statements(piece, section),
-                                      name=f"{group.name}_every_step"))
+                                      name=f"{group.name}_run_regularly_every_step"))
 
     def _learning(self, synapses, piece, accumulate, divide_by=None, project=None):
         if self.batch_dt is None:
             code = eq.learning_code(piece, accumulate, divide_by, project)
             self._add(synapses.run_regularly(code, dt=self.slot_dt,
-                                             name=f"{synapses.name}_learning"))
+                                             name=f"{synapses.name}_run_regularly_learning"))
             return
         # accumulate every slot; SGD only at slots that may end a mini-batch, after the
         # accumulation of the same commit step (order)
         code = eq.learning_code(piece, accumulate, part="accumulate")
         self._add(synapses.run_regularly(code, dt=self.slot_dt, order=0,
-                                         name=f"{synapses.name}_accumulate"))
+                                         name=f"{synapses.name}_run_regularly_accumulate"))
         code = eq.learning_code(piece, accumulate, divide_by, project, part="update")
         self._add(synapses.run_regularly(code, dt=self.batch_dt, order=1,
-                                         name=f"{synapses.name}_update"))
+                                         name=f"{synapses.name}_run_regularly_update"))
 
     def _constant(self, obj, name, value):
         setattr(obj, name, value)
@@ -197,11 +208,10 @@ class SPIDENetwork:
         config, ns = self.config, self.namespace
         self.layers, self.positives, self.negatives = [], [], []
         for layer, size in enumerate(config.hidden_sizes):
-            group = self._add(NeuronGroup(
-                size, eq.model_equations("forward_neuron"),
+            group = self._neuron_group(
+                size, eq.model_equations("forward_neuron"), f"{self.name}_layer{layer}",
                 threshold=eq.statements("forward_neuron", "threshold"),
-                reset=eq.statements("forward_neuron", "reset"),
-                namespace=ns, name=f"{self.name}_layer{layer}"))
+                reset=eq.statements("forward_neuron", "reset"), role="forward")
             for key, value in (
                     ("lam", config.leaky), ("threshold", config.threshold),
                     ("rate_norm", rate_normaliser(config.leaky, config.time_step)),
@@ -218,24 +228,30 @@ class SPIDENetwork:
     def _couple_half(self, group, layer, sign):
         """The ``sign`` ('positive' or 'negative') half of the couples of layer ``group``."""
         config, ns = self.config, self.namespace
-        half = self._add(NeuronGroup(
-            len(group), eq.model_equations("couple"),
-            threshold=eq.statements("couple", f"{sign}_threshold"), reset="",
-            namespace=ns, name=f"{self.name}_layer{layer}_{sign}"))
+        half = self._neuron_group(
+            len(group), eq.model_equations("couple"), f"{self.name}_layer{layer}_{sign}",
+            threshold=eq.statements("couple", f"{sign}_threshold"), reset="", role="couple")
         self._constant(half, "threshold_back", config.threshold_back)
         for section in ("mirror_model", "beta_copy_model"):
             syn = self._add(Synapses(group, half, eq.model_equations("couple", section),
                                      namespace=ns, name=f"{half.name}_{section[:-6]}"))
             syn.connect(j="i")
-        coupling = self._add(Synapses(
-            half, group, eq.model_equations("couple", "coupling_model"),
-            on_pre=eq.statements("couple", f"{sign}_coupling_on_pre"), namespace=ns,
-            name=f"{half.name}_coupling"))
-        coupling.connect(j="i")
-        self._constant(coupling, "magnitude", config.reset_amount_back)
+        self._coupling(half, group, sign)
         return half
 
-    def _copy(self, parameter, shape, transposed, source, target, model, slow=False, **kwargs):
+    def _coupling(self, half, group, sign):
+        """One-to-one synapses of the coupled reset of a couple half (couple.eq)."""
+        coupling = self._add(Synapses(
+            half, group, eq.model_equations("couple", "coupling_model"),
+            on_pre=eq.statements("couple", f"{sign}_coupling_on_pre"),
+            namespace=self.namespace, name=f"{half.name}_coupling"))
+        coupling.connect(j="i")
+        self._constant(coupling, "magnitude", self.config.reset_amount_back)
+
+    def _copy(self, parameter, shape, transposed, source, target, model, slow=False,
+              accumulate=None, **kwargs):
+        """One Synapses copy of ``parameter``; ``accumulate`` = (piece, section, project)
+        names its gradient accumulation (used by :mod:`spide_brian.replay`)."""
         clock_dt = self.slot_dt if slow and self.caps.slow_clock_summed else None
         index = len(self.copies.get(parameter, []))
         syn = self._add(Synapses(source, target, model, namespace=self.namespace,
@@ -252,13 +268,13 @@ class SPIDENetwork:
 
     def _build_input(self):
         ns = self.namespace
-        self.input_group = self._add(NeuronGroup(self.n_inputs, eq.model_equations("input"),
-                                                 namespace=ns, name=f"{self.name}_input"))
+        self.input_group = self._neuron_group(self.n_inputs, eq.model_equations("input"),
+                                              f"{self.name}_input", role="input")
         self._every_step(self.input_group, "input")
         shape = (self.config.hidden_sizes[0], self.n_inputs)
         model = eq.model_equations("input", "synapse_model")
         syn = self._copy("input_weight", shape, False, self.input_group, self.layers[0], model,
-                         slow=True)
+                         slow=True, accumulate=("input", "synapse_accumulate", None))
         self._optimiser_constants(syn)
         self._learning(syn, "input", "synapse_accumulate", divide_by="reset_amount_syn")
 
@@ -269,18 +285,21 @@ class SPIDENetwork:
         prefix = "feedback_" if feedback else ""
         project = "fro_scale_post" if feedback else None
         forward = self._copy(parameter, shape, False, source, target, model,
-                             on_pre=eq.statements("connection", f"{prefix}forward_on_pre"))
+                             on_pre=eq.statements("connection", f"{prefix}forward_on_pre"),
+                             accumulate=("connection", "forward_accumulate", project))
         self._learning(forward, "connection", "forward_accumulate", "reset_amount_syn", project)
         synapses = [forward]
         for sign, half in (("positive", positive_source), ("negative", negative_source)):
             syn = self._copy(parameter, shape, True, half, source, model,
-                             on_pre=eq.statements("connection", f"{prefix}{sign}_on_pre"))
+                             on_pre=eq.statements("connection", f"{prefix}{sign}_on_pre"),
+                             accumulate=("connection", "transposed_accumulate", project))
             self._learning(syn, "connection", "transposed_accumulate", "reset_amount_syn",
                            project)
             synapses.append(syn)
         if feedback:
             norm_model = model + eq.model_equations("connection", "feedback_norm_model")
-            norm = self._copy(parameter, shape, False, source, target, norm_model, slow=True)
+            norm = self._copy(parameter, shape, False, source, target, norm_model, slow=True,
+                              accumulate=("connection", "feedback_norm_accumulate", project))
             self._learning(norm, "connection", "feedback_norm_accumulate", "reset_amount_syn", project)
             synapses.append(norm)
         for syn in synapses:
@@ -300,10 +319,10 @@ class SPIDENetwork:
         events = self.caps.event_reads_source
         # with error events, each output neuron emits one event at the error step and the
         # gradient copy adds w*error to g (once per sample instead of a sum every step)
-        self.output = self._add(NeuronGroup(
-            self.n_classes, eq.model_equations("readout"),
+        self.output = self._neuron_group(
+            self.n_classes, eq.model_equations("readout"), f"{self.name}_output",
             threshold=eq.statements("readout", "error_event") if events else None,
-            reset="" if events else None, namespace=ns, name=f"{self.name}_output"))
+            reset="" if events else None, role="output")
         self._constant(self.output, "lam", config.leaky)
         self._constant(self.output, "rate_norm", rate_normaliser(config.leaky, config.time_step))
         self._optimiser_constants(self.output, divide=False, suffix="")
@@ -320,13 +339,17 @@ class SPIDENetwork:
         shape = (self.n_classes, len(last))
         model = eq.model_equations("readout", "synapse_model")
         readout = self._copy("readout_weight", shape, False, last, self.output, model,
-                             on_pre=eq.statements("readout", "readout_on_pre"))
+                             on_pre=eq.statements("readout", "readout_on_pre"),
+                             accumulate=("readout", "readout_accumulate", None))
+        gradient_accumulate = ("readout", "gradient_accumulate", None)
         if events:
             gradient = self._copy("readout_weight", shape, True, self.output, last, model,
-                                  on_pre=eq.statements("readout", "gradient_on_pre"))
+                                  on_pre=eq.statements("readout", "gradient_on_pre"),
+                                  accumulate=gradient_accumulate)
         else:
             gradient = self._copy("readout_weight", shape, True, self.output, last,
-                                  model + eq.model_equations("readout", "gradient_model"))
+                                  model + eq.model_equations("readout", "gradient_model"),
+                                  accumulate=gradient_accumulate)
         for syn, section in ((readout, "readout_accumulate"), (gradient, "gradient_accumulate")):
             self._optimiser_constants(syn, divide=False)
             self._learning(syn, "readout", section)
@@ -369,26 +392,31 @@ class SPIDENetwork:
             return self.output
         return self.layers[int(name.split("_")[1])]
 
-    def state_values(self, params, buffers=None):
-        """``{VariableView: array}`` that load ``params`` and momentum ``buffers``.
+    def state_items(self, params, buffers=None):
+        """``[(owner, variable name, array)]`` that load ``params`` and momentum ``buffers``.
 
-        Accumulated gradients start at 0. Usable for direct assignment (runtime) and as
-        ``run_args`` (standalone).
+        Accumulated gradients start at 0. The form of :meth:`state_values` for every brian2
+        version (a ``VariableView`` is not hashable on brian2 2.5).
         """
         buffers = buffers or {}
-        values = {}
+        items = []
         for name, value in params.items():
             buffer = buffers.get(name, np.zeros_like(value))
             if name in self.copies:
                 for copy in self.copies[name]:
-                    syn = copy.synapses
-                    values[syn.w] = copy.flatten(value)
-                    values[syn.momentum_buffer] = copy.flatten(buffer)
+                    items.append((copy.synapses, "w", copy.flatten(value)))
+                    items.append((copy.synapses, "momentum_buffer", copy.flatten(buffer)))
             else:
                 owner = self._bias_owner(name)
-                values[owner.bias] = np.asarray(value, dtype=np.float64).copy()
-                values[owner.bias_momentum] = np.asarray(buffer, dtype=np.float64).copy()
-        return values
+                items.append((owner, "bias", np.asarray(value, dtype=np.float64).copy()))
+                items.append((owner, "bias_momentum",
+                              np.asarray(buffer, dtype=np.float64).copy()))
+        return items
+
+    def state_values(self, params, buffers=None):
+        """``{VariableView: array}`` that load ``params`` and momentum ``buffers`` (brian2
+        >= 2.6; usable for direct assignment and as ``run_args`` on standalone devices)."""
+        return {getattr(obj, name): value for obj, name, value in self.state_items(params, buffers)}
 
     def constant_values(self, config=None):
         """``{VariableView: value}`` of every (shared, constant) parameter for ``config``.
@@ -411,8 +439,8 @@ class SPIDENetwork:
 
     def assign(self, params, buffers=None):
         """Set weights, biases and momentum buffers directly (runtime devices)."""
-        for view, value in self.state_values(params, buffers).items():
-            view[:] = value
+        for obj, name, value in self.state_items(params, buffers):
+            getattr(obj, name)[:] = value
 
     def read_parameters(self):
         """Current parameters (from the first copy of each weight) and momentum buffers.

@@ -1,0 +1,125 @@
+"""The GeNN construction of the model (event-driven gradients, spide_brian.replay).
+
+* runtime (numpy target) with GeNN's capabilities (single clock, no synaptic run_regularly
+  reading pre/post variables, no event reading the source):
+  the replay route reproduces the numpy reference exactly, with the criteria of
+  ``test_brian_model.py``;
+* ``genn_codegen``: brian2genn generates the GeNN project for training and evaluation of a
+  one-layer and a three-layer feedback net (needs the brian2genn stack, not GeNN);
+* with ``GENN_PATH``: GeNN's CPU-only backend trains a few mini-batches.
+"""
+import dataclasses
+import os
+
+import pytest
+from brian2 import Network, prefs
+
+from spide_brian.devices import CAPABILITIES, capabilities
+from spide_brian.network import SPIDENetwork
+from spide_brian.replay import (GeNNNotFoundError, ReplaySPIDENetwork, network_class,
+                                replay_factors, run_on_genn)
+from spide_brian.schedule import SampleTables
+
+from test_brian_model import (N_CLASSES, N_INPUTS, STRUCTURES, VARIANTS,
+                              assert_matches_reference, make_case)
+
+
+def genn_rules_on_numpy():
+    """GeNN's rows of the capability table on the numpy target, with the numpy target's
+    event delivery (the gates of the replay window follow the device's delivery delay)."""
+    return dataclasses.replace(capabilities("genn"), name="numpy", standalone=False,
+                               codegen_target="numpy", event_delivery_steps=0)
+
+
+def run_replay_runtime(config, params, x, y, caps):
+    prefs.codegen.target = "numpy"
+    tables = SampleTables.build(x, y, len(x), batch_size=config.batch_size,
+                                scale_factor=config.scale_factor)
+    model = ReplaySPIDENetwork(config, N_INPUTS, N_CLASSES, len(x), device=caps, tables=tables)
+    model.assign(params)
+    Network(*model.objects).run(model.run_duration, namespace={})
+    return model
+
+
+def test_capability_table_selects_the_replay_route():
+    assert network_class(capabilities("genn")) is ReplaySPIDENetwork
+    assert network_class(CAPABILITIES["cpp_standalone"]) is SPIDENetwork
+    assert replay_factors("grad = grad + beta_pre*rate_post") == ("beta_pre", "rate_post")
+    with pytest.raises(ValueError):
+        replay_factors("grad = grad + beta_post*rate_post")
+
+
+@pytest.mark.parametrize("structure", sorted(STRUCTURES))
+@pytest.mark.parametrize("leaky,reset", VARIANTS)
+def test_replay_route_runtime_matches_reference(structure, leaky, reset):
+    config, params, x, y = make_case(STRUCTURES[structure], leaky, reset)
+    model = run_replay_runtime(config, params, x, y, genn_rules_on_numpy())
+    trained, buffers = model.read_parameters()
+    assert_matches_reference(config, params, x, y, model.per_sample(len(x)), trained, buffers)
+    assert all(v == 0.0 for v in model.copy_mismatch().values())
+
+
+def _genn_model(structure, directory, learn, use_gpu=False):
+    """Build the replay model under the genn device (one build per run)."""
+    import brian2genn  # noqa: F401  (registers the genn device)
+    from brian2 import set_device
+    set_device("genn", use_GPU=use_gpu, directory=str(directory))
+    config, params, x, y = make_case(STRUCTURES[structure], 1.0, "modified")
+    batch = config.batch_size if learn else None
+    tables = SampleTables.build(x, y, len(x), batch_size=batch,
+                                scale_factor=config.scale_factor)
+    model = ReplaySPIDENetwork(config, N_INPUTS, N_CLASSES, len(x), device="genn",
+                               tables=tables)
+    model.assign(params)
+    return model, (config, params, x, y)
+
+
+def _reset_device():
+    from brian2 import device, set_device
+    device.reinit()
+    set_device("runtime")
+
+
+@pytest.mark.genn_codegen
+@pytest.mark.parametrize("learn", [True, False], ids=["training", "evaluation"])
+@pytest.mark.parametrize("structure", sorted(STRUCTURES))
+def test_genn_project_is_generated(structure, learn, tmp_path, monkeypatch):
+    pytest.importorskip("brian2genn", reason="needs the genn stack (brian2 2.5.x, brian2genn)")
+    monkeypatch.delenv("GENN_PATH", raising=False)
+    directory = tmp_path / "genn"
+    try:
+        model, _ = _genn_model(structure, directory, learn)
+        with pytest.raises(GeNNNotFoundError, match="GENN_PATH"):
+            run_on_genn(Network(*model.objects), model.run_duration, directory)
+    finally:
+        _reset_device()
+    sources = ["magicnetwork_model.cpp", "main.cpp", "engine.cpp"]
+    missing = [name for name in sources if not (directory / name).is_file()]
+    assert not missing, f"GeNN project in {directory} lacks {missing}"
+    model_source = (directory / "magicnetwork_model.cpp").read_text()
+    for name in ("spide_layer0", "spide_input_weight_copy0", "spide_readout_weight_copy1",
+                 "spide_layer0_positive_coupling_count"):
+        assert name in model_source
+
+
+@pytest.mark.skipif(not os.environ.get("GENN_PATH"),
+                    reason="GENN_PATH is not set (a GeNN 4.x source tree is needed to build)")
+@pytest.mark.xfail(strict=True, reason=(
+    "one-step timing difference (measured: builds and runs, copies equal, 6/64 forward counts "
+    "of the one-layer net differ by 1): the model integrates in run_regularly code, which "
+    "brian2genn runs on the host before GeNN's step, while GeNN applies synaptic input "
+    "(inSyn) inside its neuron update of that step, so every spike hop is one step later "
+    "than under Brian2's schedule. Moving the integration into the neurons' state update "
+    "fixes the spike hops but makes the couple halves' mirror (a summed variable, computed "
+    "before the neuron update on both Brian2 and GeNN) one step late; exactness needs each "
+    "couple half to integrate its own membrane."))
+def test_genn_cpu_training_matches_reference(tmp_path):
+    try:
+        model, (config, params, x, y) = _genn_model("one_layer", tmp_path / "genn", True)
+        Network(*model.objects).run(model.run_duration, namespace={})
+        trained, buffers = model.read_parameters()
+        assert all(v == 0.0 for v in model.copy_mismatch().values())
+        assert_matches_reference(config, params, x, y, model.per_sample(len(x)), trained,
+                                 buffers)
+    finally:
+        _reset_device()
