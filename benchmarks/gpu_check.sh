@@ -3,8 +3,8 @@
 #   benchmarks/gpu_check.sh [--cuda] [--samples N]
 # 1. a venv with the genn stack (brian2 2.5.4, brian2genn 1.7.0, numpy<2, cython<3.1) and
 #    spide-brian installed from this checkout (VENV, default .venv-genn);
-# 2. GeNN 4.x: GENN_PATH if set, else a git checkout of GeNN 4.9.0 into GENN_DIR
-#    (default .genn) -- needs network access; GeNN's own libraries build at the first run;
+# 2. GeNN 4.x from GENN_PATH (a GeNN 4.x source tree the user provides, see README "GPU");
+#    GeNN's own libraries build at the first run;
 # 3. trains --samples digits (default 300, 2 epochs, one hidden layer of 64) on
 #    cpp_standalone, on genn (GPU) and with --cuda on cuda_standalone, prints compile
 #    seconds and samples/s, and compares counts and weights with cpp_standalone.
@@ -13,7 +13,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv-genn}
-GENN_DIR=${GENN_DIR:-.genn}
 PYTHON=${PYTHON:-python3}
 EXTRA=()
 while [ $# -gt 0 ]; do
@@ -34,11 +33,9 @@ fi
 if [[ " ${EXTRA[*]-} " == *" --cuda "* ]]; then
   "$VENV/bin/pip" install -q "brian2cuda==1.0a3"
 fi
-if [ -z "${GENN_PATH:-}" ]; then
-  if [ ! -x "$GENN_DIR/bin/genn-buildmodel.sh" ]; then
-    git clone -q --depth 1 --branch 4.9.0 https://github.com/genn-team/genn.git "$GENN_DIR"
-  fi
-  export GENN_PATH="$(cd "$GENN_DIR" && pwd)"
+if [ -z "${GENN_PATH:-}" ] || [ ! -x "$GENN_PATH/bin/genn-buildmodel.sh" ]; then
+  echo "error: set GENN_PATH to a GeNN 4.x source tree (with bin/genn-buildmodel.sh)" >&2
+  exit 2
 fi
 export PATH="$GENN_PATH/bin:$PATH"
 if [ -z "${CUDA_PATH:-}" ] && command -v nvcc >/dev/null; then

@@ -42,6 +42,22 @@ def _add_config_flags(parser):
                                help=f"(default: {default})")
 
 
+def _add_device_flags(parser):
+    group = parser.add_argument_group("GeNN device (--device genn)")
+    group.add_argument("--genn-cpu-only", action="store_true",
+                       help="use GeNN's single-threaded CPU backend instead of the GPU")
+    group.add_argument("--genn-path", default=None,
+                       help="GeNN 4.x source tree (default: the GENN_PATH variable)")
+
+
+def _device_options(args):
+    if args.genn_cpu_only or args.genn_path:
+        if (args.device or "") != "genn":
+            raise UsageError("--genn-cpu-only and --genn-path need --device genn")
+        return {"use_gpu": not args.genn_cpu_only, "genn_path": args.genn_path}
+    return {}
+
+
 def _config_from_args(args, base=None):
     from .config import SPIDEConfig
 
@@ -70,6 +86,7 @@ def build_parser():
                        help=f"Brian2 model or numpy reference (default: {DEFAULT_BACKEND})")
     train.add_argument("--device", default=None,
                        help="Brian2 device for --backend brian (see 'spide-brian info')")
+    _add_device_flags(train)
     train.add_argument("--out", default=None,
                        help="folder for checkpoints and the per-epoch log (log.tsv)")
     train.add_argument("--resume", action="store_true",
@@ -89,6 +106,7 @@ def build_parser():
     evaluate.add_argument("--backend", default=None, choices=("brian", "reference"))
     evaluate.add_argument("--device", default=None)
     evaluate.add_argument("--json", default=None, metavar="PATH")
+    _add_device_flags(evaluate)
 
     figures = commands.add_parser("figures", help="build the paper figures (figures/*.py)")
     figures.add_argument("--out", default="output/figures", help="output folder")
@@ -152,7 +170,8 @@ def _command_train(args):
     # a standalone program built in DIR/build is reused by a resumed run (nothing to recompile)
     trainer = make_trainer(args.backend, config, params, device=args.device,
                            n_inputs=dataset.n_inputs, n_classes=dataset.n_classes,
-                           build_dir=str(out / "build") if out is not None else None)
+                           build_dir=str(out / "build") if out is not None else None,
+                           **_device_options(args))
     if optimizer_state:
         trainer.load_optimizer_state(optimizer_state)
     device = trainer.device_name if args.backend == "brian" else "numpy"
@@ -237,7 +256,8 @@ def _command_evaluate(args):
     trainer = make_trainer(backend, config, checkpoint["params"],
                            device=args.device or (checkpoint["device"] if backend == "brian"
                                                   else None),
-                           n_inputs=dataset.n_inputs, n_classes=dataset.n_classes)
+                           n_inputs=dataset.n_inputs, n_classes=dataset.n_classes,
+                           **_device_options(args))
     from .parameters import check_parameters
 
     check_parameters(trainer.params, config, dataset.n_inputs, dataset.n_classes)
@@ -299,6 +319,7 @@ def main(argv=None):
     from .checkpoint import CheckpointError
     from .config import ConfigError
     from .data import DataError
+    from .replay import GeNNNotFoundError
 
     args = build_parser().parse_args(argv)
     commands = {"train": _command_train, "evaluate": _command_evaluate,
@@ -306,7 +327,7 @@ def main(argv=None):
     try:
         return commands[args.command](args)
     except (UsageError, ConfigError, DataError, CheckpointError, ValueError,
-            NotImplementedError) as error:
+            NotImplementedError, GeNNNotFoundError) as error:
         print(f"spide-brian {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -42,7 +42,9 @@ def requirements_missing(name):
             missing.append("brian2cuda is not installed (pip install 'spide-brian[cuda]')")
         if not shutil.which("nvcc"):
             missing.append("no nvcc on PATH")
-    if name in ("genn", "cuda_standalone") and not _has_gpu():
+    if name == "genn" and not _has_gpu():
+        missing.append("no GPU (--genn-cpu-only runs GeNN's CPU backend)")
+    if name == "cuda_standalone" and not _has_gpu():
         missing.append("no GPU")
     return missing
 

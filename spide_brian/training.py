@@ -119,15 +119,19 @@ def epoch_order(seed, epoch, n_samples):
 
 
 def make_trainer(backend, config, params, device=None, n_inputs=None, n_classes=None,
-                 progress=None, build_dir=None):
-    """Construct the trainer of ``backend`` (``'reference'`` or ``'brian'``)."""
+                 progress=None, build_dir=None, **device_options):
+    """Construct the trainer of ``backend`` (``'reference'`` or ``'brian'``).
+
+    ``device_options`` go to :class:`spide_brian.brian_backend.BrianTrainer` (e.g.
+    ``use_gpu`` and ``genn_path`` for GeNN).
+    """
     if backend == "reference":
         return ReferenceTrainer(config, params, progress=progress)
     if backend == "brian":
         from .brian_backend import BrianTrainer
 
         return BrianTrainer(config, params, device=device, n_inputs=n_inputs,
-                            n_classes=n_classes, build_dir=build_dir)
+                            n_classes=n_classes, build_dir=build_dir, **device_options)
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
