@@ -11,10 +11,13 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
-    # equations/ (the model as text) is installed inside the package as spide_brian/equations_data
-    packages=find_packages(include=["spide_brian", "spide_brian.*"]) + ["spide_brian.equations_data"],
-    package_dir={"spide_brian.equations_data": "equations"},
-    package_data={"spide_brian.equations_data": ["*"]},
+    # equations/ (the model as text) and figures/ (one script per figure) are installed inside
+    # the package as spide_brian/equations_data and spide_brian/figure_scripts
+    packages=find_packages(include=["spide_brian", "spide_brian.*"])
+    + ["spide_brian.equations_data", "spide_brian.figure_scripts"],
+    package_dir={"spide_brian.equations_data": "equations",
+                 "spide_brian.figure_scripts": "figures"},
+    package_data={"spide_brian.equations_data": ["*"], "spide_brian.figure_scripts": ["*"]},
     install_requires=[
         "brian2>=2.5.4",
         "numpy<2.4",

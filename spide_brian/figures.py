@@ -22,16 +22,18 @@ __all__ = ["FIGURES_DIR", "figure_scripts", "load_script", "build_all", "figure_
 
 logger = get_logger(__name__)
 
-#: Folder of the figure scripts in a source checkout.
-FIGURES_DIR = Path(__file__).resolve().parent.parent / "figures"
+_SOURCE_FIGURES = Path(__file__).resolve().parent.parent / "figures"
+#: The figure scripts: ``figures/`` of a source checkout, or the copy installed with the package.
+FIGURES_DIR = (_SOURCE_FIGURES if _SOURCE_FIGURES.is_dir()
+               else Path(__file__).resolve().parent / "figure_scripts")
 
 
 def figure_scripts(folder=None):
     """Paths of the figure scripts (``fig*.py``) in ``folder``, in figure order."""
     folder = Path(folder) if folder is not None else FIGURES_DIR
     if not folder.is_dir():
-        raise FileNotFoundError(f"no figure scripts at {folder}: the figures/ folder ships with "
-                                f"the source checkout of spide-brian, not with the package")
+        raise FileNotFoundError(f"no figure scripts at {folder}: reinstall spide-brian (the "
+                                f"scripts are installed with it) or run from a source checkout")
     return sorted(folder.glob("fig*.py"))
 
 
