@@ -23,11 +23,11 @@ import numpy as np
 from brian2 import Network, device, prefs, set_device
 from brian2.utils.logger import get_logger
 
-from . import energy, firing
 from .devices import capabilities, default_device
 from .replay import network_class, run_on_genn
 from .parameters import check_parameters
 from .schedule import SampleTables
+from .training import SpikeTally
 
 __all__ = ["BrianTrainer"]
 
@@ -119,27 +119,20 @@ class BrianTrainer:
         """
         x, y = self._check_data(x, y)
         batch = int(self.config.batch_size)
-        if self.capacity is None:
-            self.capacity = int(np.ceil(len(x) / batch)) * batch
+        self._choose_capacity(len(x))
         if self.capacity % batch:
             raise ValueError(f"capacity {self.capacity} must be a multiple of the batch size "
                              f"{batch} so that runs hold whole mini-batches")
         totals = dict(loss_sum=0.0, correct=0, samples=0, forward_spikes=0, backward_spikes=0)
-        config = self.config
-        accumulator = firing.FiringAccumulator(config.time_step, config.time_step_back)
-        operations = []
+        tally = SpikeTally(self.config)
         for start in range(0, len(x), self.capacity):
             xs, ys = x[start:start + self.capacity], y[start:start + self.capacity]
             tables = SampleTables.build(xs, ys, self.capacity, batch_size=batch,
                                         scale_factor=self.config.scale_factor)
             records = self._run(tables, learn=True)
             self._add_totals(totals, records, ys)
-            accumulator.add(records["forward_counts"], records["backward_counts"])
-            operations.append(energy.spike_operations(
-                self.params, records["forward_counts"], config.time_step, xs,
-                records["backward_counts"], config.time_step_back))
-        totals["firing"] = accumulator.result()
-        totals["operations"] = energy.OperationCounts.concatenate(operations)
+            tally.add(self.params, xs, records["forward_counts"], records["backward_counts"])
+        totals.update(tally.summary())
         return totals
 
     def evaluate(self, x, y):
@@ -152,24 +145,27 @@ class BrianTrainer:
             ``loss_sum``, ``operations``.
         """
         x, y = self._check_data(x, y)
-        if self.capacity is None:
-            batch = int(self.config.batch_size)
-            self.capacity = int(np.ceil(len(x) / batch)) * batch
+        self._choose_capacity(len(x))
         totals = dict(loss_sum=0.0, correct=0, samples=0, forward_spikes=0, backward_spikes=0)
-        predictions, operations = [], []
+        predictions, tally = [], SpikeTally(self.config)
         for start in range(0, len(x), self.capacity):
             xs, ys = x[start:start + self.capacity], y[start:start + self.capacity]
             records = self._run(SampleTables.build(xs, ys, self.capacity), learn=False)
             self._add_totals(totals, records, ys)
             predictions.append(np.argmax(records["prob"], axis=1))
-            operations.append(energy.spike_operations(
-                self.params, records["forward_counts"], self.config.time_step, xs))
+            tally.add(self.params, xs, records["forward_counts"])
         totals.pop("backward_spikes")
-        totals["operations"] = energy.OperationCounts.concatenate(operations)
+        totals.update(tally.summary(with_firing=False))
         totals["predictions"] = np.concatenate(predictions) if predictions else np.zeros(0, int)
         return totals
 
     # -- internals -----------------------------------------------------------------------------
+    def _choose_capacity(self, n_samples):
+        """Fix the samples per run at the first call: ``n_samples`` in whole mini-batches."""
+        if self.capacity is None:
+            batch = int(self.config.batch_size)
+            self.capacity = int(np.ceil(n_samples / batch)) * batch
+
     def _check_data(self, x, y):
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y).astype(np.int64)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .reference import spike_gradients
+from .reference import readout, spike_gradients
 
 __all__ = ["Equilibrium", "equilibrium", "adjoint", "equilibrium_loss", "implicit_gradients"]
 
@@ -105,10 +105,7 @@ def adjoint(params, config, masks, g):
 def equilibrium_loss(params, config, x, labels):
     """Mean softmax cross-entropy of the readout at the exact equilibrium."""
     eq = equilibrium(params, config, x)
-    logits = eq.rates[-1] @ params["readout_weight"].T + params["readout_bias"]
-    logits = logits - logits.max(axis=1, keepdims=True)
-    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    return float(-np.mean(log_p[np.arange(len(labels)), labels]))
+    return readout(params, eq.rates[-1], labels, 1.0 / len(labels)).loss
 
 
 def implicit_gradients(params, config, x, labels):
@@ -123,17 +120,11 @@ def implicit_gradients(params, config, x, labels):
     x = np.asarray(x, dtype=np.float64)
     labels = np.asarray(labels)
     eq = equilibrium(params, config, x)
-    last = eq.rates[-1]
-    logits = last @ params["readout_weight"].T + params["readout_bias"]
-    p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
-    error = p
-    error[np.arange(len(labels)), labels] -= 1.0
-    error /= len(labels)
-    beta = adjoint(params, config, eq.masks, error @ params["readout_weight"])
+    # with kappa = 1/B the readout's current and gradients are those of the batch-mean loss
+    out = readout(params, eq.rates[-1], labels, 1.0 / len(labels))
+    beta = adjoint(params, config, eq.masks, out.gradient_current)
     grads = spike_gradients(config, x, eq.rates, beta)
-    grads["readout_weight"] = error.T @ last
-    grads["readout_bias"] = error.sum(axis=0)
+    grads.update(out.gradients)
     grads["_equilibrium"] = eq
     grads["_beta"] = beta
     return grads

@@ -186,14 +186,19 @@ def plot_beta_scatter(exact, spiking, ax=None, labels=None, title=None, **kwargs
     return ax
 
 
+def _epoch_axis(ax):
+    """Label the x axis as training epochs, with integer ticks."""
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def plot_loss(epochs, loss, ax=None, title="Training loss", **kwargs):
     """Mean training cross-entropy per epoch."""
     ax = _axes(ax)
     options = dict(marker="o", color=COLORS["train"], label="train")
     options.update(kwargs)
     ax.plot(epochs, loss, **options)
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _epoch_axis(ax)
     ax.set_ylabel("cross-entropy loss (nats)")
     ax.legend()
     ax.set_title(title)
@@ -213,8 +218,7 @@ def plot_accuracy(epochs, accuracies, ax=None, title="Accuracy", **kwargs):
         color = COLORS.get(label, _CYCLE[index % len(_CYCLE)])
         ax.plot(epochs, 100 * np.asarray(values, dtype=float), marker="o", color=color,
                 label=label, **kwargs)
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _epoch_axis(ax)
     ax.set_ylabel("accuracy (%)")
     ax.legend()
     ax.set_title(title)
@@ -237,8 +241,7 @@ def plot_layer_rates(epochs, rates, ax=None, ylabel="firing rate (spikes / neuro
     for layer in range(rates.shape[1]):
         ax.plot(epochs, rates[:, layer], marker="o", color=_layer_color(layer),
                 label=f"layer {layer}", **kwargs)
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _epoch_axis(ax)
     ax.set_ylabel(ylabel)
     ax.set_ylim(bottom=0)
     ax.legend()
@@ -256,8 +259,7 @@ def plot_neuron_shares(epochs, partial, silent, saturated, ax=None, title=None, 
                  labels=["0 < a < 1 (gate open)", "silent (a = 0)", "saturated (a = 1)"],
                  colors=[COLORS["partial"], COLORS["silent"], COLORS["saturated"]],
                  alpha=0.85, **kwargs)
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _epoch_axis(ax)
     ax.set_ylabel("share of neurons (%)")
     ax.set_ylim(0, 100)
     ax.set_xlim(np.min(epochs), np.max(epochs))

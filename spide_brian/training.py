@@ -21,11 +21,38 @@ from brian2.utils.logger import get_logger
 from . import energy, firing, reference
 from .parameters import check_parameters, init_parameters
 
-__all__ = ["ReferenceTrainer", "EpochRecord", "train", "epoch_order", "make_trainer", "BACKENDS"]
+__all__ = ["SpikeTally", "ReferenceTrainer", "EpochRecord", "train", "epoch_order", "make_trainer", "BACKENDS"]
 
 logger = get_logger(__name__)
 
 BACKENDS = ("brian", "reference")
+
+
+class SpikeTally:
+    """Per-layer firing statistics and operation counts of an epoch, gathered run by run.
+
+    Both trainers feed it the spike counts they record, so their reports agree.
+    """
+
+    def __init__(self, config):
+        self.config = config
+        self.firing = firing.FiringAccumulator(config.time_step, config.time_step_back)
+        self.operations = []
+
+    def add(self, params, inputs, forward_counts, backward_counts=None):
+        """Counts ``(B, n_l)`` per layer of one run; ``backward_counts`` only when training."""
+        config = self.config
+        self.firing.add(forward_counts, backward_counts)
+        self.operations.append(energy.spike_operations(
+            params, forward_counts, config.time_step, inputs, backward_counts,
+            None if backward_counts is None else config.time_step_back))
+
+    def summary(self, with_firing=True):
+        """``operations`` (and ``firing`` if asked) entries of a trainer's result dict."""
+        result = {"operations": energy.OperationCounts.concatenate(self.operations)}
+        if with_firing:
+            result["firing"] = self.firing.result()
+        return result
 
 
 class ReferenceTrainer:
@@ -45,9 +72,8 @@ class ReferenceTrainer:
 
     def train_epoch(self, x, y):
         totals = dict(loss_sum=0.0, correct=0, samples=0, forward_spikes=0, backward_spikes=0)
-        config, batch = self.config, self.config.batch_size
-        accumulator = firing.FiringAccumulator(config.time_step, config.time_step_back)
-        operations = []
+        batch = self.config.batch_size
+        tally = SpikeTally(self.config)
         for start in range(0, len(y), batch):
             xb, yb = _batch_major(x[start:start + batch]), y[start:start + batch]
             result, out = reference.train_batch(self.params, self.config, self.optimizer, xb, yb)
@@ -56,29 +82,24 @@ class ReferenceTrainer:
             totals["samples"] += len(yb)
             totals["forward_spikes"] += int(sum(c.sum() for c in result.forward.counts))
             totals["backward_spikes"] += int(sum(c.sum() for c in result.backward.spike_counts))
-            accumulator.add(result.forward.counts, result.backward.spike_counts)
-            operations.append(energy.spike_operations(
-                self.params, result.forward.counts, config.time_step, xb,
-                result.backward.spike_counts, config.time_step_back))
+            tally.add(self.params, xb, result.forward.counts, result.backward.spike_counts)
             if self.progress is not None:
                 self.progress(len(yb))
-        totals["firing"] = accumulator.result()
-        totals["operations"] = energy.OperationCounts.concatenate(operations)
+        totals.update(tally.summary())
         return totals
 
     def evaluate(self, x, y, batch=500):
-        predictions, spikes, operations = [], 0, []
+        predictions, spikes, tally = [], 0, SpikeTally(self.config)
         for start in range(0, len(x), batch):
             xb = _batch_major(x[start:start + batch])
             logits, fwd = reference.predict(self.params, self.config, xb)
             predictions.append(logits.argmax(axis=1))
             spikes += int(sum(c.sum() for c in fwd.counts))
-            operations.append(energy.spike_operations(self.params, fwd.counts,
-                                                      self.config.time_step, xb))
+            tally.add(self.params, xb, fwd.counts)
         predictions = np.concatenate(predictions) if predictions else np.zeros(0, dtype=int)
         return dict(correct=int(np.sum(predictions == y)), samples=len(y),
                     forward_spikes=spikes, predictions=predictions,
-                    operations=energy.OperationCounts.concatenate(operations))
+                    **tally.summary(with_firing=False))
 
 
 def _batch_major(x):

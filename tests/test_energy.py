@@ -32,10 +32,15 @@ def recorded():
     return config, params, x, result
 
 
-def _loop_forward(params, spikes):
-    n_layers = len(spikes)
+def _connections(n_layers):
+    """(weight name, pre layer, post layer) of every spiking connection."""
     connections = [(f"weight_{l}", l, l + 1) for l in range(n_layers - 1)]
     connections.append(("feedback_weight", n_layers - 1, 0))
+    return connections
+
+
+def _loop_forward(params, spikes):
+    connections = _connections(len(spikes))
     steps, batch, _ = spikes[0].shape
     ops = np.zeros(batch)
     for name, pre, post in connections:
@@ -49,9 +54,7 @@ def _loop_forward(params, spikes):
 
 
 def _loop_backward(params, spikes):
-    n_layers = len(spikes)
-    connections = [(f"weight_{l}", l, l + 1) for l in range(n_layers - 1)]
-    connections.append(("feedback_weight", n_layers - 1, 0))
+    connections = _connections(len(spikes))
     steps, batch, _ = spikes[0].shape
     ops = np.zeros(batch)
     for name, pre, post in connections:
@@ -70,8 +73,7 @@ def _loop_weight_update(params, forward_spikes, backward_spikes, x):
     fired = [s.any(axis=0) for s in forward_spikes]
     sent = [(s != 0).any(axis=0) for s in backward_spikes]
     ops = np.zeros(batch)
-    pairs = [("input_weight", None, 0)] + [(f"weight_{l}", l, l + 1) for l in range(n_layers - 1)]
-    pairs.append(("feedback_weight", n_layers - 1, 0))
+    pairs = [("input_weight", None, 0)] + _connections(n_layers)
     for b in range(batch):
         for name, pre, post in pairs:
             weight = params[name]
