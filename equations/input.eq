@@ -1,19 +1,36 @@
-# Static input layer and the learnt input weights F (SPIDE_SPEC 1.5, 3.1).
-# Input group: x is the sample of the current slot, read from the TimedArray `stimulus`
-# (one row per slot); x_mean keeps the sample of the slot for the gradient of F, which is
-# accumulated at the next slot's commit step (x itself already shows the next sample then).
-# Input synapses: input_current = F x as a summed variable into layer 0. On devices with a
-# slow clock for summed variables it is summed once per slot (at step 0), else every step.
+# Input layer and the learnt input weights F (SPIDE_SPEC 1.5, 3.1).
+# Static input ([every_step]): x is the sample of the current slot, read from the TimedArray
+# `stimulus` (one row per slot); x_mean keeps the sample of the slot for the gradient of F,
+# which is accumulated at the next slot's commit step (x itself already shows the next sample
+# then).
+# Event frames ([frames_every_step]): frame k of the sample (k = 0 .. T-1) drives forward step
+# k. It is read from the TimedArray `frames` (row sample*T + k, rows frame_dt apart) one step
+# before that forward step, because the summed F x reaches the neurons one step after x
+# changes. x_sum adds the frames in order and x_mean = x_sum / T is their time mean, which the
+# gradient of F uses. Outside the loading steps x is 0.
+# Input synapses: input_current = F x as a summed variable into layer 0. For static input on
+# devices with a slow clock for summed variables it is summed once per slot (at step 0), else
+# every step.
 #     grad_F += beta_0 * x_mean ;  gradient = grad / V
 
 [model]
 x : 1                   # input of the current sample
-x_mean : 1              # input of the sample whose gradient is accumulated next
+x_mean : 1              # input (time-mean frame) of the sample whose gradient is accumulated next
+x_sum : 1               # frames only: running sum of the frames of the current sample
 SLOT_TIME
 
 [every_step]
 x_mean = int(forward_first)*x + int(not forward_first)*x_mean
 x = stimulus(t, i)
+
+[frames_every_step]
+frame = slot_step + 1 - forward_start
+loading = int(frame >= 0 and frame < forward_steps)
+row = floor(time_step_index/slot_length)*forward_steps + clip(frame, 0, forward_steps - 1)
+x = loading*frames(row*frame_dt, i)
+x_sum = int(frame == 0)*x + int(frame > 0)*loading*(x_sum + x) + (1 - loading)*x_sum
+last_frame = int(frame == forward_steps - 1)
+x_mean = last_frame*(x_sum/forward_steps) + (1 - last_frame)*x_mean
 
 [synapse_model]
 w : 1

@@ -9,6 +9,9 @@ Devices without reruns build one program per run: ``genn`` (brian2genn allows on
 per build: one build per epoch chunk and per evaluation, each with the current weights and
 the data compiled in) and ``cpp_standalone`` on brian2 < 2.6 (no ``run_args``).
 
+Inputs are static samples ``(n, n_in)`` or event frames ``(n, T, n_in)`` (one frame per forward
+step, read from a per-step ``TimedArray``); the first call fixes which, like the capacity.
+
 A run covers whole mini-batches: ``capacity`` is a multiple of ``B``; shorter data is padded
 with samples of ``kappa = 0`` (no gradient, no update). Evaluation uses the same model with
 ``kappa = 0`` and no update flags, so the backward stage stays silent and weights fixed.
@@ -27,13 +30,17 @@ from .devices import capabilities, default_device
 from .replay import network_class, run_on_genn
 from .parameters import check_parameters
 from .schedule import SampleTables
-from .training import SpikeTally
+from .training import SpikeTally, batch_major
 
-__all__ = ["BrianTrainer"]
+__all__ = ["BrianTrainer", "DEFAULT_MAX_CAPACITY"]
 
 logger = get_logger(__name__)
 
 _STANDALONE_OWNER = {"trainer": None}
+
+#: Largest default number of samples per run: longer data runs in chunks, which bounds the
+#: memory of the input tables and per-sample records, and the padding of a test set.
+DEFAULT_MAX_CAPACITY = 10000
 
 
 class BrianTrainer:
@@ -51,8 +58,10 @@ class BrianTrainer:
     build_dir : str, optional
         Folder of the standalone project (a temporary folder if omitted).
     capacity : int, optional
-        Samples per run; defaults to the first training set's size rounded up to whole
-        mini-batches. Longer data runs in several chunks of whole mini-batches.
+        Samples per run, rounded up to whole mini-batches; defaults to the first data's size
+        in whole mini-batches, at most :data:`DEFAULT_MAX_CAPACITY` (about that many).
+        Longer data runs in several chunks; shorter data (e.g. a test set) is padded, so a
+        capacity far above the test set size wastes time in evaluation.
     use_gpu : bool
         ``genn`` only: GeNN's CUDA backend (default) or, if false, its single-threaded
         CPU-only backend (brian2genn's ``use_GPU``).
@@ -90,6 +99,8 @@ class BrianTrainer:
         self.buffers = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.build_dir = build_dir
         self.capacity = capacity
+        #: Whether the model takes event frames; fixed by the first data seen.
+        self.frame_input = None
         self.model = None
         self._network = None
         self.timings = {"compile_s": 0.0, "run_s": 0.0}
@@ -107,7 +118,8 @@ class BrianTrainer:
 
     # -- public API ----------------------------------------------------------------------------
     def train_epoch(self, x, y):
-        """Train on ``x`` (n, n_in) with labels ``y`` in the given order.
+        """Train on ``x`` (n, n_in), or frames (n, T, n_in), with labels ``y`` in the given
+        order.
 
         Returns
         -------
@@ -120,9 +132,6 @@ class BrianTrainer:
         x, y = self._check_data(x, y)
         batch = int(self.config.batch_size)
         self._choose_capacity(len(x))
-        if self.capacity % batch:
-            raise ValueError(f"capacity {self.capacity} must be a multiple of the batch size "
-                             f"{batch} so that runs hold whole mini-batches")
         totals = dict(loss_sum=0.0, correct=0, samples=0, forward_spikes=0, backward_spikes=0)
         tally = SpikeTally(self.config)
         for start in range(0, len(x), self.capacity):
@@ -131,7 +140,8 @@ class BrianTrainer:
                                         scale_factor=self.config.scale_factor)
             records = self._run(tables, learn=True)
             self._add_totals(totals, records, ys)
-            tally.add(self.params, xs, records["forward_counts"], records["backward_counts"])
+            tally.add(self.params, batch_major(xs), records["forward_counts"],
+                      records["backward_counts"])
         totals.update(tally.summary())
         return totals
 
@@ -153,7 +163,7 @@ class BrianTrainer:
             records = self._run(SampleTables.build(xs, ys, self.capacity), learn=False)
             self._add_totals(totals, records, ys)
             predictions.append(np.argmax(records["prob"], axis=1))
-            tally.add(self.params, xs, records["forward_counts"])
+            tally.add(self.params, batch_major(xs), records["forward_counts"])
         totals.pop("backward_spikes")
         totals.update(tally.summary(with_firing=False))
         totals["predictions"] = np.concatenate(predictions) if predictions else np.zeros(0, int)
@@ -161,16 +171,33 @@ class BrianTrainer:
 
     # -- internals -----------------------------------------------------------------------------
     def _choose_capacity(self, n_samples):
-        """Fix the samples per run at the first call: ``n_samples`` in whole mini-batches."""
+        """Fix the samples per run at the first call: ``n_samples`` (at most
+        :data:`DEFAULT_MAX_CAPACITY`) or the given capacity, in whole mini-batches."""
+        batch = int(self.config.batch_size)
         if self.capacity is None:
-            batch = int(self.config.batch_size)
+            n_samples = min(n_samples, DEFAULT_MAX_CAPACITY)
             self.capacity = int(np.ceil(n_samples / batch)) * batch
+        elif self.capacity % batch:
+            self.capacity = int(np.ceil(self.capacity / batch)) * batch
 
     def _check_data(self, x, y):
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y).astype(np.int64)
-        if x.ndim != 2 or x.shape[1] != self.n_inputs:
-            raise ValueError(f"inputs must have shape (n, {self.n_inputs}); got {x.shape}")
+        steps = int(self.config.time_step)
+        static = x.ndim == 2 and x.shape[1] == self.n_inputs
+        frames = x.ndim == 3 and x.shape[1:] == (steps, self.n_inputs)
+        if not (static or frames):
+            raise ValueError(f"inputs must have shape (n, {self.n_inputs}) or, as event frames "
+                             f"(one per forward step), (n, {steps}, {self.n_inputs}); "
+                             f"got {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("inputs contain NaN or infinite values")
+        if self.frame_input is None:
+            self.frame_input = frames
+        elif self.frame_input != frames:
+            kind = "event frames" if self.frame_input else "static inputs"
+            raise ValueError(f"this trainer's model was built for {kind}; got "
+                             f"{'frames' if frames else 'static inputs'} of shape {x.shape}")
         if len(y) != len(x) or (len(y) and (y.min() < 0 or y.max() >= self.n_classes)):
             raise ValueError(f"labels must be {len(x)} integers in [0, {self.n_classes})")
         return x, y
@@ -206,7 +233,7 @@ class BrianTrainer:
             prefs.codegen.target = self.caps.codegen_target
             model = network_class(self.caps)(self.config, self.n_inputs, self.n_classes,
                                              self.capacity, device=self.device_name,
-                                             tables=tables)
+                                             tables=tables, frame_input=self.frame_input)
             model.assign(self.params, self.buffers)
             Network(*model.objects).run(model.run_duration, namespace={})
         self.model = model
@@ -237,7 +264,8 @@ class BrianTrainer:
         else:
             set_device(self.device_name, directory=directory)
         model = network_class(self.caps)(self.config, self.n_inputs, self.n_classes,
-                                         self.capacity, device=self.caps, tables=tables)
+                                         self.capacity, device=self.caps, tables=tables,
+                                         frame_input=self.frame_input)
         model.assign(self.params, self.buffers)
         network = Network(*model.objects)
         if self.device_name == "genn":
@@ -262,8 +290,8 @@ class BrianTrainer:
         set_device("cpp_standalone", build_on_run=False)
         device.activate(build_on_run=False)
         model = network_class(self.caps)(self.config, self.n_inputs, self.n_classes,
-                                             self.capacity,
-                             device=self.device_name)
+                                         self.capacity, device=self.device_name,
+                                         frame_input=self.frame_input)
         Network(*model.objects).run(model.run_duration, namespace={})
         directory = self.build_dir or tempfile.mkdtemp(prefix="spide_brian_build_")
         os.makedirs(directory, exist_ok=True)

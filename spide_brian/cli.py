@@ -50,7 +50,26 @@ def _add_device_flags(parser):
                        help="GeNN 4.x source tree (default: the GENN_PATH variable)")
 
 
+def _add_run_flags(parser):
+    parser.add_argument("--samples-per-run", type=int, default=None, metavar="N",
+                        help="brian backend: samples simulated per run (rounded up to whole "
+                             "mini-batches; default: the training set, at most about 10000); "
+                             "longer data runs in chunks, a shorter test set is padded")
+
+
 def _device_options(args):
+    options = {}
+    if getattr(args, "samples_per_run", None) is not None and getattr(args, "backend",
+                                                                      None) == "reference":
+        raise UsageError("--samples-per-run applies to --backend brian only")
+    if getattr(args, "samples_per_run", None) is not None:
+        if args.samples_per_run < 1:
+            raise UsageError(f"--samples-per-run must be >= 1, got {args.samples_per_run}")
+        options["capacity"] = args.samples_per_run
+    return {**options, **_genn_options(args)}
+
+
+def _genn_options(args):
     if args.genn_cpu_only or args.genn_path:
         if (args.device or "") != "genn":
             raise UsageError("--genn-cpu-only and --genn-path need --device genn")
@@ -87,6 +106,7 @@ def build_parser():
     train.add_argument("--device", default=None,
                        help="Brian2 device for --backend brian (see 'spide-brian info')")
     _add_device_flags(train)
+    _add_run_flags(train)
     train.add_argument("--out", default=None,
                        help="folder for checkpoints and the per-epoch log (log.tsv)")
     train.add_argument("--resume", action="store_true",
@@ -107,6 +127,7 @@ def build_parser():
     evaluate.add_argument("--device", default=None)
     evaluate.add_argument("--json", default=None, metavar="PATH")
     _add_device_flags(evaluate)
+    _add_run_flags(evaluate)
 
     figures = commands.add_parser("figures", help="build the paper figures (figures/*.py)")
     figures.add_argument("--out", default="output/figures", help="output folder")
@@ -149,7 +170,6 @@ def _command_train(args):
     if args.resume and not args.out:
         raise UsageError("--resume needs --out DIR, the folder holding the checkpoint")
     dataset = load_dataset(args.dataset, data_dir=args.data_dir, limit=args.limit)
-    _check_backend_supports(args.backend, dataset)
     augment = _augmentation(args.dataset) if args.augment else None
     history, start_epoch, optimizer_state = [], 0, None
     if args.resume and (Path(args.out) / "checkpoint.json").exists():
@@ -164,6 +184,7 @@ def _command_train(args):
     else:
         config = _config_from_args(args)
         params = init_parameters(config, dataset.n_inputs, dataset.n_classes)
+    _check_frames(config, dataset)
     out = Path(args.out) if args.out else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -228,10 +249,12 @@ def _augmentation(dataset_name):
                      "cifar10-dvs)")
 
 
-def _check_backend_supports(backend, dataset):
-    if backend == "brian" and dataset.frames:
-        raise UsageError(f"{dataset.name} has one input frame per step, which the Brian2 model "
-                         "does not take yet; train it with --backend reference")
+def _check_frames(config, dataset):
+    """Event frames drive one forward step each: their number must be ``T``."""
+    if dataset.frames and dataset.frames != config.time_step:
+        raise UsageError(f"{dataset.name} has {dataset.frames} frames per sample, one per "
+                         f"forward step, but the forward stage has --time-step "
+                         f"{config.time_step}; use --time-step {dataset.frames}")
 
 
 def _write_log(path, history):
@@ -252,7 +275,7 @@ def _command_evaluate(args):
     dataset = load_dataset(args.dataset or checkpoint["dataset"], data_dir=args.data_dir,
                            limit=args.limit)
     backend = args.backend or checkpoint["backend"]
-    _check_backend_supports(backend, dataset)
+    _check_frames(config, dataset)
     trainer = make_trainer(backend, config, checkpoint["params"],
                            device=args.device or (checkpoint["device"] if backend == "brian"
                                                   else None),

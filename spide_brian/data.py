@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import inspect
+
 import numpy as np
 
 __all__ = ["Dataset", "DataError", "load_dataset", "register_dataset", "available_datasets"]
@@ -88,10 +90,19 @@ def available_datasets():
 
 
 def load_dataset(name="digits", data_dir=None, limit=None):
-    """Load a registered dataset by name, optionally keeping only ``limit`` samples per split."""
+    """Load a registered dataset by name, optionally keeping only ``limit`` samples per split.
+
+    A loader with a ``limit`` keyword makes only those samples (e.g. the simulated event
+    sensor records only the digits it needs); the result is the same either way.
+    """
     if name not in _LOADERS:
         raise DataError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}")
-    return _LOADERS[name](data_dir).limited(limit)
+    if limit is not None and limit < 1:
+        raise DataError(f"limit must be >= 1, got {limit}")
+    loader = _LOADERS[name]
+    if limit is not None and "limit" in inspect.signature(loader).parameters:
+        return loader(data_dir, limit=limit).limited(limit)
+    return loader(data_dir).limited(limit)
 
 
 DIGITS_TRAIN_SIZE = 1437

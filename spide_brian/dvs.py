@@ -360,12 +360,14 @@ def events_dataset(name, images_train, y_train, images_test, y_test, n_classes,
 
 @register_dataset("dvs-digits")
 def load_dvs_digits(data_dir=None, sensor=EventSensor(),
-                    settings=FrameSettings(size=16, mode="counts"), scale=3, seed=0):
+                    settings=FrameSettings(size=16, mode="counts"), scale=3, seed=0, limit=None):
     """scikit-learn's 8 x 8 digits seen by a simulated event sensor (no download).
 
     Each digit (pixels / 16) is upsampled ``scale`` times (bilinear), recorded by ``sensor``
     along a saccade path and binned into ``settings.n_frames`` frames; the split is the one of
     the ``digits`` dataset (first 1437 train, last 360 test). ``data_dir`` is not used.
+    ``limit`` records only the first ``limit`` digits of each split (the same frames as in
+    the full dataset: the sensor noise of a digit depends only on its split and index).
     """
     from sklearn.datasets import load_digits
 
@@ -374,8 +376,11 @@ def load_dvs_digits(data_dir=None, sensor=EventSensor(),
     digits = load_digits()
     images = np.clip(ndimage.zoom(digits.images / 16.0, (1, scale, scale), order=1), 0, 1)
     split = DIGITS_TRAIN_SIZE
-    return events_dataset("dvs-digits", images[:split], digits.target[:split], images[split:],
-                          digits.target[split:], 10, sensor, settings, seed)
+    train, test = slice(0, split), slice(split, None)
+    if limit is not None:
+        train, test = slice(0, min(limit, split)), slice(split, split + limit)
+    return events_dataset("dvs-digits", images[train], digits.target[train], images[test],
+                          digits.target[test], 10, sensor, settings, seed)
 
 
 def load_dvs_mnist(data_dir=None, n_train=None, n_test=None,

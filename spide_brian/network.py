@@ -119,11 +119,16 @@ class SPIDENetwork:
         Prefix of all object names.
     record : bool
         Add per-sample StateMonitors of the spike counts and the readout.
+    frame_input : bool
+        Event frames, one per forward step (samples ``(T, n_in)``, read from a per-step
+        ``TimedArray`` and summed into layer 0 every step), instead of a static input (one
+        row per sample, summed once per slot where the device allows).
     """
 
     def __init__(self, config, n_inputs, n_classes, capacity, device="numpy", tables=None,
-                 name="spide", record=True):
+                 name="spide", record=True, frame_input=False):
         self.config = config
+        self.frame_input = bool(frame_input)
         self.n_inputs, self.n_classes, self.capacity = int(n_inputs), int(n_classes), int(capacity)
         self.caps = device if isinstance(device, Capabilities) else capabilities(device)
         self.schedule = self._make_schedule()
@@ -136,14 +141,19 @@ class SPIDENetwork:
         self.batch_dt = (batch * self.slot_dt if self.caps.batch_clock_update
                          and self.capacity % batch == 0 else None)
         if tables is None:
-            tables = SampleTables.build(np.zeros((0, n_inputs)), np.zeros(0), capacity)
+            empty = (0, config.time_step, n_inputs) if self.frame_input else (0, n_inputs)
+            tables = SampleTables.build(np.zeros(empty), np.zeros(0), capacity)
+        self._check_tables(tables)
         self.timed_arrays = {
-            "stimulus": TimedArray(tables.stimulus, dt=self.slot_dt, name=f"{name}_stimulus"),
+            self.input_table: TimedArray(self._input_rows(tables), dt=self.input_dt,
+                                         name=f"{name}_{self.input_table}"),
             "sample_label": TimedArray(tables.label, dt=self.slot_dt, name=f"{name}_label"),
             "sample_kappa": TimedArray(tables.kappa, dt=self.slot_dt, name=f"{name}_kappa"),
             "update_flag": TimedArray(tables.update, dt=self.slot_dt, name=f"{name}_update"),
         }
         self.namespace = dict(self.schedule.namespace(), **self.timed_arrays)
+        if self.frame_input:
+            self.namespace["frame_dt"] = self.input_dt
         self.objects = []
         self._constants = []
         self.copies = {}
@@ -156,6 +166,29 @@ class SPIDENetwork:
             self._build_feedback_norm()
         if record:
             self._build_monitors()
+
+    # -- input tables -----------------------------------------------------------------------
+    @property
+    def input_table(self):
+        """Namespace name of the input TimedArray: ``'frames'`` or ``'stimulus'``."""
+        return "frames" if self.frame_input else "stimulus"
+
+    @property
+    def input_dt(self):
+        """Spacing of the input table's rows: one step per frame, one slot per sample."""
+        return self.dt if self.frame_input else self.slot_dt
+
+    def _check_tables(self, tables):
+        expected = ((self.capacity, self.config.time_step, self.n_inputs) if self.frame_input
+                    else (self.capacity, self.n_inputs))
+        if tables.stimulus.shape != expected:
+            kind = "frame" if self.frame_input else "static"
+            raise ValueError(f"this model takes {kind} input tables of shape {expected}; "
+                             f"got {tables.stimulus.shape}")
+
+    def _input_rows(self, tables):
+        """The input table as TimedArray rows (frames: row ``sample*T + k``)."""
+        return tables.stimulus.reshape(-1, self.n_inputs)
 
     # -- construction -----------------------------------------------------------------------
     # Names of run_regularly operations contain "_run_regularly_": brian2genn recognises
@@ -270,11 +303,13 @@ class SPIDENetwork:
         ns = self.namespace
         self.input_group = self._neuron_group(self.n_inputs, eq.model_equations("input"),
                                               f"{self.name}_input", role="input")
-        self._every_step(self.input_group, "input")
+        self._every_step(self.input_group, "input",
+                         "frames_every_step" if self.frame_input else "every_step")
         shape = (self.config.hidden_sizes[0], self.n_inputs)
         model = eq.model_equations("input", "synapse_model")
         syn = self._copy("input_weight", shape, False, self.input_group, self.layers[0], model,
-                         slow=True, accumulate=("input", "synapse_accumulate", None))
+                         slow=not self.frame_input,
+                         accumulate=("input", "synapse_accumulate", None))
         self._optimiser_constants(syn)
         self._learning(syn, "input", "synapse_accumulate", divide_by="reset_amount_syn")
 
@@ -432,7 +467,8 @@ class SPIDENetwork:
 
     def table_values(self, tables):
         """``{TimedArray: values}`` of a :class:`SampleTables` (run_args on standalone)."""
-        return {self.timed_arrays["stimulus"]: tables.stimulus,
+        self._check_tables(tables)
+        return {self.timed_arrays[self.input_table]: self._input_rows(tables),
                 self.timed_arrays["sample_label"]: tables.label,
                 self.timed_arrays["sample_kappa"]: tables.kappa,
                 self.timed_arrays["update_flag"]: tables.update}

@@ -76,7 +76,8 @@ class SampleTables:
 
     Attributes
     ----------
-    stimulus : ndarray, shape (capacity, n_inputs)
+    stimulus : ndarray, shape (capacity, n_inputs) or (capacity, T, n_inputs)
+        Static inputs or event frames (one per forward step), zero for padding.
     label : ndarray, shape (capacity,)
     kappa : ndarray, shape (capacity,)
         ``S / B_actual`` for a training sample, 0 for evaluation or padding.
@@ -106,12 +107,15 @@ class SampleTables:
         """
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y)
+        if x.ndim not in (2, 3):
+            raise ValueError(f"inputs must have shape (n, n_in) or, as frames, (n, T, n_in); "
+                             f"got {x.shape}")
         n = len(x)
         if n > capacity:
             raise ValueError(f"{n} samples do not fit a run of capacity {capacity}")
         if len(y) != n:
             raise ValueError(f"{n} inputs but {len(y)} labels")
-        stimulus = np.zeros((capacity, x.shape[1]))
+        stimulus = np.zeros((capacity,) + x.shape[1:])
         stimulus[:n] = x
         label = np.zeros(capacity)
         label[:n] = y

@@ -21,7 +21,7 @@ from brian2.utils.logger import get_logger
 from . import energy, firing, reference
 from .parameters import check_parameters, init_parameters
 
-__all__ = ["SpikeTally", "ReferenceTrainer", "EpochRecord", "train", "epoch_order", "make_trainer", "BACKENDS"]
+__all__ = ["SpikeTally", "ReferenceTrainer", "batch_major", "EpochRecord", "train", "epoch_order", "make_trainer", "BACKENDS"]
 
 logger = get_logger(__name__)
 
@@ -75,7 +75,7 @@ class ReferenceTrainer:
         batch = self.config.batch_size
         tally = SpikeTally(self.config)
         for start in range(0, len(y), batch):
-            xb, yb = _batch_major(x[start:start + batch]), y[start:start + batch]
+            xb, yb = batch_major(x[start:start + batch]), y[start:start + batch]
             result, out = reference.train_batch(self.params, self.config, self.optimizer, xb, yb)
             totals["loss_sum"] += out.loss * len(yb)
             totals["correct"] += int(np.sum(out.probabilities.argmax(axis=1) == yb))
@@ -91,7 +91,7 @@ class ReferenceTrainer:
     def evaluate(self, x, y, batch=500):
         predictions, spikes, tally = [], 0, SpikeTally(self.config)
         for start in range(0, len(x), batch):
-            xb = _batch_major(x[start:start + batch])
+            xb = batch_major(x[start:start + batch])
             logits, fwd = reference.predict(self.params, self.config, xb)
             predictions.append(logits.argmax(axis=1))
             spikes += int(sum(c.sum() for c in fwd.counts))
@@ -102,7 +102,7 @@ class ReferenceTrainer:
                     **tally.summary(with_firing=False))
 
 
-def _batch_major(x):
+def batch_major(x):
     """Samples ``(B, n_in)`` stay as they are; frames ``(B, T, n_in)`` become ``(T, B, n_in)``."""
     return np.swapaxes(x, 0, 1) if x.ndim == 3 else x
 

@@ -18,6 +18,7 @@ from spide_brian.network import SPIDENetwork
 from spide_brian.replay import ReplaySPIDENetwork, network_class
 from spide_brian.parameters import init_parameters
 from spide_brian.schedule import SampleTables
+from spide_brian.training import batch_major
 
 N_INPUTS, N_CLASSES, N_SAMPLES, BATCH = 5, 3, 8, 3   # batches of 3, 3 and 2 samples
 #: Runs of whole mini-batches (one padding slot): the SGD step runs on a mini-batch clock
@@ -41,13 +42,24 @@ def make_case(sizes, leaky, reset):
     return config, params, x, y
 
 
+def make_frame_case(sizes, leaky, reset):
+    """A case with event frames: every sample has T different frames (counts 0..3, some
+    inputs silent at some steps)."""
+    config, params, x, y = make_case(sizes, leaky, reset)
+    rng = np.random.default_rng(5)
+    frames = rng.integers(0, 4, (N_SAMPLES, config.time_step, N_INPUTS)) * 0.5
+    frames[:, ::3, 0] = 0.0
+    return config, params, frames, y
+
+
 def reference_training(config, params, x, y):
     params = {k: v.copy() for k, v in params.items()}
     optimizer = ref.SGDMomentum(config)
     forward, backward = [], []
     for start in range(0, len(x), config.batch_size):
         stop = start + config.batch_size
-        result, _ = ref.train_batch(params, config, optimizer, x[start:stop], y[start:stop])
+        result, _ = ref.train_batch(params, config, optimizer, batch_major(x[start:stop]),
+                                    y[start:stop])
         forward.append(result.forward.counts)
         backward.append(result.backward.signed_counts)
     layers = range(config.n_layers)
@@ -74,7 +86,7 @@ def run_runtime(config, params, x, y, extra=(), capacity=CAPACITY):
     tables = SampleTables.build(x, y, capacity, batch_size=config.batch_size,
                                 scale_factor=config.scale_factor)
     model = network_class(capabilities("numpy"))(config, N_INPUTS, N_CLASSES, capacity,
-                                                 tables=tables)
+                                                 tables=tables, frame_input=x.ndim == 3)
     model.assign(params)
     Network(*model.objects, *extra).run(model.run_duration, namespace={})
     return model
@@ -89,6 +101,35 @@ def test_runtime_matches_reference(structure, leaky, reset):
     trained, buffers = model.read_parameters()
     assert_matches_reference(config, params, x, y, model.per_sample(len(x)), trained, buffers)
     assert all(v == 0.0 for v in model.copy_mismatch().values())
+
+
+@pytest.mark.parametrize("structure", sorted(STRUCTURES))
+@pytest.mark.parametrize("leaky,reset", [(0.9, "modified"), (1.0, "standard")])
+def test_runtime_frames_match_reference(structure, leaky, reset):
+    """Event frames, one per forward step (a per-step TimedArray); F learns from the
+    time-mean frame."""
+    config, params, frames, y = make_frame_case(STRUCTURES[structure], leaky, reset)
+    model = run_runtime(config, params, frames, y)
+    assert model.frame_input and "frames" in model.namespace
+    trained, buffers = model.read_parameters()
+    assert_matches_reference(config, params, frames, y, model.per_sample(len(frames)),
+                             trained, buffers)
+    # the static input with the mean frame would train differently: the frames matter
+    static, _, _, _ = reference_training(config, params, frames.mean(axis=1), y)
+    assert not np.allclose(static["input_weight"], trained["input_weight"])
+
+
+def test_frame_model_rejects_static_tables():
+    config, params, frames, y = make_frame_case(STRUCTURES["one_layer"], 1.0, "modified")
+    model = SPIDENetwork(config, N_INPUTS, N_CLASSES, CAPACITY, frame_input=True)
+    static = SampleTables.build(frames.mean(axis=1), y, CAPACITY)
+    with pytest.raises(ValueError, match=r"frame input tables of shape \(9, 10, 5\)"):
+        model.table_values(static)
+    trainer = BrianTrainer(config, params, device="numpy")
+    with pytest.raises(ValueError, match=r"\(n, 10, 5\)"):
+        trainer.train_epoch(frames[:, :4], y)
+    with pytest.raises(ValueError, match="NaN"):
+        trainer.train_epoch(np.full_like(frames, np.nan), y)
 
 
 def test_single_clock_fallbacks_match_reference():
@@ -160,6 +201,18 @@ def test_trainer_runtime_epochs_and_evaluation():
     assert all(np.array_equal(before[k], trainer.params[k]) for k in before)
 
 
+def test_trainer_chunks_long_data_into_runs():
+    """A capacity below the data size (4, rounded up to 6 = two mini-batches): the epoch
+    runs in two chunks (6 samples, then 2 padded to 6) and equals the reference."""
+    config, params, x, y = make_case(STRUCTURES["one_layer"], 0.9, "standard")
+    trainer = BrianTrainer(config, params, device="numpy", capacity=4)
+    stats = trainer.train_epoch(x, y)
+    assert trainer.capacity == 6 and stats["samples"] == len(x)
+    ref_params, _, _, _ = reference_training(config, params, x, y)
+    for name in ref_params:
+        np.testing.assert_allclose(trainer.params[name], ref_params[name], rtol=1e-9, atol=1e-14)
+
+
 def _check_standalone_variants(model, structure):
     """Run every IF/LIF and reset variant through the compiled ``model`` with run_args."""
     for leaky, reset in VARIANTS:
@@ -221,6 +274,29 @@ def test_standalone_trainer_reuses_program(tmp_path):
         assert trainer.model.copy_mismatch() == {k: 0.0 for k in trainer.model.copies}
         assert trainer.model.capacity == CAPACITY
         _check_standalone_variants(trainer.model, "one_layer")
+    finally:
+        device.reinit()
+        set_device("runtime")
+
+
+@pytest.mark.standalone
+def test_standalone_trainer_frames(tmp_path):
+    """Event frames on cpp_standalone: training (run_args carry the per-step table) and
+    evaluation equal the reference."""
+    config, params, frames, y = make_frame_case(STRUCTURES["one_layer"], 0.9, "modified")
+    try:
+        trainer = BrianTrainer(config, params, device="cpp_standalone",
+                               build_dir=str(tmp_path / "build"))
+        stats = trainer.train_epoch(frames, y)
+        assert stats["samples"] == len(y) and stats["backward_spikes"] > 0
+        ref_params, ref_buffers, ref_forward, _ = reference_training(config, params, frames, y)
+        np.testing.assert_array_equal(trainer.last_records["forward_counts"][0], ref_forward[0])
+        for name in ref_params:
+            np.testing.assert_allclose(trainer.params[name], ref_params[name], rtol=1e-9,
+                                       atol=1e-14)
+        result = trainer.evaluate(frames, y)
+        logits, _ = ref.predict(trainer.params, config, batch_major(frames))
+        np.testing.assert_array_equal(result["predictions"], np.argmax(logits, axis=1))
     finally:
         device.reinit()
         set_device("runtime")

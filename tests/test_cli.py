@@ -130,17 +130,38 @@ def test_brian_backend_summary_names_its_device(tmp_path):
     assert data["device"] == "numpy" and data["backend"] == "brian"
 
 
-def test_frames_dataset_is_refused_by_the_brian_backend():
+def test_frame_count_must_equal_the_forward_steps():
     import numpy as np
 
-    from spide_brian.cli import UsageError, _check_backend_supports
+    from spide_brian.cli import UsageError, _check_frames
+    from spide_brian.config import SPIDEConfig
     from spide_brian.data import Dataset
 
     frames = np.zeros((2, 5, 4))
     dataset = Dataset("events", frames, np.zeros(2, int), frames, np.zeros(2, int), 2, (4,))
-    with pytest.raises(UsageError, match="--backend reference"):
-        _check_backend_supports("brian", dataset)
-    _check_backend_supports("reference", dataset)
+    with pytest.raises(UsageError, match="use --time-step 5"):
+        _check_frames(SPIDEConfig(time_step=30), dataset)
+    _check_frames(SPIDEConfig(time_step=5), dataset)
+
+
+def test_dvs_digits_trains_identically_in_both_backends(tmp_path):
+    """The offline event stream (sensor -> tonic transforms -> frames) through the CLI: the
+    Brian2 model (frames from a per-step TimedArray) and the reference with its timing give
+    the same losses and accuracies."""
+    pytest.importorskip("tonic")
+    flags = ["--dataset", "dvs-digits", "--limit", "8", "--hidden-sizes", "12",
+             "--batch-size", "4", "--time-step", "30", "--time-step-back", "20",
+             "--timing", "brian", "--epochs", "1", "--quiet"]
+    histories = {}
+    for backend, extra in (("reference", []), ("brian", ["--device", "numpy"])):
+        summary = tmp_path / f"{backend}.json"
+        assert main(["train", *flags, "--backend", backend, *extra,
+                     "--json", str(summary)]) == 0
+        histories[backend] = json.loads(summary.read_text())["history"]
+    reference, brian = histories["reference"][0], histories["brian"][0]
+    assert brian["backward_rate"] > 0
+    for key in ("loss", "train_accuracy", "test_accuracy", "forward_rate", "backward_rate"):
+        assert brian[key] == pytest.approx(reference[key], rel=1e-9), key
 
 
 def test_genn_without_brian2genn_or_genn_gets_a_clear_error(capsys, monkeypatch):

@@ -279,3 +279,18 @@ def test_offline_event_digits_train_with_the_reference():
     records = train(config, data, backend="reference")
     assert records[-1].test_accuracy > 0.5  # 0.74 measured; chance is 0.1
     assert records[-1].forward_rate > 0
+
+
+def test_dvs_digits_limit_records_only_the_first_digits():
+    """``--limit`` records only the digits it keeps, with the frames of the full dataset."""
+    pytest.importorskip("tonic")
+    from spide_brian.data import load_dataset
+
+    small, larger = load_dataset("dvs-digits", limit=3), load_dataset("dvs-digits", limit=5)
+    assert small.x_train.shape == (3, 30, 512) and small.x_test.shape == (3, 30, 512)
+    np.testing.assert_array_equal(small.x_train, larger.x_train[:3])
+    np.testing.assert_array_equal(small.x_test, larger.x_test[:3])
+    np.testing.assert_array_equal(small.y_test, [int(v) for v in larger.y_test[:3]])
+    assert small.x_train.any() and small.x_test.any()
+    with pytest.raises(DataError, match="limit"):
+        load_dataset("dvs-digits", limit=0)
