@@ -262,6 +262,7 @@ class BrianTrainer:
                 prefs.devices.genn.path = self.genn_path
             set_device("genn", use_GPU=self.use_gpu, directory=directory)
         else:
+            _bound_make_jobs()
             set_device(self.device_name, directory=directory)
         model = network_class(self.caps)(self.config, self.n_inputs, self.n_classes,
                                          self.capacity, device=self.caps, tables=tables,
@@ -287,6 +288,7 @@ class BrianTrainer:
         start = time.perf_counter()
         if _STANDALONE_OWNER["trainer"] is not None:
             device.reinit()
+        _bound_make_jobs()
         set_device("cpp_standalone", build_on_run=False)
         device.activate(build_on_run=False)
         model = network_class(self.caps)(self.config, self.n_inputs, self.n_classes,
@@ -303,6 +305,14 @@ class BrianTrainer:
         _STANDALONE_OWNER["trainer"] = self
         self.model = model
         return model
+
+
+def _bound_make_jobs():
+    """Compile with one make job per CPU core instead of Brian2's default unbounded ``-j``
+    (which starts every compiler at once). A user's own setting is kept."""
+    pref = "devices.cpp_standalone.extra_make_args_unix"
+    if list(prefs[pref]) == ["-j"]:
+        prefs[pref] = [f"-j{os.cpu_count() or 1}"]
 
 
 def _device_run_has_run_args():
