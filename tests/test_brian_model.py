@@ -5,6 +5,7 @@ compile one program per network structure (two builds in all) and run the IF/LIF
 variants through ``run_args``.
 """
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -300,3 +301,19 @@ def test_standalone_trainer_frames(tmp_path):
     finally:
         device.reinit()
         set_device("runtime")
+
+
+def test_standalone_make_jobs_are_bounded_by_the_cores():
+    from spide_brian.brian_backend import _bound_make_jobs
+
+    pref = "devices.cpp_standalone.extra_make_args_unix"
+    saved = list(prefs[pref])
+    try:
+        prefs[pref] = ["-j"]
+        _bound_make_jobs()
+        assert prefs[pref] == [f"-j{os.cpu_count() or 1}"]
+        prefs[pref] = ["-j3", "-k"]         # the user's own choice stays
+        _bound_make_jobs()
+        assert prefs[pref] == ["-j3", "-k"]
+    finally:
+        prefs[pref] = saved
