@@ -3,9 +3,12 @@
 #
 # One time step is one dt; every update below is a discrete map, so dt cancels.
 # Forward, at the steps of the forward phase (slot steps forward_start ...):
-#     v <- lam*v + ((input_current + bias) + I_syn);  spike if v >= threshold;  v <- v - V
-#   input_current is F x for layer 0 (0 elsewhere), I_syn the sum of the weights of the
-#   spikes that arrived during the previous step (every hop is one step late).
+#     v <- lam*v + (((input_current + I_input) + bias) + I_syn);  spike if v >= threshold;
+#     v <- v - V
+#   input_current is F x for layer 0 (0 elsewhere), I_input the F x of an event frame that
+#   arrived by input events during the previous step (layer 0 with event frames, else 0), I_syn
+#   the sum of the weights of the spikes that arrived during the previous step (every hop is
+#   one step late).
 #   rate = leak-weighted count / rate_norm, gate m = [0 < count < T], both set once at the
 #   end of the forward phase. This group spikes only in the forward phase.
 # Backward, at the steps of the backward phase:
@@ -23,6 +26,7 @@
 [model]
 v : 1                   # forward membrane potential (post-reset value between steps)
 I_syn : 1               # forward synaptic input received during the previous step
+I_input : 1             # F x of the event frame received during the previous step
 input_current : 1       # F x (layer 0, summed from the input synapses; 0 in other layers)
 bias : 1                # constant current b_l
 count : 1               # forward spikes of the current sample
@@ -62,10 +66,11 @@ weighted_count = weighted_count + 1
 # forward integration (the first forward step starts from v = 0)
 fwd = int(forward_phase)
 fwd_first = int(forward_first)
-v = fwd*((1 - fwd_first)*(lam*v) + ((input_current + bias) + I_syn)) + (1 - fwd)*v
+v = fwd*((1 - fwd_first)*(lam*v) + (((input_current + I_input) + bias) + I_syn)) + (1 - fwd)*v
 weighted_count = fwd*((1 - fwd_first)*(lam*weighted_count)) + (1 - fwd)*weighted_count
 count = (1 - fwd_first)*count
 I_syn = 0
+I_input = 0
 fwd_end = int(forward_end)
 rate = fwd_end*(weighted_count/rate_norm) + (1 - fwd_end)*rate
 gate = fwd_end*int(count > 0.5 and count < forward_steps - 0.5) + (1 - fwd_end)*gate

@@ -8,9 +8,12 @@
 # before that forward step, because the summed F x reaches the neurons one step after x
 # changes. x_sum adds the frames in order and x_mean = x_sum / T is their time mean, which the
 # gradient of F uses. Outside the loading steps x is 0.
-# Input synapses: input_current = F x as a summed variable into layer 0. For static input on
-# devices with a slow clock for summed variables it is summed once per slot (at step 0), else
-# every step.
+# Input synapses: static input reaches layer 0 as input_current = F x, a summed variable,
+# summed once per slot (at step 0) on devices with a slow clock for summed variables, else
+# every step. Event frames are sparse: where an event may read its source (capability
+# event_reads_source) every input with x != 0 at a loading step emits one event
+# ([frame_event]) that adds w*x to I_input of layer 0, read at the next step like the summed
+# variable; elsewhere input_current is summed every step.
 #     grad_F += beta_0 * x_mean ;  gradient = grad / V
 
 [model]
@@ -32,6 +35,12 @@ x_sum = int(frame == 0)*x + int(frame > 0)*loading*(x_sum + x) + (1 - loading)*x
 last_frame = int(frame == forward_steps - 1)
 x_mean = last_frame*(x_sum/forward_steps) + (1 - last_frame)*x_mean
 
+[frame_event]
+x != 0
+
+[frame_on_pre]
+I_input_post += w*x_pre
+
 [synapse_model]
 w : 1
 grad : 1
@@ -40,6 +49,8 @@ lr_syn : 1 (shared, constant)
 momentum_syn : 1 (shared, constant)
 weight_decay_syn : 1 (shared, constant)
 reset_amount_syn : 1 (shared, constant)
+
+[summed_input_model]
 input_current_post = w*x_pre : 1 (summed)
 
 [synapse_accumulate]

@@ -300,16 +300,25 @@ class SPIDENetwork:
         return syn
 
     def _build_input(self):
-        ns = self.namespace
-        self.input_group = self._neuron_group(self.n_inputs, eq.model_equations("input"),
-                                              f"{self.name}_input", role="input")
+        # event frames travel as events of the inputs with x != 0 where an event may read
+        # its source; otherwise F x is a summed variable (once per slot for static input)
+        frame_events = self.frame_input and self.caps.event_reads_source
+        self.input_group = self._neuron_group(
+            self.n_inputs, eq.model_equations("input"), f"{self.name}_input",
+            threshold=eq.statements("input", "frame_event") if frame_events else None,
+            reset="" if frame_events else None, role="input")
         self._every_step(self.input_group, "input",
                          "frames_every_step" if self.frame_input else "every_step")
         shape = (self.config.hidden_sizes[0], self.n_inputs)
         model = eq.model_equations("input", "synapse_model")
+        events = {}
+        if frame_events:
+            events["on_pre"] = eq.statements("input", "frame_on_pre")
+        else:
+            model = model + eq.model_equations("input", "summed_input_model")
         syn = self._copy("input_weight", shape, False, self.input_group, self.layers[0], model,
                          slow=not self.frame_input,
-                         accumulate=("input", "synapse_accumulate", None))
+                         accumulate=("input", "synapse_accumulate", None), **events)
         self._optimiser_constants(syn)
         self._learning(syn, "input", "synapse_accumulate", divide_by="reset_amount_syn")
 

@@ -112,12 +112,33 @@ def test_runtime_frames_match_reference(structure, leaky, reset):
     config, params, frames, y = make_frame_case(STRUCTURES[structure], leaky, reset)
     model = run_runtime(config, params, frames, y)
     assert model.frame_input and "frames" in model.namespace
+    # sparse frames travel as input events (no summed F x)
+    assert not model.copies["input_weight"][0].synapses.summed_updaters
     trained, buffers = model.read_parameters()
     assert_matches_reference(config, params, frames, y, model.per_sample(len(frames)),
                              trained, buffers)
     # the static input with the mean frame would train differently: the frames matter
     static, _, _, _ = reference_training(config, params, frames.mean(axis=1), y)
     assert not np.allclose(static["input_weight"], trained["input_weight"])
+
+
+def test_frames_as_summed_input_match_reference():
+    """Where events may not read their source (GeNN's row), frames reach layer 0 as a
+    summed variable every step instead of input events; the result is the same."""
+    config, params, frames, y = make_frame_case(STRUCTURES["chain"], 0.9, "modified")
+    caps = dataclasses.replace(capabilities("numpy"), slow_clock_summed=False,
+                               batch_clock_update=False, event_reads_source=False)
+    prefs.codegen.target = "numpy"
+    tables = SampleTables.build(frames, y, CAPACITY, batch_size=config.batch_size,
+                                scale_factor=config.scale_factor)
+    model = network_class(caps)(config, N_INPUTS, N_CLASSES, CAPACITY, device=caps,
+                                tables=tables, frame_input=True)
+    assert "input_current_post" in model.copies["input_weight"][0].synapses.summed_updaters
+    model.assign(params)
+    Network(*model.objects).run(model.run_duration, namespace={})
+    trained, buffers = model.read_parameters()
+    assert_matches_reference(config, params, frames, y, model.per_sample(len(frames)),
+                             trained, buffers)
 
 
 def test_frame_model_rejects_static_tables():
