@@ -1,6 +1,7 @@
 """Train one configuration with the numpy reference and with the Brian2 model, side by side.
 
-Usage: ``python benchmarks/compare_backends.py [--epochs 20] [--seed 0] [--device cpp_standalone]``.
+Usage: ``python benchmarks/compare_backends.py [--dataset digits] [--epochs 20] [--seed 0]
+[--device cpp_standalone] [--limit N] [--lr LR] [--batch-size B] [--samples-per-run N]``.
 Both start from the same initial weights and see the samples in the same order. Prints the
 test accuracy of both per epoch, their difference, and seconds per epoch (for the Brian2
 model, the first epoch includes compilation; the compile seconds are printed separately).
@@ -21,14 +22,24 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpp_standalone")
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--samples-per-run", type=int, default=None)
     args = parser.parse_args()
-    dataset = load_dataset("digits", limit=args.limit)
-    config = SPIDEConfig(epochs=args.epochs, seed=args.seed)
+    dataset = load_dataset(args.dataset, data_dir=args.data_dir, limit=args.limit)
+    changes = {k: v for k, v in (("lr", args.lr), ("batch_size", args.batch_size))
+               if v is not None}
+    # the Brian2 model's timing: every synaptic hop one step late
+    config = SPIDEConfig(epochs=args.epochs, seed=args.seed, timing="brian", **changes)
     params = init_parameters(config, dataset.n_inputs, dataset.n_classes)
     results = {}
     for backend in ("reference", "brian"):
-        trainer = make_trainer(backend, config, params, device=args.device,
-                               n_inputs=dataset.n_inputs, n_classes=dataset.n_classes)
+        options = dict(device=args.device, capacity=args.samples_per_run) \
+            if backend == "brian" else {}
+        trainer = make_trainer(backend, config, params, n_inputs=dataset.n_inputs,
+                               n_classes=dataset.n_classes, **options)
         results[backend] = (train(config, dataset, trainer=trainer), trainer)
     print("epoch\treference\tbrian\tdifference\tref_s\tbrian_s")
     for ref, brian in zip(results["reference"][0], results["brian"][0]):
