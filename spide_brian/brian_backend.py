@@ -23,10 +23,11 @@ import tempfile
 import time
 
 import numpy as np
-from brian2 import Network, device, prefs, set_device
+from brian2 import Network, defaultclock, device, prefs, set_device
 from brian2.utils.logger import get_logger
 
 from .devices import capabilities, default_device
+from .network import MODEL_DT
 from .replay import network_class, run_on_genn
 from .parameters import check_parameters
 from .schedule import SampleTables
@@ -231,9 +232,7 @@ class BrianTrainer:
         else:
             start = time.perf_counter()
             prefs.codegen.target = self.caps.codegen_target
-            model = network_class(self.caps)(self.config, self.n_inputs, self.n_classes,
-                                             self.capacity, device=self.device_name,
-                                             tables=tables, frame_input=self.frame_input)
+            model = self._make_model(tables)
             model.assign(self.params, self.buffers)
             Network(*model.objects).run(model.run_duration, namespace={})
         self.model = model
@@ -244,6 +243,14 @@ class BrianTrainer:
             self.params, self.buffers = model.read_parameters()
         self.last_records = records
         return records
+
+    def _make_model(self, tables=None):
+        """The model of this trainer's device for one run (or one compiled program), on a
+        step of :data:`~spide_brian.network.MODEL_DT` (exact clock times)."""
+        defaultclock.dt = MODEL_DT
+        return network_class(self.caps)(self.config, self.n_inputs, self.n_classes,
+                                        self.capacity, device=self.caps, tables=tables,
+                                        frame_input=self.frame_input)
 
     def _build_and_run(self, tables):
         """One program for this run (genn; cpp_standalone without run_args): build it with
@@ -264,9 +271,7 @@ class BrianTrainer:
         else:
             _bound_make_jobs()
             set_device(self.device_name, directory=directory)
-        model = network_class(self.caps)(self.config, self.n_inputs, self.n_classes,
-                                         self.capacity, device=self.caps, tables=tables,
-                                         frame_input=self.frame_input)
+        model = self._make_model(tables)
         model.assign(self.params, self.buffers)
         network = Network(*model.objects)
         if self.device_name == "genn":
@@ -291,9 +296,7 @@ class BrianTrainer:
         _bound_make_jobs()
         set_device("cpp_standalone", build_on_run=False)
         device.activate(build_on_run=False)
-        model = network_class(self.caps)(self.config, self.n_inputs, self.n_classes,
-                                         self.capacity, device=self.device_name,
-                                         frame_input=self.frame_input)
+        model = self._make_model()
         Network(*model.objects).run(model.run_duration, namespace={})
         directory = self.build_dir or tempfile.mkdtemp(prefix="spide_brian_build_")
         os.makedirs(directory, exist_ok=True)

@@ -30,8 +30,10 @@ Examples
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from brian2 import (NeuronGroup, StateMonitor, Synapses, TimedArray, defaultclock)
+from brian2 import NeuronGroup, StateMonitor, Synapses, TimedArray, defaultclock, second
 from brian2.utils.logger import get_logger
 
 from . import equations as eq
@@ -40,9 +42,38 @@ from .parameters import project_feedback
 from .reference import rate_normaliser
 from .schedule import SampleTables, SlotSchedule
 
-__all__ = ["SPIDENetwork", "WeightCopy"]
+__all__ = ["SPIDENetwork", "WeightCopy", "MODEL_DT", "check_step_duration"]
 
 logger = get_logger(__name__)
+
+#: Duration of one step for the trainer's runs. The dynamics are discrete maps, so only the
+#: floating-point value matters: a power of two of seconds makes the times of the slot and
+#: mini-batch clocks (multiples of the step) exact, so all clocks agree however long a run
+#: is. With 0.1 ms, a run of about 10^6 steps drifts apart by more than the 1e-14 s within
+#: which cpp_standalone matches clocks, and per-slot operations run out of order.
+MODEL_DT = 2.0 ** -20 * second
+
+#: Simulated duration from which a step that is not a power of two of seconds is refused
+#: (below it, the clocks' rounding errors stay under cpp_standalone's 1e-14 s).
+_SAFE_DURATION_S = 1.0
+
+
+def check_step_duration(dt, duration):
+    """Raise if clocks of multiples of ``dt`` could drift apart over ``duration``
+    (standalone devices; runtime targets match clocks within a fraction of ``dt``).
+
+    Brian2's cpp_standalone treats two clocks as simultaneous when their times differ by at
+    most 1e-14 s. ``k * (n dt)`` and ``(k n) * dt`` are equal in floating point when ``dt`` is
+    a power of two of seconds; otherwise they differ by a few units in the last place of the
+    time, which exceeds 1e-14 s beyond a few seconds of simulated time.
+    """
+    mantissa, _ = math.frexp(float(dt))
+    if mantissa != 0.5 and float(duration) > _SAFE_DURATION_S:
+        raise ValueError(
+            f"a run of {float(duration):.3g} s of simulated time with dt = {dt} lets the "
+            f"model's slot and mini-batch clocks drift apart; set defaultclock.dt to a power "
+            f"of two of seconds (e.g. spide_brian.network.MODEL_DT = 2**-20 s) or run fewer "
+            f"samples per run")
 
 
 class WeightCopy:
@@ -135,6 +166,8 @@ class SPIDENetwork:
         self.name = name
         self.dt = defaultclock.dt
         self.slot_dt = self.schedule.slot_length * self.dt
+        if self.caps.standalone:
+            check_step_duration(self.dt, self.run_duration)
         batch = int(config.batch_size)
         #: Period of the SGD step of the weight copies (None: every slot, with the
         #: accumulation). A mini-batch clock needs runs of whole mini-batches.

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 import pytest
-from brian2 import Network, SpikeMonitor, device, prefs, set_device
+from brian2 import Network, SpikeMonitor, defaultclock, device, prefs, second, set_device
 
 from spide_brian import reference as ref
 from spide_brian.brian_backend import BrianTrainer
@@ -338,3 +338,29 @@ def test_standalone_make_jobs_are_bounded_by_the_cores():
         assert prefs[pref] == ["-j3", "-k"]
     finally:
         prefs[pref] = saved
+
+
+def test_model_step_keeps_long_standalone_runs_in_step():
+    """cpp_standalone matches clocks to 1e-14 s. With a 0.1 ms step the slot clock of a
+    10112-sample run (137-step slots, as F400 on Fashion-MNIST) drifts beyond that; with
+    MODEL_DT (a power of two of seconds) every slot time is exact."""
+    from brian2 import ms
+    from spide_brian.network import MODEL_DT, check_step_duration
+
+    slots = np.arange(10113)
+    for dt, drifts in ((float(0.1 * ms), True), (float(MODEL_DT), False)):
+        slot_dt = 137 * dt
+        gap = np.abs(slots * slot_dt - (slots * 137) * dt)
+        assert (gap.max() > 1e-14) == drifts
+    with pytest.raises(ValueError, match="power of two"):
+        check_step_duration(0.1 * ms, 10112 * 137 * 0.1 * ms)
+    check_step_duration(MODEL_DT, 10112 * 137 * MODEL_DT)
+    check_step_duration(0.1 * ms, 0.5 * second)
+    config, _, _, _ = make_case(STRUCTURES["one_layer"], 1.0, "modified")
+    saved = defaultclock.dt
+    try:
+        defaultclock.dt = 0.1 * ms
+        with pytest.raises(ValueError, match="defaultclock.dt"):
+            SPIDENetwork(config, N_INPUTS, N_CLASSES, 10000, device="cpp_standalone")
+    finally:
+        defaultclock.dt = saved
