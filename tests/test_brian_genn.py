@@ -122,9 +122,10 @@ def test_genn_project_is_generated(structure, learn, tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not os.environ.get("GENN_PATH"),
                     reason="GENN_PATH is not set (a GeNN 4.x source tree is needed to build)")
-def test_genn_cpu_training_matches_reference(tmp_path):
+@pytest.mark.parametrize("structure", sorted(STRUCTURES))
+def test_genn_cpu_training_matches_reference(structure, tmp_path):
     try:
-        model, (config, params, x, y) = _genn_model("one_layer", tmp_path / "genn", True)
+        model, (config, params, x, y) = _genn_model(structure, tmp_path / "genn", True)
         Network(*model.objects).run(model.run_duration, namespace={})
         trained, buffers = model.read_parameters()
         assert all(v == 0.0 for v in model.copy_mismatch().values())
