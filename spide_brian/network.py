@@ -162,8 +162,8 @@ class SPIDENetwork:
     # Names of run_regularly operations contain "_run_regularly_": brian2genn recognises
     # them by that name (others are silently left out of its GeNN model).
     def _substeps(self):
-        """Device steps per model step: the device's events of a model step's spikes must
-        reach the state before the next step's run_regularly operations (schedule.eq)."""
+        """Device steps per model step: the synaptic events of a model step's spikes must be
+        applied before the next model step's run_regularly operations (schedule.eq)."""
         return 1 + int(self.caps.event_delivery_steps)
 
     def _make_schedule(self):
