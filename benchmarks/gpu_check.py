@@ -6,7 +6,11 @@ Run by ``benchmarks/gpu_check.sh`` in a brian2 2.5.4 + brian2genn environment::
 
 Prints per device: compile seconds, run seconds, samples/s; then whether the forward and
 backward spike counts and the trained parameters equal those of cpp_standalone (the exact
-reference device). Exit status 1 if a comparison fails.
+reference device). Counts must be identical; parameters equal to rounding, with the
+criterion of the test suite (``tests/test_brian_model.py``: relative 1e-9): the devices
+compile their arithmetic differently (cpp_standalone with ``-ffast-math -march=native``
+throughout, GeNN its neuron and synapse code without), so the last bit of a weight may
+differ. The largest difference is printed. Exit status 1 if a comparison fails.
 """
 import argparse
 import sys
@@ -40,10 +44,15 @@ def compare(name, reference, other):
                 if not np.array_equal(layer_a, layer_b):
                     ok = False
                     print(f"  {name}: {key} differ in {np.sum(layer_a != layer_b)} entries")
-    worst = max(float(np.max(np.abs(ref_trainer.params[k] - trainer.params[k])))
-                for k in ref_trainer.params)
+    worst = 0.0
+    for parameter, expected in ref_trainer.params.items():
+        actual = trainer.params[parameter]
+        worst = max(worst, float(np.max(np.abs(expected - actual))))
+        if not np.allclose(actual, expected, rtol=1e-9, atol=1e-12 * np.abs(expected).max()):
+            ok = False
+            print(f"  {name}: {parameter} differs beyond rounding")
     print(f"  {name}: largest parameter difference to cpp_standalone {worst:.3g}")
-    return ok and worst == 0.0
+    return ok
 
 
 def main(argv=None):

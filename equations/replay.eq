@@ -1,9 +1,9 @@
 # Event-driven gradient accumulation: the replay window (DESIGN.md "One model, every device";
 # PLATFORM.md). Used where a synaptic run_regularly may not read pre/post variables (GeNN;
-# capability synaptic_rr_reads_groups). Two steps are added after the step at which beta is
-# fixed (replay_start), plus event_delivery_steps (capability table: 0 under Brian2's
-# schedule, where the synapses follow the thresholds in the same step; 1 on GeNN, which
-# delivers a spike in the next step, after that step's run_regularly operations).
+# capability synaptic_rr_reads_groups). Two model steps are added after the step at which
+# beta is fixed (replay_start). The events of the spikes of a model step are delivered
+# before the next model step's run_regularly operations on every device (schedule.eq:
+# substeps).
 # At slot steps replay_start and replay_start + 1 every neuron of the model fires once
 # (forward, both couple halves, input and output groups):
 #   wave 1: each weight copy's on_post stores the factor of its pre side in pre_factor
@@ -11,9 +11,9 @@
 #   wave 2: each copy's on_pre adds accumulate_gate_post * (POST_FACTOR * pre_factor) to
 #           grad (on_pre may read postsynaptic variables).
 # The gates are set by the every_step code of the forward and output groups and read by the
-# events of the spikes of step s at the delivery step s + event_delivery_steps:
-#   replay_gate      1 from the delivery of wave 1 on (coupling events of the replay do nothing)
-#   accumulate_gate  1 only at the delivery of wave 2 (forward and backward events of the
+# events of the spikes of the same model step:
+#   replay_gate      1 from the first replay wave on (coupling events of the replay do nothing)
+#   accumulate_gate  1 only at the second replay wave (forward and backward events of the
 #                    other steps, and wave 1, add exactly 0)
 # The product is the same float64 product as in the run_regularly route (a*b == b*a, and a
 # gate of 1 multiplies exactly), so gradients and weights are bitwise those of that route
@@ -26,15 +26,15 @@
 # synaptic code.
 
 [slot_time]
-replay_fire = slot_step == replay_start or slot_step == replay_start + 1 : boolean
+replay_fire = step_start and (slot_step == replay_start or slot_step == replay_start + 1) : boolean
 
 [gate_model]
-replay_gate : 1         # 1 from the delivery of the first replay wave to the slot's end
-accumulate_gate : 1     # 1 at the delivery of the second replay wave
+replay_gate : 1         # 1 from the first replay wave to the slot's end
+accumulate_gate : 1     # 1 at the second replay wave
 
 [gates]
-replay_gate = int(slot_step > replay_start + event_delivery_steps - 0.5)
-accumulate_gate = int(abs(slot_step - (replay_start + 1 + event_delivery_steps)) < 0.5)
+replay_gate = int(slot_step > replay_start - 0.5)
+accumulate_gate = int(abs(slot_step - (replay_start + 1)) < 0.5)
 
 [forward_reset]
 # forward_neuron.eq [reset], without effect for replay spikes

@@ -1,5 +1,5 @@
 # The per-sample time slot shared by every group of the model (SPIDE_SPEC 7; DESIGN.md
-# "The central decision"). Each sample owns slot_length consecutive steps:
+# "The central decision"). Each sample owns slot_length consecutive model steps:
 #   step 0                    commit: gradients of the previous sample are accumulated, the
 #                             weights are updated at the end of a mini-batch (update_flag),
 #                             the input of this sample is loaded and F x is summed
@@ -9,17 +9,25 @@
 #   .. +2                     softmax normalisation, error and gradient current g
 #   backward_start .. +T_b-1  backward phase of the ternary couples (T_b = backward_steps)
 #   backward_start+T_b        backward rates beta are fixed (last step of the slot)
-# slot_length, forward_start, forward_steps, backward_start, backward_steps are integer
-# namespace constants. Phases are computed from t, so no group needs a shared clock.
+# A model step lasts substeps device steps (dt each): 1 under Brian2's schedule; 2 on GeNN,
+# where the events of a spike reach the state in the neuron update of the next device step,
+# after that step's run_regularly operations. The run_regularly operations run at the first
+# device step of each model step (their dt is substeps*dt) and every flag below is true
+# only there, so thresholds are tested once per model step; the other device steps only
+# deliver the events of the model step's spikes.
+# slot_length, forward_start, forward_steps, backward_start, backward_steps, substeps are
+# integer namespace constants. Phases are computed from t, so no group needs a shared clock.
 
 [slot_time]
-time_step_index = floor(t/dt + 0.5) : 1
+device_step_index = floor(t/dt + 0.5) : 1
+time_step_index = floor(device_step_index/substeps) : 1
+step_start = device_step_index == substeps*time_step_index : boolean
 slot_step = time_step_index - slot_length*floor(time_step_index/slot_length) : 1
-commit_step = slot_step == 0 : boolean
-forward_phase = slot_step >= forward_start and slot_step < forward_start + forward_steps : boolean
-forward_first = slot_step == forward_start : boolean
-forward_end = slot_step == forward_start + forward_steps : boolean
-readout_error_step = slot_step == forward_start + forward_steps + 2 : boolean
-backward_phase = slot_step >= backward_start and slot_step < backward_start + backward_steps : boolean
-backward_first = slot_step == backward_start : boolean
-backward_end = slot_step == backward_start + backward_steps : boolean
+commit_step = step_start and slot_step == 0 : boolean
+forward_phase = step_start and slot_step >= forward_start and slot_step < forward_start + forward_steps : boolean
+forward_first = step_start and slot_step == forward_start : boolean
+forward_end = step_start and slot_step == forward_start + forward_steps : boolean
+readout_error_step = step_start and slot_step == forward_start + forward_steps + 2 : boolean
+backward_phase = step_start and slot_step >= backward_start and slot_step < backward_start + backward_steps : boolean
+backward_first = step_start and slot_step == backward_start : boolean
+backward_end = step_start and slot_step == backward_start + backward_steps : boolean

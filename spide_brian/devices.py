@@ -13,6 +13,7 @@ rerun_without_build       no       no       yes             no    yes
 batch_clock_update        yes      yes      yes             no    yes
 event_reads_source        yes      yes      yes             no    yes
 event_delivery_steps      0        0        0               1     0
+step_order                Brian2   Brian2   Brian2          GeNN  Brian2
 ========================  =======  =======  ==============  ====  ===============
 
 ``slow_clock_summed``: per-sample constants (F x, the feedback norm) are summed once per slot
@@ -33,16 +34,28 @@ one event of each output neuron at the error step; otherwise it is a summed vari
 recomputed every step.
 On brian2 < 2.6 ``synaptic_rr_reads_groups`` is off on every device (see
 :func:`capabilities`).
-``event_delivery_steps``: steps between a spike and the first ``run_regularly`` that sees
-the effect of its synaptic events (Brian2's schedule delivers in the same step, after the
-thresholds; GeNN in its next step, after that step's host-side ``run_regularly``). The
-replay window is that much longer, so that its last events precede the SGD step.
+``event_delivery_steps``: the device step, counted from a spike's own step, in which its
+synaptic events are applied: 0 under Brian2's schedule (after the thresholds of the same
+step), 1 on GeNN (in the neuron update of the next step, after that step's host-side
+``run_regularly``). A model step lasts ``1 + event_delivery_steps`` device steps
+(:mod:`spide_brian.schedule`): its updates and thresholds run at the first, the events of
+its spikes are applied before the next model step, so every spike hop takes one model step
+on every device, as in the numpy reference (``timing='brian'``).
+``step_order``: the order of operations within one device step, as a Brian2 network
+schedule (``None``: Brian2's default, ``start, groups, thresholds, synapses, resets,
+end``). GeNN's is ``start, groups, synapses, thresholds, resets, end``: brian2genn runs the
+``run_regularly`` operations on the host, then GeNN's synapse update computes the summed
+variables and delivers the events of the previous step's spikes, then its neuron update
+applies them and tests the thresholds. A runtime target run with this schedule and GeNN's
+other fields reproduces GeNN's spike counts (used by the tests; brian2genn itself accepts
+no custom schedule).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-__all__ = ["Capabilities", "CAPABILITIES", "capabilities", "default_device", "DEVICE_ALIASES"]
+__all__ = ["Capabilities", "CAPABILITIES", "capabilities", "default_device", "DEVICE_ALIASES",
+           "GENN_STEP_ORDER"]
 
 
 @dataclass(frozen=True)
@@ -56,9 +69,13 @@ class Capabilities:
     batch_clock_update: bool
     event_reads_source: bool
     event_delivery_steps: int = 0
+    step_order: tuple | None = None
     codegen_target: str | None = None
     note: str = ""
 
+
+#: GeNN's order of operations within one step, as a Brian2 schedule (see ``step_order``).
+GENN_STEP_ORDER = ("start", "groups", "synapses", "thresholds", "resets", "end")
 
 CAPABILITIES = {
     "numpy": Capabilities("numpy", True, False, True, True, False, True, True,
@@ -69,7 +86,7 @@ CAPABILITIES = {
     "cpp_standalone": Capabilities("cpp_standalone", True, True, True, True, True, True, True,
                                    note="compiled once, reruns with run_args; fastest on CPU"),
     "genn": Capabilities("genn", True, True, False, False, False, False, False,
-                         event_delivery_steps=1,
+                         event_delivery_steps=1, step_order=GENN_STEP_ORDER,
                          note="brian2genn (brian2 2.5.x stack): event-driven gradients "
                               "(spide_brian.replay), one build per run"),
     "cuda_standalone": Capabilities("cuda_standalone", False, True, True, True, True, True, True,

@@ -138,7 +138,7 @@ class SPIDENetwork:
         config's ``timing`` field is not consulted.
     n_inputs, n_classes : int
     capacity : int
-        Sample slots per run; a run lasts ``capacity * slot_length + 1`` steps.
+        Sample slots per run; a run lasts ``capacity * slot_length + 1`` model steps.
     device : str or Capabilities
         Looked up in :data:`spide_brian.devices.CAPABILITIES`; a :class:`Capabilities`
         is used as given (e.g. the runtime device with GeNN's restrictions, to test the
@@ -164,7 +164,8 @@ class SPIDENetwork:
         self.caps = device if isinstance(device, Capabilities) else capabilities(device)
         self.schedule = self._make_schedule()
         self.name = name
-        self.dt = defaultclock.dt
+        #: Duration of one model step (``substeps`` device steps of ``defaultclock.dt``).
+        self.dt = self.schedule.substeps * defaultclock.dt
         self.slot_dt = self.schedule.slot_length * self.dt
         if self.caps.standalone:
             check_step_duration(self.dt, self.run_duration)
@@ -226,8 +227,13 @@ class SPIDENetwork:
     # -- construction -----------------------------------------------------------------------
     # Names of run_regularly operations contain "_run_regularly_": brian2genn recognises
     # them by that name (others are silently left out of its GeNN model).
+    def _substeps(self):
+        """Device steps per model step: the synaptic events of a model step's spikes must be
+        applied before the next model step's run_regularly operations (schedule.eq)."""
+        return 1 + int(self.caps.event_delivery_steps)
+
     def _make_schedule(self):
-        return SlotSchedule.from_config(self.config)
+        return SlotSchedule.from_config(self.config, self._substeps())
 
     def _add(self, obj):
         self.objects.append(obj)
@@ -240,7 +246,7 @@ class SPIDENetwork:
                                      namespace=self.namespace, name=name))
 
     def _every_step(self, group, piece, section="every_step"):
-        self._add(group.run_regularly(eq.statements(piece, section),
+        self._add(group.run_regularly(eq.statements(piece, section), dt=self.dt,
                                       name=f"{group.name}_run_regularly_every_step"))
 
     def _learning(self, synapses, piece, accumulate, divide_by=None, project=None):

@@ -8,7 +8,7 @@ end of every slot in which every neuron fires once (``equations/replay.eq`` expl
 waves). The capability table chooses it (``synaptic_rr_reads_groups`` false, see
 :func:`network_class`); it differs from the base builder only in:
 
-* the slot is ``2 + event_delivery_steps`` steps longer (:class:`ReplaySlotSchedule`);
+* the slot is two model steps longer (:class:`ReplaySlotSchedule`);
 * forward, couple, input and output groups also fire at the replay steps, forward and output
   groups compute the two gates of ``replay.eq``, the forward reset is phase-gated;
 * the coupled reset of a couple half is three Synapses, one per written variable (GeNN
@@ -40,13 +40,7 @@ _FACTOR = re.compile(r"^grad\s*=\s*grad\s*\+\s*(\w+)\s*\*\s*(\w+)$")
 
 @dataclass(frozen=True)
 class ReplaySlotSchedule(SlotSchedule):
-    """:class:`SlotSchedule` with the replay window.
-
-    ``event_delivery_steps`` is the device's delay between a spike and the delivery of its
-    events as seen by ``run_regularly`` code (capability table).
-    """
-
-    event_delivery_steps: int = 0
+    """:class:`SlotSchedule` with the replay window."""
 
     @property
     def replay_start(self) -> int:
@@ -55,12 +49,11 @@ class ReplaySlotSchedule(SlotSchedule):
 
     @property
     def slot_length(self) -> int:
-        return self.replay_start + 2 + self.event_delivery_steps
+        return self.replay_start + 2
 
     def namespace(self) -> dict:
         return dict(super().namespace(), slot_length=self.slot_length,
-                    replay_start=self.replay_start,
-                    event_delivery_steps=self.event_delivery_steps)
+                    replay_start=self.replay_start)
 
 
 def network_class(caps):
@@ -99,8 +92,7 @@ class ReplaySPIDENetwork(SPIDENetwork):
     _FIRING_ROLES = ("forward", "couple", "input", "output")
 
     def _make_schedule(self):
-        return ReplaySlotSchedule(int(self.config.time_step), int(self.config.time_step_back),
-                                  int(self.caps.event_delivery_steps))
+        return ReplaySlotSchedule.from_config(self.config, self._substeps())
 
     # -- groups -------------------------------------------------------------------------------
     def _neuron_group(self, size, model, name, threshold=None, reset=None, role=None):
@@ -121,7 +113,8 @@ class ReplaySPIDENetwork(SPIDENetwork):
         code = eq.statements(piece, section)
         if group.name in getattr(self, "_gated", ()):
             code += "\n" + _replay("gates")
-        self._add(group.run_regularly(code, name=f"{group.name}_run_regularly_every_step"))
+        self._add(group.run_regularly(code, dt=self.dt,
+                                      name=f"{group.name}_run_regularly_every_step"))
 
     def _coupling(self, half, group, sign):
         for part in ("magnitude", "count", "weighted"):

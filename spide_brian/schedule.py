@@ -10,6 +10,12 @@ plus one final commit step (see ``equations/schedule.eq``)::
     backward_start .. +T_b-1    backward phase
     backward_start + T_b        beta fixed (last step of the slot)
 
+A step of the model (one step of SPIDE's discrete dynamics) lasts ``substeps`` device steps:
+one on the devices that follow Brian2's schedule, more where the synaptic events of a spike
+reach the state only after the next step's ``run_regularly`` operations (GeNN; capability
+``event_delivery_steps``). Every update and threshold of a model step happens at its first
+device step; the further device steps only deliver the events of its spikes.
+
 Inputs, labels, the per-sample gradient scale ``kappa = S / B_actual`` (0 for padding and
 evaluation) and the per-slot update flag come from ``TimedArray`` tables built here.
 """
@@ -37,14 +43,17 @@ class SlotSchedule:
     ----------
     forward_steps, backward_steps : int
         ``T`` and ``T_b``.
+    substeps : int
+        Device steps per model step (``1 + event_delivery_steps`` of the device).
     """
 
     forward_steps: int
     backward_steps: int
+    substeps: int = 1
 
     @classmethod
-    def from_config(cls, config):
-        return cls(int(config.time_step), int(config.time_step_back))
+    def from_config(cls, config, substeps=1):
+        return cls(int(config.time_step), int(config.time_step_back), int(substeps))
 
     @property
     def forward_start(self) -> int:
@@ -63,10 +72,10 @@ class SlotSchedule:
         """Integer namespace constants used by ``schedule.eq``."""
         return {"slot_length": self.slot_length, "forward_start": self.forward_start,
                 "forward_steps": self.forward_steps, "backward_start": self.backward_start,
-                "backward_steps": self.backward_steps}
+                "backward_steps": self.backward_steps, "substeps": self.substeps}
 
     def run_steps(self, capacity: int) -> int:
-        """Steps of a run over ``capacity`` slots, including the final commit step."""
+        """Model steps of a run over ``capacity`` slots, including the final commit step."""
         return capacity * self.slot_length + 1
 
 

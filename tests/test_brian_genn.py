@@ -1,16 +1,19 @@
 """The GeNN construction of the model (event-driven gradients, spide_brian.replay).
 
 * runtime (numpy target) with GeNN's capabilities (single clock, no synaptic run_regularly
-  reading pre/post variables, no event reading the source):
+  reading pre/post variables, no event reading the source, events applied one step after
+  the spike, GeNN's order of operations within a step as the network schedule):
   the replay route reproduces the numpy reference exactly, with the criteria of
   ``test_brian_model.py``;
 * ``genn_codegen``: brian2genn generates the GeNN project for training and evaluation of a
   one-layer and a three-layer feedback net (needs the brian2genn stack, not GeNN);
-* with ``GENN_PATH``: GeNN's CPU-only backend trains a few mini-batches.
+* with ``GENN_PATH``: GeNN's CPU-only backend trains a few mini-batches and reproduces the
+  reference exactly.
 """
 import dataclasses
 import os
 
+import numpy as np
 import pytest
 from brian2 import Network, prefs
 
@@ -21,14 +24,15 @@ from spide_brian.replay import (GeNNNotFoundError, ReplaySPIDENetwork, network_c
 from spide_brian.schedule import SampleTables
 
 from test_brian_model import (N_CLASSES, N_INPUTS, STRUCTURES, VARIANTS,
-                              assert_matches_reference, make_case)
+                              assert_matches_reference, make_case, reference_training)
 
 
-def genn_rules_on_numpy():
-    """GeNN's rows of the capability table on the numpy target, with the numpy target's
-    event delivery (the gates of the replay window follow the device's delivery delay)."""
+def genn_rules_on_numpy(**changes):
+    """GeNN's column of the capability table on the numpy target: run with GeNN's
+    ``step_order`` as the network schedule, the numpy target delivers events one step after
+    the spike, after that step's run_regularly operations, as GeNN does."""
     return dataclasses.replace(capabilities("genn"), name="numpy", standalone=False,
-                               codegen_target="numpy", event_delivery_steps=0)
+                               codegen_target="numpy", **changes)
 
 
 def run_replay_runtime(config, params, x, y, caps):
@@ -37,7 +41,10 @@ def run_replay_runtime(config, params, x, y, caps):
                                 scale_factor=config.scale_factor)
     model = ReplaySPIDENetwork(config, N_INPUTS, N_CLASSES, len(x), device=caps, tables=tables)
     model.assign(params)
-    Network(*model.objects).run(model.run_duration, namespace={})
+    network = Network(*model.objects)
+    if caps.step_order is not None:
+        network.schedule = list(caps.step_order)
+    network.run(model.run_duration, namespace={})
     return model
 
 
@@ -57,6 +64,17 @@ def test_replay_route_runtime_matches_reference(structure, leaky, reset):
     trained, buffers = model.read_parameters()
     assert_matches_reference(config, params, x, y, model.per_sample(len(x)), trained, buffers)
     assert all(v == 0.0 for v in model.copy_mismatch().values())
+
+
+def test_genn_step_order_needs_two_device_steps_per_model_step():
+    """The emulation of GeNN's order is not vacuous: with one device step per model step,
+    each spike hop takes two model steps and the forward counts leave the reference."""
+    config, params, x, y = make_case(STRUCTURES["one_layer"], 1.0, "modified")
+    caps = genn_rules_on_numpy(event_delivery_steps=0)
+    model = run_replay_runtime(config, params, x, y, caps)
+    _, _, reference_forward, _ = reference_training(config, params, x, y)
+    assert not np.array_equal(model.per_sample(len(x))["forward_counts"][0],
+                              reference_forward[0])
 
 
 def _genn_model(structure, directory, learn, use_gpu=False):
@@ -104,18 +122,10 @@ def test_genn_project_is_generated(structure, learn, tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not os.environ.get("GENN_PATH"),
                     reason="GENN_PATH is not set (a GeNN 4.x source tree is needed to build)")
-@pytest.mark.xfail(strict=True, reason=(
-    "one-step timing difference (measured: builds and runs, copies equal, 6/64 forward counts "
-    "of the one-layer net differ by 1): the model integrates in run_regularly code, which "
-    "brian2genn runs on the host before GeNN's step, while GeNN applies synaptic input "
-    "(inSyn) inside its neuron update of that step, so every spike hop is one step later "
-    "than under Brian2's schedule. Moving the integration into the neurons' state update "
-    "fixes the spike hops but makes the couple halves' mirror (a summed variable, computed "
-    "before the neuron update on both Brian2 and GeNN) one step late; exactness needs each "
-    "couple half to integrate its own membrane."))
-def test_genn_cpu_training_matches_reference(tmp_path):
+@pytest.mark.parametrize("structure", sorted(STRUCTURES))
+def test_genn_cpu_training_matches_reference(structure, tmp_path):
     try:
-        model, (config, params, x, y) = _genn_model("one_layer", tmp_path / "genn", True)
+        model, (config, params, x, y) = _genn_model(structure, tmp_path / "genn", True)
         Network(*model.objects).run(model.run_duration, namespace={})
         trained, buffers = model.read_parameters()
         assert all(v == 0.0 for v in model.copy_mismatch().values())
