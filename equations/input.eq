@@ -36,7 +36,7 @@ last_frame = int(frame == forward_steps - 1)
 x_mean = last_frame*(x_sum/forward_steps) + (1 - last_frame)*x_mean
 
 [frame_event]
-x != 0
+step_start and x != 0
 
 [frame_on_pre]
 I_input_post += w*x_pre

@@ -24,7 +24,8 @@ from spide_brian.replay import (GeNNNotFoundError, ReplaySPIDENetwork, network_c
 from spide_brian.schedule import SampleTables
 
 from test_brian_model import (N_CLASSES, N_INPUTS, STRUCTURES, VARIANTS,
-                              assert_matches_reference, make_case, reference_training)
+                              assert_matches_reference, make_case, make_frame_case,
+                              reference_training)
 
 
 def genn_rules_on_numpy(**changes):
@@ -39,7 +40,8 @@ def run_replay_runtime(config, params, x, y, caps):
     prefs.codegen.target = "numpy"
     tables = SampleTables.build(x, y, len(x), batch_size=config.batch_size,
                                 scale_factor=config.scale_factor)
-    model = ReplaySPIDENetwork(config, N_INPUTS, N_CLASSES, len(x), device=caps, tables=tables)
+    model = ReplaySPIDENetwork(config, N_INPUTS, N_CLASSES, len(x), device=caps, tables=tables,
+                               frame_input=x.ndim == 3)
     model.assign(params)
     network = Network(*model.objects)
     if caps.step_order is not None:
@@ -66,6 +68,17 @@ def test_replay_route_runtime_matches_reference(structure, leaky, reset):
     assert all(v == 0.0 for v in model.copy_mismatch().values())
 
 
+@pytest.mark.parametrize("structure", sorted(STRUCTURES))
+def test_replay_route_runtime_frames_match_reference(structure):
+    """Event frames under GeNN's rules: F x summed every device step (no input events)."""
+    config, params, frames, y = make_frame_case(STRUCTURES[structure], 0.9, "modified")
+    model = run_replay_runtime(config, params, frames, y, genn_rules_on_numpy())
+    assert model.copies["input_weight"][0].synapses.summed_updaters
+    trained, buffers = model.read_parameters()
+    assert_matches_reference(config, params, frames, y, model.per_sample(len(frames)),
+                             trained, buffers)
+
+
 def test_genn_step_order_needs_two_device_steps_per_model_step():
     """The emulation of GeNN's order is not vacuous: with one device step per model step,
     each spike hop takes two model steps and the forward counts leave the reference."""
@@ -77,25 +90,29 @@ def test_genn_step_order_needs_two_device_steps_per_model_step():
                               reference_forward[0])
 
 
-def _genn_model(structure, directory, learn, use_gpu=False):
+def _genn_model(structure, directory, learn, use_gpu=False, frames=False):
     """Build the replay model under the genn device (one build per run)."""
     import brian2genn  # noqa: F401  (registers the genn device)
     from brian2 import set_device
     set_device("genn", use_GPU=use_gpu, directory=str(directory))
-    config, params, x, y = make_case(STRUCTURES[structure], 1.0, "modified")
+    make = make_frame_case if frames else make_case
+    config, params, x, y = make(STRUCTURES[structure], 1.0, "modified")
     batch = config.batch_size if learn else None
     tables = SampleTables.build(x, y, len(x), batch_size=batch,
                                 scale_factor=config.scale_factor)
     model = ReplaySPIDENetwork(config, N_INPUTS, N_CLASSES, len(x), device="genn",
-                               tables=tables)
+                               tables=tables, frame_input=frames)
     model.assign(params)
     return model, (config, params, x, y)
 
 
 def _reset_device():
+    """Back to the runtime device, with the preferences brian2genn changed (the network
+    schedule, loop-invariant optimisations) at their defaults for the tests that follow."""
     from brian2 import device, set_device
     device.reinit()
     set_device("runtime")
+    prefs.reset_to_defaults()
 
 
 @pytest.mark.genn_codegen
@@ -122,10 +139,13 @@ def test_genn_project_is_generated(structure, learn, tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not os.environ.get("GENN_PATH"),
                     reason="GENN_PATH is not set (a GeNN 4.x source tree is needed to build)")
-@pytest.mark.parametrize("structure", sorted(STRUCTURES))
-def test_genn_cpu_training_matches_reference(structure, tmp_path):
+@pytest.mark.parametrize("structure,frames", [("one_layer", False), ("chain", False),
+                                              ("one_layer", True)],
+                         ids=["one_layer", "chain", "one_layer-frames"])
+def test_genn_cpu_training_matches_reference(structure, frames, tmp_path):
     try:
-        model, (config, params, x, y) = _genn_model(structure, tmp_path / "genn", True)
+        model, (config, params, x, y) = _genn_model(structure, tmp_path / "genn", True,
+                                                    frames=frames)
         Network(*model.objects).run(model.run_duration, namespace={})
         trained, buffers = model.read_parameters()
         assert all(v == 0.0 for v in model.copy_mismatch().values())
