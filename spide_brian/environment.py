@@ -2,7 +2,7 @@
 
 The capability table (:mod:`spide_brian.devices`) says what a device can do; this module
 checks what a device needs here: a C++ compiler, the brian2genn / brian2cuda packages, a GeNN
-tree at ``GENN_PATH``, ``nvcc``, a GPU.
+tree at ``GENN_PATH``, ``nvcc`` and cuRAND, a GPU.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import importlib.util
 import os
 import shutil
 
+from .cuda import has_curand
 from .devices import CAPABILITIES
 
 __all__ = ["device_status", "requirements_missing"]
@@ -41,11 +42,14 @@ def requirements_missing(name):
         if not _has_module("brian2cuda"):
             missing.append("brian2cuda is not installed (pip install 'spide-brian[cuda]')")
         if not shutil.which("nvcc"):
-            missing.append("no nvcc on PATH")
+            missing.append("no nvcc on PATH (install the CUDA toolkit)")
+        elif not has_curand():
+            missing.append("no cuRAND (pip install nvidia-curand)")
     if name == "genn" and not _has_gpu():
         missing.append("no GPU (--genn-cpu-only runs GeNN's CPU backend)")
     if name == "cuda_standalone" and not _has_gpu():
-        missing.append("no GPU")
+        missing.append("no GPU (nvidia-smi, /dev/nvidia0)" + (
+            "; the CUDA program builds but cannot run" if not missing else ""))
     return missing
 
 
