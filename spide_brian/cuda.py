@@ -30,7 +30,8 @@ import subprocess
 from pathlib import Path
 
 __all__ = ["DEFAULT_COMPUTE_CAPABILITY", "CURAND_CACHE", "CUDASetupError", "CUDARunError",
-           "nvcc_release", "has_curand", "find_curand", "configure_brian2cuda", "run_on_cuda"]
+           "nvcc_release", "has_curand", "find_curand", "gpu_present", "configure_brian2cuda",
+           "run_on_cuda"]
 
 #: Compute capability compiled for unless told otherwise (H100 / H200).
 DEFAULT_COMPUTE_CAPABILITY = 9.0
@@ -61,6 +62,11 @@ def nvcc_release(nvcc=None):
                             check=False).stdout
     match = re.search(r"release (\d+)\.(\d+)", output)
     return float(f"{match.group(1)}.{match.group(2)}") if match else None
+
+
+def gpu_present():
+    """Whether an NVIDIA GPU and its driver are visible (``nvidia-smi``, ``/dev/nvidia0``)."""
+    return shutil.which("nvidia-smi") is not None and os.path.exists("/dev/nvidia0")
 
 
 def _cuda_roots(nvcc=None):
@@ -202,10 +208,12 @@ def run_on_cuda(network, duration, directory):
 
 
 def _cuda_error(directory):
-    """The program's first line that mentions CUDA, from its saved output."""
+    """The program's first output line that mentions CUDA or the GPU, else what is known."""
     path = Path(directory) / "results" / "stdout.txt"
     lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
     for line in lines:
         if "cuda" in line.lower() or "gpu" in line.lower():
             return line.strip()
+    if not gpu_present():
+        return "no GPU here: no nvidia-smi or /dev/nvidia0"
     return lines[-1].strip() if lines else "no output"

@@ -10,7 +10,7 @@ import importlib.util
 import os
 import shutil
 
-from .cuda import has_curand
+from .cuda import gpu_present, has_curand
 from .devices import CAPABILITIES
 
 __all__ = ["device_status", "requirements_missing"]
@@ -18,10 +18,6 @@ __all__ = ["device_status", "requirements_missing"]
 
 def _has_module(name):
     return importlib.util.find_spec(name) is not None
-
-
-def _has_gpu():
-    return shutil.which("nvidia-smi") is not None and os.path.exists("/dev/nvidia0")
 
 
 def requirements_missing(name):
@@ -45,9 +41,9 @@ def requirements_missing(name):
             missing.append("no nvcc on PATH (install the CUDA toolkit)")
         elif not has_curand():
             missing.append("no cuRAND (pip install nvidia-curand)")
-    if name == "genn" and not _has_gpu():
+    if name == "genn" and not gpu_present():
         missing.append("no GPU (--genn-cpu-only runs GeNN's CPU backend)")
-    if name == "cuda_standalone" and not _has_gpu():
+    if name == "cuda_standalone" and not gpu_present():
         missing.append("no GPU (nvidia-smi, /dev/nvidia0)" + (
             "; the CUDA program builds but cannot run" if not missing else ""))
     return missing
