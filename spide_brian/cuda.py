@@ -194,7 +194,8 @@ def run_on_cuda(network, duration, directory):
     """Build and run ``network`` under the (already selected) cuda_standalone device.
 
     A program that compiles but cannot start its CUDA context (no GPU, no or an old driver)
-    raises :class:`CUDARunError` naming the project and the CUDA error it printed.
+    raises :class:`CUDARunError`: one line naming the project and the reason (the program's
+    own CUDA error message is printed to standard error as it runs).
     """
     try:
         network.run(duration, namespace={})
@@ -208,7 +209,8 @@ def run_on_cuda(network, duration, directory):
 
 
 def _cuda_error(directory):
-    """The program's first output line that mentions CUDA or the GPU, else what is known."""
+    """The first line of the program's saved standard output that mentions CUDA or the GPU,
+    else what is known (its CUDA errors go to standard error, shown as it runs)."""
     path = Path(directory) / "results" / "stdout.txt"
     lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
     for line in lines:
@@ -216,4 +218,4 @@ def _cuda_error(directory):
             return line.strip()
     if not gpu_present():
         return "no GPU here: no nvidia-smi or /dev/nvidia0"
-    return lines[-1].strip() if lines else "no output"
+    return lines[-1].strip() if lines else "its error output is printed above"
