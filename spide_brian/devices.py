@@ -42,8 +42,9 @@ replay window is that much longer, so that its last events precede the SGD step.
 GPU): nvcc compiles the project of the route brian2 2.5.4 selects for a one-layer feedback
 net (replay route: ``on_pre`` reading presynaptic variables, the SGD step on a mini-batch
 clock, monitors on a slot clock) and also the other route (synaptic ``run_regularly``
-reading pre/post variables, summed variables on slot-long clocks, ``order``). Its generated main loop calls the code objects in Brian2's schedule (start,
-groups, thresholds, synapses, resets), so events are delivered in the step of the spike.
+reading pre/post variables, summed variables on slot-long clocks, ``order``). Its generated
+main loop calls the code objects in Brian2's schedule (start, groups, thresholds, synapses,
+resets), so events are delivered in the step of the spike.
 brian2 2.5.4 has no ``run_args``: one build per run, as on genn. :mod:`spide_brian.cuda`
 holds the build preferences.
 """
