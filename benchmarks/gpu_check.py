@@ -2,7 +2,7 @@
 
 Run by ``benchmarks/gpu_check.sh`` in a brian2 2.5.4 + brian2genn environment::
 
-    python benchmarks/gpu_check.py --samples 300 [--cpu-only] [--cuda]
+    python benchmarks/gpu_check.py --samples 300 [--cpu-only] [--cuda] [--no-genn]
 
 Prints per device: compile seconds, run seconds, samples/s; then whether the forward and
 backward spike counts and the trained parameters equal those of cpp_standalone (the exact
@@ -62,6 +62,9 @@ def main(argv=None):
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--cpu-only", action="store_true", help="GeNN's CPU-only backend")
     parser.add_argument("--cuda", action="store_true", help="also brian2cuda")
+    parser.add_argument("--cuda-compute-capability", type=float, default=None,
+                        help="GPU architecture for brian2cuda (default: spide_brian.cuda's)")
+    parser.add_argument("--no-genn", action="store_true", help="leave GeNN out")
     parser.add_argument("--genn-path", default=None)
     args = parser.parse_args(argv)
     digits = load_digits()
@@ -71,10 +74,12 @@ def main(argv=None):
                          batch_size=32, leaky=1.0, reset="modified", timing="brian")
     params = init_parameters(config, x.shape[1], 10, seed=0)
     runs = {}
-    devices = [("cpp_standalone", {}),
-               ("genn", dict(use_gpu=not args.cpu_only, genn_path=args.genn_path))]
+    devices = [("cpp_standalone", {})]
+    if not args.no_genn:
+        devices.append(("genn", dict(use_gpu=not args.cpu_only, genn_path=args.genn_path)))
     if args.cuda:
-        devices.append(("cuda_standalone", {}))
+        devices.append(("cuda_standalone",
+                        dict(compute_capability=args.cuda_compute_capability)))
     ok = True
     for device, options in devices:
         try:

@@ -7,7 +7,8 @@ them, with the epoch's data, to a :class:`~spide_brian.network.SPIDENetwork` run
 chunk and evaluation; runtime devices (numpy, cython) build the objects for each run.
 Devices without reruns build one program per run: ``genn`` (brian2genn allows one ``run()``
 per build: one build per epoch chunk and per evaluation, each with the current weights and
-the data compiled in) and ``cpp_standalone`` on brian2 < 2.6 (no ``run_args``).
+the data compiled in), ``cuda_standalone`` (brian2cuda 1.0a3 exists for brian2 2.5.4 only)
+and ``cpp_standalone`` on brian2 < 2.6 (no ``run_args``).
 
 Inputs are static samples ``(n, n_in)`` or event frames ``(n, T, n_in)`` (one frame per forward
 step, read from a per-step ``TimedArray``); the first call fixes which, like the capacity.
@@ -26,6 +27,7 @@ import numpy as np
 from brian2 import Network, defaultclock, device, prefs, set_device
 from brian2.utils.logger import get_logger
 
+from .cuda import DEFAULT_COMPUTE_CAPABILITY, configure_brian2cuda, run_on_cuda
 from .devices import capabilities, default_device
 from .network import MODEL_DT
 from .replay import network_class, run_on_genn
@@ -69,6 +71,9 @@ class BrianTrainer:
     genn_path : str, optional
         ``genn`` only: a GeNN 4.x tree (``prefs.devices.genn.path``); defaults to the
         ``GENN_PATH`` environment variable.
+    compute_capability : float, optional
+        ``cuda_standalone`` only: the GPU architecture nvcc compiles for (default
+        :data:`spide_brian.cuda.DEFAULT_COMPUTE_CAPABILITY`); see :mod:`spide_brian.cuda`.
 
     Attributes
     ----------
@@ -79,12 +84,16 @@ class BrianTrainer:
     """
 
     def __init__(self, config, params, device="cpp_standalone", n_inputs=None, n_classes=None,
-                 build_dir=None, capacity=None, use_gpu=True, genn_path=None):
+                 build_dir=None, capacity=None, use_gpu=True, genn_path=None,
+                 compute_capability=None):
         self.config = config
         self.device_name = device or default_device()
         self.caps = capabilities(self.device_name)
         self.use_gpu = bool(use_gpu)
         self.genn_path = genn_path
+        self.compute_capability = float(compute_capability or DEFAULT_COMPUTE_CAPABILITY)
+        if self.device_name == "cuda_standalone":
+            configure_brian2cuda(self.compute_capability)   # missing pieces fail here
         if self.device_name == "genn":
             try:
                 import brian2genn  # noqa: F401  (registers the genn device)
@@ -253,10 +262,11 @@ class BrianTrainer:
                                         frame_input=self.frame_input)
 
     def _build_and_run(self, tables):
-        """One program for this run (genn; cpp_standalone without run_args): build it with
-        the current parameters and ``tables``, run it once. Compile time goes to
-        ``compile_s``, the rest to ``run_s`` (brian2genn reports no split: all of a genn
-        run counts as ``compile_s`` except the simulation time it logs)."""
+        """One program for this run (genn, cuda_standalone; cpp_standalone without
+        run_args): build it with the current parameters and ``tables``, run it once.
+        Compile time goes to ``compile_s``, the rest to ``run_s`` (brian2genn reports no
+        split: all of a genn run counts as ``compile_s`` except the simulation time it
+        logs)."""
         start = time.perf_counter()
         if _STANDALONE_OWNER["trainer"] is not None or self.model is not None:
             device.reinit()
@@ -264,26 +274,33 @@ class BrianTrainer:
         directory = self.build_dir or tempfile.mkdtemp(prefix="spide_brian_build_")
         os.makedirs(directory, exist_ok=True)
         self.build_dir = directory
-        if self.device_name == "genn":
-            if self.genn_path:
-                prefs.devices.genn.path = self.genn_path
-            set_device("genn", use_GPU=self.use_gpu, directory=directory)
-        else:
-            _bound_make_jobs()
-            set_device(self.device_name, directory=directory)
+        run = self._select_build_device(directory)
         model = self._make_model(tables)
         model.assign(self.params, self.buffers)
-        network = Network(*model.objects)
-        if self.device_name == "genn":
-            run_on_genn(network, model.run_duration, directory)
-        else:
-            network.run(model.run_duration, namespace={})
+        run(Network(*model.objects), model.run_duration, directory)
         elapsed = time.perf_counter() - start
         simulated = _last_run_seconds()
         self.timings["compile_s"] += elapsed - simulated
         self.timings["run_s"] += simulated
         self.model = model
         return model
+
+    def _select_build_device(self, directory):
+        """``set_device`` with this device's options for a build in ``directory``; returns
+        ``run(network, duration, directory)``, which turns the device's known failures into
+        one-line errors."""
+        if self.device_name == "genn":
+            if self.genn_path:
+                prefs.devices.genn.path = self.genn_path
+            set_device("genn", use_GPU=self.use_gpu, directory=directory)
+            return run_on_genn
+        if self.device_name == "cuda_standalone":
+            configure_brian2cuda(self.compute_capability)
+            set_device("cuda_standalone", directory=directory, with_output=False)
+            return run_on_cuda
+        _bound_make_jobs()
+        set_device(self.device_name, directory=directory)
+        return lambda network, duration, _: network.run(duration, namespace={})
 
     def _standalone_model(self):
         if self.model is not None and _STANDALONE_OWNER["trainer"] is self:

@@ -43,11 +43,17 @@ def _add_config_flags(parser):
 
 
 def _add_device_flags(parser):
+    from .cuda import DEFAULT_COMPUTE_CAPABILITY
+
     group = parser.add_argument_group("GeNN device (--device genn)")
     group.add_argument("--genn-cpu-only", action="store_true",
                        help="use GeNN's single-threaded CPU backend instead of the GPU")
     group.add_argument("--genn-path", default=None,
                        help="GeNN 4.x source tree (default: the GENN_PATH variable)")
+    group = parser.add_argument_group("CUDA device (--device cuda_standalone, brian2cuda)")
+    group.add_argument("--cuda-compute-capability", type=float, default=None, metavar="X.Y",
+                       help="GPU architecture to compile for, e.g. 8.0 (A100), 8.9 (L4), "
+                            f"9.0 (H100/H200) (default: {DEFAULT_COMPUTE_CAPABILITY})")
 
 
 def _add_run_flags(parser):
@@ -59,22 +65,21 @@ def _add_run_flags(parser):
 
 def _device_options(args):
     options = {}
-    if getattr(args, "samples_per_run", None) is not None and getattr(args, "backend",
-                                                                      None) == "reference":
-        raise UsageError("--samples-per-run applies to --backend brian only")
     if getattr(args, "samples_per_run", None) is not None:
+        if getattr(args, "backend", None) == "reference":
+            raise UsageError("--samples-per-run applies to --backend brian only")
         if args.samples_per_run < 1:
             raise UsageError(f"--samples-per-run must be >= 1, got {args.samples_per_run}")
         options["capacity"] = args.samples_per_run
-    return {**options, **_genn_options(args)}
-
-
-def _genn_options(args):
     if args.genn_cpu_only or args.genn_path:
         if (args.device or "") != "genn":
             raise UsageError("--genn-cpu-only and --genn-path need --device genn")
-        return {"use_gpu": not args.genn_cpu_only, "genn_path": args.genn_path}
-    return {}
+        options.update(use_gpu=not args.genn_cpu_only, genn_path=args.genn_path)
+    if args.cuda_compute_capability is not None:
+        if (args.device or "") != "cuda_standalone":
+            raise UsageError("--cuda-compute-capability needs --device cuda_standalone")
+        options["compute_capability"] = args.cuda_compute_capability
+    return options
 
 
 def _config_from_args(args, base=None):
@@ -342,6 +347,7 @@ def main(argv=None):
     from .checkpoint import CheckpointError
     from .config import ConfigError
     from .data import DataError
+    from .cuda import CUDARunError, CUDASetupError
     from .replay import GeNNNotFoundError
 
     args = build_parser().parse_args(argv)
@@ -350,7 +356,7 @@ def main(argv=None):
     try:
         return commands[args.command](args)
     except (UsageError, ConfigError, DataError, CheckpointError, ValueError,
-            NotImplementedError, GeNNNotFoundError) as error:
+            NotImplementedError, GeNNNotFoundError, CUDASetupError, CUDARunError) as error:
         print(f"spide-brian {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

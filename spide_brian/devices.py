@@ -6,10 +6,10 @@ the trainer ask the table, never the device name.
 ========================  =======  =======  ==============  ====  ===============
 capability                numpy    cython   cpp_standalone  genn  cuda_standalone
 ========================  =======  =======  ==============  ====  ===============
-implemented               yes      yes      yes             yes   no
+implemented               yes      yes      yes             yes   yes
 slow_clock_summed         yes      yes      yes             no    yes
 synaptic_rr_reads_groups  yes      yes      yes             no    yes
-rerun_without_build       no       no       yes             no    yes
+rerun_without_build       no       no       yes             no    no
 batch_clock_update        yes      yes      yes             no    yes
 event_reads_source        yes      yes      yes             no    yes
 event_delivery_steps      0        0        0               1     0
@@ -49,6 +49,16 @@ variables and delivers the events of the previous step's spikes, then its neuron
 applies them and tests the thresholds. A runtime target run with this schedule and GeNN's
 other fields reproduces GeNN's spike counts (used by the tests; brian2genn itself accepts
 no custom schedule).
+
+``cuda_standalone`` (brian2cuda 1.0a3, the release for brian2 2.5.4; measured without a
+GPU): nvcc compiles the project of the route brian2 2.5.4 selects for a one-layer feedback
+net (replay route: ``on_pre`` reading presynaptic variables, the SGD step on a mini-batch
+clock, monitors on a slot clock) and also the other route (synaptic ``run_regularly``
+reading pre/post variables, summed variables on slot-long clocks, ``order``). Its generated
+main loop calls the code objects in Brian2's schedule (start, groups, thresholds, synapses,
+resets), so events are delivered in the step of the spike.
+brian2 2.5.4 has no ``run_args``: one build per run, as on genn. :mod:`spide_brian.cuda`
+holds the build preferences.
 """
 from __future__ import annotations
 
@@ -89,8 +99,9 @@ CAPABILITIES = {
                          event_delivery_steps=1, step_order=GENN_STEP_ORDER,
                          note="brian2genn (brian2 2.5.x stack): event-driven gradients "
                               "(spide_brian.replay), one build per run"),
-    "cuda_standalone": Capabilities("cuda_standalone", False, True, True, True, True, True, True,
-                                    note="planned (brian2cuda)"),
+    "cuda_standalone": Capabilities("cuda_standalone", True, True, True, True, False, True, True,
+                                    note="brian2cuda (brian2 2.5.4 stack): nvcc build per run, "
+                                         "needs an NVIDIA GPU to run"),
 }
 
 DEVICE_ALIASES = {"runtime": "numpy"}

@@ -2,7 +2,7 @@
 
 The capability table (:mod:`spide_brian.devices`) says what a device can do; this module
 checks what a device needs here: a C++ compiler, the brian2genn / brian2cuda packages, a GeNN
-tree at ``GENN_PATH``, ``nvcc``, a GPU.
+tree at ``GENN_PATH``, ``nvcc`` and cuRAND, a GPU.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import importlib.util
 import os
 import shutil
 
+from .cuda import gpu_present, has_curand
 from .devices import CAPABILITIES
 
 __all__ = ["device_status", "requirements_missing"]
@@ -17,10 +18,6 @@ __all__ = ["device_status", "requirements_missing"]
 
 def _has_module(name):
     return importlib.util.find_spec(name) is not None
-
-
-def _has_gpu():
-    return shutil.which("nvidia-smi") is not None and os.path.exists("/dev/nvidia0")
 
 
 def requirements_missing(name):
@@ -41,11 +38,14 @@ def requirements_missing(name):
         if not _has_module("brian2cuda"):
             missing.append("brian2cuda is not installed (pip install 'spide-brian[cuda]')")
         if not shutil.which("nvcc"):
-            missing.append("no nvcc on PATH")
-    if name == "genn" and not _has_gpu():
+            missing.append("no nvcc on PATH (install the CUDA toolkit)")
+        elif not has_curand():
+            missing.append("no cuRAND (pip install nvidia-curand)")
+    if name == "genn" and not gpu_present():
         missing.append("no GPU (--genn-cpu-only runs GeNN's CPU backend)")
-    if name == "cuda_standalone" and not _has_gpu():
-        missing.append("no GPU")
+    if name == "cuda_standalone" and not gpu_present():
+        missing.append("no GPU (nvidia-smi, /dev/nvidia0)" + (
+            "; the CUDA program builds but cannot run" if not missing else ""))
     return missing
 
 

@@ -108,6 +108,8 @@ def test_corrupt_and_foreign_checkpoints_get_clear_errors(tmp_path, capsys):
     (["train", "--resume"], "--out"),
     (["train", "--reset", "soft"], "reset"),
     (["train", "--backend", "brian", "--device", "tpu"], "unknown device"),
+    (["train", "--backend", "brian", "--device", "numpy", "--cuda-compute-capability", "8.0"],
+     "needs --device cuda_standalone"),
 ])
 def test_invalid_options_give_one_line_errors(argv, message, capsys):
     assert main(argv) == 2
@@ -170,6 +172,19 @@ def test_genn_without_brian2genn_or_genn_gets_a_clear_error(capsys, monkeypatch)
     assert main(["train", *flags, "--epochs", "1"]) == 2
     err = capsys.readouterr().err
     assert "genn" in err.lower() and "Traceback" not in err
+
+
+def test_cuda_without_brian2cuda_gets_a_clear_error(capsys):
+    try:
+        import brian2cuda  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("brian2cuda is installed (a cuda_standalone run would build with nvcc)")
+    flags = [flag if flag != "numpy" else "cuda_standalone" for flag in TINY_BRIAN]
+    assert main(["train", *flags, "--epochs", "1", "--cuda-compute-capability", "8.0"]) == 2
+    err = capsys.readouterr().err
+    assert "spide-brian[cuda]" in err and "Traceback" not in err
 
 
 def test_arrays_left_by_a_killed_run_are_removed_by_the_next_checkpoint(tmp_path):
