@@ -28,7 +28,7 @@ from brian2 import Network, defaultclock, device, prefs, set_device
 from brian2.utils.logger import get_logger
 
 from .cuda import DEFAULT_COMPUTE_CAPABILITY, configure_brian2cuda, run_on_cuda
-from .devices import capabilities, default_device
+from .devices import bound_make_jobs, capabilities, default_device
 from .network import MODEL_DT
 from .replay import network_class, run_on_genn
 from .parameters import check_parameters
@@ -298,7 +298,7 @@ class BrianTrainer:
             configure_brian2cuda(self.compute_capability)
             set_device("cuda_standalone", directory=directory, with_output=False)
             return run_on_cuda
-        _bound_make_jobs()
+        bound_make_jobs()
         set_device(self.device_name, directory=directory)
         return lambda network, duration, _: network.run(duration, namespace={})
 
@@ -310,7 +310,7 @@ class BrianTrainer:
         start = time.perf_counter()
         if _STANDALONE_OWNER["trainer"] is not None:
             device.reinit()
-        _bound_make_jobs()
+        bound_make_jobs()
         set_device("cpp_standalone", build_on_run=False)
         device.activate(build_on_run=False)
         model = self._make_model()
@@ -325,14 +325,6 @@ class BrianTrainer:
         _STANDALONE_OWNER["trainer"] = self
         self.model = model
         return model
-
-
-def _bound_make_jobs():
-    """Compile with one make job per CPU core instead of Brian2's default unbounded ``-j``
-    (which starts every compiler at once). A user's own setting is kept."""
-    pref = "devices.cpp_standalone.extra_make_args_unix"
-    if list(prefs[pref]) == ["-j"]:
-        prefs[pref] = [f"-j{os.cpu_count() or 1}"]
 
 
 def _device_run_has_run_args():

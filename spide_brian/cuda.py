@@ -29,6 +29,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from .devices import bound_make_jobs
+
 __all__ = ["DEFAULT_COMPUTE_CAPABILITY", "CURAND_CACHE", "CUDASetupError", "CUDARunError",
            "nvcc_release", "has_curand", "find_curand", "gpu_present", "configure_brian2cuda",
            "run_on_cuda"]
@@ -101,11 +103,17 @@ def _wheel_curand():
     return None
 
 
+def _curand_source(nvcc=None):
+    """``'toolkit'``, the wheel's ``(include_dir, lib_dir, library_file)``, or None."""
+    if any(_toolkit_has_curand(root) for root in _cuda_roots(nvcc)):
+        return "toolkit"
+    return _wheel_curand()
+
+
 def has_curand(nvcc=None):
     """Whether cuRAND is in the CUDA toolkit or an installed nvidia-curand wheel (changes
     nothing, unlike :func:`find_curand`)."""
-    return (any(_toolkit_has_curand(root) for root in _cuda_roots(nvcc))
-            or _wheel_curand() is not None)
+    return _curand_source(nvcc) is not None
 
 
 def find_curand(nvcc=None, link_folder=None):
@@ -120,12 +128,12 @@ def find_curand(nvcc=None, link_folder=None):
         default :data:`CURAND_CACHE`, when the wheel has only a versioned file); None if
         neither exists.
     """
-    if any(_toolkit_has_curand(root) for root in _cuda_roots(nvcc)):
-        return {}
-    wheel = _wheel_curand()
-    if wheel is None:
+    source = _curand_source(nvcc)
+    if source is None:
         return None
-    include_dir, lib_dir, library = wheel
+    if source == "toolkit":
+        return {}
+    include_dir, lib_dir, library = source
     library_dirs = [lib_dir]
     if not os.path.exists(os.path.join(lib_dir, "libcurand.so")):
         folder = Path(link_folder or CURAND_CACHE)
@@ -154,7 +162,8 @@ def configure_brian2cuda(compute_capability=DEFAULT_COMPUTE_CAPABILITY, gpu_id=0
     gpu_id : int
         CUDA device the program runs on (``CUDA_VISIBLE_DEVICES`` still applies).
     jobs : int, optional
-        Parallel compiler processes (default: the number of cores).
+        Parallel compiler processes (default: one per core, unless the user set
+        ``devices.cpp_standalone.extra_make_args_unix``).
 
     Raises
     ------
@@ -184,7 +193,7 @@ def configure_brian2cuda(compute_capability=DEFAULT_COMPUTE_CAPABILITY, gpu_id=0
     backend.extra_compile_args_nvcc = _with_cxx17(backend.extra_compile_args_nvcc)
     prefs.codegen.cpp.extra_compile_args_gcc = _with_cxx17(
         prefs.codegen.cpp.extra_compile_args_gcc)
-    prefs.devices.cpp_standalone.extra_make_args_unix = [f"-j{int(jobs or os.cpu_count() or 1)}"]
+    bound_make_jobs(jobs)
     for key, folders in curand.items():
         current = list(prefs["codegen.cpp." + key])
         prefs["codegen.cpp." + key] = current + [f for f in folders if f not in current]

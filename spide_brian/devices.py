@@ -62,10 +62,11 @@ holds the build preferences.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 
 __all__ = ["Capabilities", "CAPABILITIES", "capabilities", "default_device", "DEVICE_ALIASES",
-           "GENN_STEP_ORDER"]
+           "GENN_STEP_ORDER", "bound_make_jobs"]
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,17 @@ def _brian2_at_least(major, minor):
     import brian2
     version = tuple(int(part) for part in brian2.__version__.split(".")[:2])
     return version >= (major, minor)
+
+
+def bound_make_jobs(jobs=None):
+    """Compile standalone projects with ``jobs`` make jobs (default: one per CPU core)
+    instead of Brian2's default unbounded ``-j``, which starts every compiler at once. A
+    user's own setting is kept unless ``jobs`` is given."""
+    from brian2 import prefs
+
+    pref = "devices.cpp_standalone.extra_make_args_unix"
+    if jobs is not None or list(prefs[pref]) == ["-j"]:
+        prefs[pref] = [f"-j{int(jobs or os.cpu_count() or 1)}"]
 
 
 def default_device() -> str:

@@ -277,7 +277,7 @@ class SPIDENetwork:
             self._constant(obj, "reset_amount" + suffix, config.reset_amount)
 
     def _build_layers(self):
-        config, ns = self.config, self.namespace
+        config = self.config
         self.layers, self.positives, self.negatives = [], [], []
         for layer, size in enumerate(config.hidden_sizes):
             group = self._neuron_group(

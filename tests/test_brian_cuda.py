@@ -22,7 +22,7 @@ from spide_brian.replay import network_class
 from spide_brian.schedule import SampleTables
 
 from test_brian_model import (CAPACITY, N_CLASSES, N_INPUTS, STRUCTURES,
-                              assert_matches_reference, make_case)
+                              assert_matches_reference, make_case, run_runtime)
 
 
 def cuda_rules_on_numpy():
@@ -54,14 +54,8 @@ def cuda_stack():
 def test_cuda_rules_runtime_match_reference(structure):
     config, params, x, y = make_case(STRUCTURES[structure], 0.9, "modified")
     caps = cuda_rules_on_numpy()
-    prefs.codegen.target = "numpy"
-    tables = SampleTables.build(x, y, CAPACITY, batch_size=config.batch_size,
-                                scale_factor=config.scale_factor)
-    model = network_class(caps)(config, N_INPUTS, N_CLASSES, CAPACITY, device=caps,
-                                tables=tables)
+    model = run_runtime(config, params, x, y, caps=caps)
     assert (model.batch_dt is not None) == caps.batch_clock_update
-    model.assign(params)
-    Network(*model.objects).run(model.run_duration, namespace={})
     trained, buffers = model.read_parameters()
     assert_matches_reference(config, params, x, y, model.per_sample(len(x)), trained, buffers)
     assert all(v == 0.0 for v in model.copy_mismatch().values())

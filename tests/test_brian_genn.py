@@ -25,7 +25,7 @@ from spide_brian.schedule import SampleTables
 
 from test_brian_model import (N_CLASSES, N_INPUTS, STRUCTURES, VARIANTS,
                               assert_matches_reference, make_case, make_frame_case,
-                              reference_training)
+                              reference_training, run_runtime)
 
 
 def genn_rules_on_numpy(**changes):
@@ -37,16 +37,9 @@ def genn_rules_on_numpy(**changes):
 
 
 def run_replay_runtime(config, params, x, y, caps):
-    prefs.codegen.target = "numpy"
-    tables = SampleTables.build(x, y, len(x), batch_size=config.batch_size,
-                                scale_factor=config.scale_factor)
-    model = ReplaySPIDENetwork(config, N_INPUTS, N_CLASSES, len(x), device=caps, tables=tables,
-                               frame_input=x.ndim == 3)
-    model.assign(params)
-    network = Network(*model.objects)
-    if caps.step_order is not None:
-        network.schedule = list(caps.step_order)
-    network.run(model.run_duration, namespace={})
+    """One run of the replay route on the numpy target, the capacity being the data."""
+    model = run_runtime(config, params, x, y, capacity=len(x), caps=caps)
+    assert isinstance(model, ReplaySPIDENetwork)
     return model
 
 

@@ -82,15 +82,27 @@ def assert_matches_reference(config, params, x, y, records, trained, buffers):
                                    atol=1e-12 * max(1.0, np.abs(ref_buffers[name]).max()))
 
 
-def run_runtime(config, params, x, y, extra=(), capacity=CAPACITY):
+def run_runtime(config, params, x, y, extra=(), capacity=CAPACITY, caps=None):
+    """Train ``x`` (static or frames) in one run on the numpy target with the rules of
+    ``caps`` (default: the numpy row), under ``caps.step_order`` if it has one."""
+    caps = caps or capabilities("numpy")
     prefs.codegen.target = "numpy"
     tables = SampleTables.build(x, y, capacity, batch_size=config.batch_size,
                                 scale_factor=config.scale_factor)
-    model = network_class(capabilities("numpy"))(config, N_INPUTS, N_CLASSES, capacity,
-                                                 tables=tables, frame_input=x.ndim == 3)
+    model = network_class(caps)(config, N_INPUTS, N_CLASSES, capacity, device=caps,
+                                tables=tables, frame_input=x.ndim == 3)
     model.assign(params)
-    Network(*model.objects, *extra).run(model.run_duration, namespace={})
+    network = Network(*model.objects, *extra)
+    if caps.step_order is not None:
+        network.schedule = list(caps.step_order)
+    network.run(model.run_duration, namespace={})
     return model
+
+
+def single_clock_rules():
+    """The numpy row with the fallbacks of the capability table (as on brian2genn)."""
+    return dataclasses.replace(capabilities("numpy"), slow_clock_summed=False,
+                               batch_clock_update=False, event_reads_source=False)
 
 
 @pytest.mark.parametrize("structure", sorted(STRUCTURES))
@@ -126,16 +138,8 @@ def test_frames_as_summed_input_match_reference():
     """Where events may not read their source (GeNN's row), frames reach layer 0 as a
     summed variable every step instead of input events; the result is the same."""
     config, params, frames, y = make_frame_case(STRUCTURES["chain"], 0.9, "modified")
-    caps = dataclasses.replace(capabilities("numpy"), slow_clock_summed=False,
-                               batch_clock_update=False, event_reads_source=False)
-    prefs.codegen.target = "numpy"
-    tables = SampleTables.build(frames, y, CAPACITY, batch_size=config.batch_size,
-                                scale_factor=config.scale_factor)
-    model = network_class(caps)(config, N_INPUTS, N_CLASSES, CAPACITY, device=caps,
-                                tables=tables, frame_input=True)
+    model = run_runtime(config, params, frames, y, caps=single_clock_rules())
     assert "input_current_post" in model.copies["input_weight"][0].synapses.summed_updaters
-    model.assign(params)
-    Network(*model.objects).run(model.run_duration, namespace={})
     trained, buffers = model.read_parameters()
     assert_matches_reference(config, params, frames, y, model.per_sample(len(frames)),
                              trained, buffers)
@@ -158,16 +162,8 @@ def test_single_clock_fallbacks_match_reference():
     """The fallback paths of the capability table (as on brian2genn) on the numpy target:
     every summed variable every step, the SGD step every slot, g as a summed variable."""
     config, params, x, y = make_case(STRUCTURES["chain"], 0.9, "modified")
-    caps = dataclasses.replace(capabilities("numpy"), slow_clock_summed=False,
-                               batch_clock_update=False, event_reads_source=False)
-    prefs.codegen.target = "numpy"
-    tables = SampleTables.build(x, y, CAPACITY, batch_size=config.batch_size,
-                                scale_factor=config.scale_factor)
-    model = network_class(caps)(config, N_INPUTS, N_CLASSES, CAPACITY, device=caps,
-                                tables=tables)
+    model = run_runtime(config, params, x, y, caps=single_clock_rules())
     assert model.batch_dt is None
-    model.assign(params)
-    Network(*model.objects).run(model.run_duration, namespace={})
     trained, buffers = model.read_parameters()
     assert_matches_reference(config, params, x, y, model.per_sample(len(x)), trained, buffers)
     assert all(v == 0.0 for v in model.copy_mismatch().values())
@@ -325,16 +321,16 @@ def test_standalone_trainer_frames(tmp_path):
 
 
 def test_standalone_make_jobs_are_bounded_by_the_cores():
-    from spide_brian.brian_backend import _bound_make_jobs
+    from spide_brian.devices import bound_make_jobs
 
     pref = "devices.cpp_standalone.extra_make_args_unix"
     saved = list(prefs[pref])
     try:
         prefs[pref] = ["-j"]
-        _bound_make_jobs()
+        bound_make_jobs()
         assert prefs[pref] == [f"-j{os.cpu_count() or 1}"]
         prefs[pref] = ["-j3", "-k"]         # the user's own choice stays
-        _bound_make_jobs()
+        bound_make_jobs()
         assert prefs[pref] == ["-j3", "-k"]
     finally:
         prefs[pref] = saved
