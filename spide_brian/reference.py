@@ -34,7 +34,8 @@ system ``beta = g + J^T beta`` whatever ``M`` is; ``M`` only sets the resolution
 saturation ``|beta| <= M``. One order of operations is shared with the Brian2 model:
 events add ``w`` per unit spike and the summed input is multiplied by the gain ``M/V``
 (:func:`backward_gain`); the sum adds ``M`` per positive spike and ``-M`` per negative one.
-At ``M = 1`` both equal the unit-spike arithmetic bit for bit. The spike counts
+At the defaults (``M = 1``, ``V = 2``, gain 0.5) this is bit for bit the arithmetic of unit
+spikes divided by ``V``. The spike counts
 (``signed_counts``, ``spike_counts``) count unit spikes.
 
 A couple fires only where its forward neuron has ``m = 1`` (the gate sits in the threshold).
