@@ -12,17 +12,20 @@
 """
 import numpy as np
 import pytest
+from brian2 import Network, prefs
 
 from spide_brian import reference as ref
 from spide_brian.brian_backend import BrianTrainer
 from spide_brian.config import SPIDEConfig
 from spide_brian.exact import adjoint
+from spide_brian.network import SPIDENetwork
 from spide_brian.parameters import init_parameters, prepare_parameters, project_feedback
+from spide_brian.schedule import SampleTables
 from spide_brian.training import ReferenceTrainer
 
 from test_brian_genn import genn_rules_on_numpy, run_replay_runtime
-from test_brian_model import (STRUCTURES, assert_matches_reference, make_case,
-                              reference_training, run_runtime)
+from test_brian_model import (N_CLASSES, N_INPUTS, STRUCTURES, assert_matches_reference,
+                              make_case, reference_training, run_runtime)
 
 #: Strong feedback (spectral radius of W_fb^T / V about 0.5) and a long backward stage.
 FEEDBACK_NORM, STEPS_BACK, HIDDEN = 7.0, 1000, 50
@@ -127,6 +130,25 @@ def test_brian_model_matches_reference_at_other_magnitudes(vth_back, route):
     assert_matches_reference(config, params, x, y, model.per_sample(len(x)), trained, buffers)
     assert all(v == 0.0 for v in model.copy_mismatch().values())
     _assert_beta_has_magnitude(model, config, len(x))
+
+
+def test_constants_of_another_magnitude():
+    """A model built for V_th^b = 0.5 runs V_th^b = 1 with the constants of
+    ``constant_values`` (as run_args reuse a compiled program): M and M/V reach every group."""
+    config, params, x, y = _magnitude_case(1.0)
+    prefs.codegen.target = "numpy"
+    tables = SampleTables.build(x, y, len(x), batch_size=config.batch_size,
+                                scale_factor=config.scale_factor)
+    model = SPIDENetwork(config.replace(vth_back=0.5), N_INPUTS, N_CLASSES, len(x),
+                         tables=tables)
+    model.assign(params)
+    constants = model.constant_values(config)
+    assert sorted({v for k, v in constants.items() if k.name == "back_gain"}) == [1.0]
+    for view, value in constants.items():
+        view[:] = value
+    Network(*model.objects).run(model.run_duration, namespace={})
+    trained, buffers = model.read_parameters()
+    assert_matches_reference(config, params, x, y, model.per_sample(len(x)), trained, buffers)
 
 
 # -- the feedback weight on entry -------------------------------------------------------------
