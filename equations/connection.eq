@@ -5,8 +5,9 @@
 #   on_pre   forward spike:       I_syn_post += w           (arrives next step)
 # Positive copy, pre = positive couple group of the target layer, post = forward group of
 # the source layer (which holds the couple's membrane):
-#   on_pre   positive couple spike: I_back_post += w   (transposed, W^T s / V; the 1/V is
-#            applied by the receiving neuron)
+#   on_pre   positive couple spike: I_back_post += w   (transposed, W^T s^b / V with the
+#            couple spike s^b = +-M: the receiving neuron multiplies the sum of the
+#            weights of the unit spikes by M/V, forward_neuron.eq)
 # Negative copy, pre = negative couple group of the target layer, post = forward group of
 # the source layer:
 #   on_pre   negative couple spike: I_back_post += -w   (brian2genn accepts only += on a

@@ -6,11 +6,14 @@
 #              variable (mirror synapses), so the positive neuron fires when
 #              gate = 1 and u_back >= threshold_back, the negative one when
 #              gate = 1 and u_back <= -threshold_back;
-#   the coupled reset goes through one-to-one coupling synapses in the same step (spikes are
+#   the couple's spike is s^b = +M (positive half) or -M (negative half), M = 2 V_th^b; the
+#   coupled reset goes through one-to-one coupling synapses in the same step (spikes are
 #   delivered in the synapses slot, before the next integration):
-#       positive spike: u_back <- u_back - M, pos_count += 1, weighted_back += 1
-#       negative spike: u_back <- u_back + M, neg_count += 1, weighted_back -= 1
-#   (the two halves never fire in the same step);
+#       positive spike: u_back <- u_back - M, pos_count += 1, weighted_back += M
+#       negative spike: u_back <- u_back + M, neg_count += 1, weighted_back -= M
+#   (the two halves never fire in the same step; the counts stay unit counts, beta is the
+#   leak-weighted mean of s^b, and the transposed weights carry s^b through the gain M/V of
+#   the receiving layer, forward_neuron.eq);
 #   beta is a copy of the partner's backward rate, read by the transposed weight copies.
 # Separate halves keep the forward group silent in the backward phase, so forward spikes
 # drive only the forward pathways and couple spikes only the backward ones.
@@ -39,9 +42,9 @@ magnitude : 1 (shared, constant)   # M, the couple's spike magnitude
 [positive_coupling_on_pre]
 u_back_post = u_back_post - magnitude
 pos_count_post = pos_count_post + 1
-weighted_back_post = weighted_back_post + 1
+weighted_back_post = weighted_back_post + magnitude
 
 [negative_coupling_on_pre]
 u_back_post = u_back_post + magnitude
 neg_count_post = neg_count_post + 1
-weighted_back_post = weighted_back_post - 1
+weighted_back_post = weighted_back_post - magnitude

@@ -12,16 +12,20 @@
 #   rate = leak-weighted count / rate_norm, gate m = [0 < count < T], both set once at the
 #   end of the forward phase. This group spikes only in the forward phase.
 # Backward, at the steps of the backward phase:
-#     u_back <- lam*u_back + (grad_current + I_back/V)
+#     u_back <- lam*u_back + (grad_current + I_back*back_gain)
 #   grad_current is g (last layer; readout.eq), zeroed at the error step before it arrives
 #   by events, or overwritten by a summed variable.
-#   The couple's spikes come from the positive and negative groups (couple.eq), which fire
-#   when gate = 1 and u_back >= threshold_back (resp. <= -threshold_back) and move u_back by
-#   -M (resp. +M) and the counts through one-to-one coupling synapses in the same step.
-#   beta = signed leak-weighted count / rate_norm_back.
+#   The couple's spike is s^b = M (p - n), p and n the unit spikes of its positive and
+#   negative half (couple.eq), which fire when gate = 1 and u_back >= threshold_back (resp.
+#   <= -threshold_back). Through one-to-one coupling synapses, in the same step, a spike
+#   moves u_back by -s^b, adds s^b to weighted_back and 1 to pos_count (resp. neg_count).
+#   It reaches the previous layer as s^b through the transposed weights divided by V: the
+#   events add w per unit spike to I_back, and back_gain = M/V scales the sum.
+#   beta = weighted_back / rate_norm_back, the leak-weighted mean of s^b.
 # The bias b_l is learnt at the commit step (slot step 0) from the summed beta (SPIDE_SPEC 3.1).
 # Names: lam = leak (1 for IF), threshold / reset_amount = V_th (or 2 V_th) / V = 2 V_th;
-# the couple's threshold_back = V_th^b (or 2 V_th^b) and M = 2 V_th^b are in couple.eq.
+# the couple's threshold_back = V_th^b (or 2 V_th^b) and M = 2 V_th^b are in couple.eq,
+# back_gain = M/V (the same float64 constant as the numpy reference's gain).
 
 [model]
 v : 1                   # forward membrane potential (post-reset value between steps)
@@ -38,7 +42,7 @@ I_back : 1              # backward synaptic input (signed sum of weights) of the
 grad_current : 1        # gradient current g (last layer, summed from the readout; 0 elsewhere)
 pos_count : 1           # positive couple spikes of the sample (written by coupling synapses)
 neg_count : 1           # negative couple spikes of the sample (written by coupling synapses)
-weighted_back : 1       # leak-weighted signed couple spike count
+weighted_back : 1       # leak-weighted sum of the couple spikes s^b (M per unit spike)
 beta : 1                # backward rate (gated) of the last sample
 fro_sq : 1              # sum of the squared incoming feedback weights (layer 0 only)
 fro_scale : 1           # min(1, r / ||W_fb||_F) (first and last layer only)
@@ -49,6 +53,7 @@ threshold : 1 (shared, constant)
 reset_amount : 1 (shared, constant)
 rate_norm : 1 (shared, constant)
 rate_norm_back : 1 (shared, constant)
+back_gain : 1 (shared, constant)   # M/V: a unit couple spike of magnitude M, divided by V
 lr : 1 (shared, constant)
 momentum : 1 (shared, constant)
 weight_decay : 1 (shared, constant)
@@ -77,7 +82,7 @@ gate = fwd_end*int(count > 0.5 and count < forward_steps - 0.5) + (1 - fwd_end)*
 # backward integration (the first backward step starts from u_back = 0)
 bwd = int(backward_phase)
 bwd_first = int(backward_first)
-u_back = bwd*((1 - bwd_first)*(lam*u_back) + (grad_current + I_back/reset_amount)) + (1 - bwd)*u_back
+u_back = bwd*((1 - bwd_first)*(lam*u_back) + (grad_current + I_back*back_gain)) + (1 - bwd)*u_back
 weighted_back = bwd*((1 - bwd_first)*(lam*weighted_back)) + (1 - bwd)*weighted_back
 pos_count = (1 - bwd_first)*pos_count
 neg_count = (1 - bwd_first)*neg_count

@@ -69,7 +69,7 @@ u_back_post += -(magnitude*(1 - replay_gate_post))
 pos_count_post += 1 - replay_gate_post
 
 [positive_coupling_weighted_on_pre]
-weighted_back_post += 1 - replay_gate_post
+weighted_back_post += magnitude*(1 - replay_gate_post)
 
 [negative_coupling_magnitude_on_pre]
 u_back_post += magnitude*(1 - replay_gate_post)
@@ -78,4 +78,4 @@ u_back_post += magnitude*(1 - replay_gate_post)
 neg_count_post += 1 - replay_gate_post
 
 [negative_coupling_weighted_on_pre]
-weighted_back_post += replay_gate_post - 1
+weighted_back_post += -(magnitude*(1 - replay_gate_post))

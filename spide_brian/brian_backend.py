@@ -31,7 +31,7 @@ from .cuda import DEFAULT_COMPUTE_CAPABILITY, configure_brian2cuda, run_on_cuda
 from .devices import bound_make_jobs, capabilities, default_device
 from .network import MODEL_DT
 from .replay import network_class, run_on_genn
-from .parameters import check_parameters
+from .parameters import prepare_parameters
 from .schedule import SampleTables
 from .training import SpikeTally, batch_major
 
@@ -104,8 +104,7 @@ class BrianTrainer:
         shapes_from = params["input_weight"].shape, params["readout_weight"].shape
         self.n_inputs = int(n_inputs if n_inputs is not None else shapes_from[0][1])
         self.n_classes = int(n_classes if n_classes is not None else shapes_from[1][0])
-        check_parameters(params, config, self.n_inputs, self.n_classes)
-        self.params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
+        self.params = prepare_parameters(params, config, self.n_inputs, self.n_classes)
         self.buffers = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.build_dir = build_dir
         self.capacity = capacity

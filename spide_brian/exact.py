@@ -17,7 +17,8 @@ and its derivative is ``m = [0 < z/V < 1]``. The adjoint (implicit differentiati
     \beta_l = W_l^\top (m_{l+1} \odot \beta_{l+1}) / V,
 
 i.e. ``beta = (I - J^T)^{-1} g``, and the loss gradients are SPIDE_SPEC 3.1 with the exact
-``a``, ``m`` and ``beta``.
+``a``, ``m`` and ``beta``. The signed rates of the ternary couples approach this ``beta``
+for every backward spike magnitude ``M = 2 V_th^b`` that exceeds ``|beta|``.
 """
 from __future__ import annotations
 

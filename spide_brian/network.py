@@ -39,7 +39,7 @@ from brian2.utils.logger import get_logger
 from . import equations as eq
 from .devices import Capabilities, capabilities
 from .parameters import project_feedback
-from .reference import rate_normaliser
+from .reference import backward_gain, rate_normaliser
 from .schedule import SampleTables, SlotSchedule
 
 __all__ = ["SPIDENetwork", "WeightCopy", "MODEL_DT", "check_step_duration"]
@@ -119,7 +119,7 @@ def _constant_table(config):
         "reset_amount_syn": config.reset_amount,
         "rate_norm": rate_normaliser(config.leaky, config.time_step),
         "rate_norm_back": rate_normaliser(config.leaky, config.time_step_back),
-        "radius": config.feedback_norm,
+        "back_gain": backward_gain(config), "radius": config.feedback_norm,
     }
     for suffix in ("", "_syn"):
         values["lr" + suffix] = config.lr / config.scale_factor
@@ -288,6 +288,7 @@ class SPIDENetwork:
                     ("lam", config.leaky), ("threshold", config.threshold),
                     ("rate_norm", rate_normaliser(config.leaky, config.time_step)),
                     ("rate_norm_back", rate_normaliser(config.leaky, config.time_step_back)),
+                    ("back_gain", backward_gain(config)),
                     ("reset_amount", config.reset_amount)):
                 self._constant(group, key, value)
             self._optimiser_constants(group, divide=False, suffix="")

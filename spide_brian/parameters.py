@@ -14,12 +14,21 @@ Initialisation follows SPIDE_SPEC section 3.3: ``kaiming`` draws ``N(0, 2/fan_in
 ``unit_row_norm`` draws ``U(-1, 1)`` and scales every row (one post-synaptic neuron) to unit
 L2 norm; the readout uses PyTorch's ``nn.Linear`` default ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``;
 spiking-layer biases start at 0; the feedback weight is projected onto ``||W_fb||_F <= r``.
+
+Training keeps the feedback weight in that ball: both trainers take their parameters through
+:func:`prepare_parameters`, which projects a feedback weight given from outside (e.g. loaded
+with a smaller radius) before the first mini-batch, so every backend starts from the same
+weights.
 """
 from __future__ import annotations
 
 import numpy as np
+from brian2.utils.logger import get_logger
 
-__all__ = ["init_parameters", "project_feedback", "parameter_shapes", "check_parameters"]
+__all__ = ["init_parameters", "project_feedback", "parameter_shapes", "check_parameters",
+           "prepare_parameters"]
+
+logger = get_logger(__name__)
 
 
 def parameter_shapes(config, n_inputs, n_classes):
@@ -101,3 +110,44 @@ def check_parameters(params, config, n_inputs, n_classes):
             raise ValueError(f"parameter {name!r} has shape {array.shape}, expected {shape}")
         if not np.all(np.isfinite(array)):
             raise ValueError(f"parameter {name!r} contains NaN or infinite values")
+
+
+def prepare_parameters(params, config, n_inputs=None, n_classes=None):
+    """Checked float64 copies of ``params`` for training, the feedback weight in its ball.
+
+    A feedback weight outside ``||W_fb||_F <= config.feedback_norm`` is projected onto the
+    ball here, before any mini-batch runs: the numpy reference would otherwise use it
+    unprojected for the first mini-batch while the Brian2 model scales its feedback events
+    from the first step.
+
+    Parameters
+    ----------
+    params : dict of str -> array_like
+    config : SPIDEConfig
+    n_inputs, n_classes : int, optional
+        Default to the shapes of ``input_weight`` and ``readout_weight``.
+
+    Returns
+    -------
+    dict of str -> ndarray
+
+    Raises
+    ------
+    ValueError
+        As :func:`check_parameters`.
+    """
+    missing = np.zeros((0, 0))     # a missing array is reported by check_parameters
+    if n_inputs is None:
+        n_inputs = np.shape(params.get("input_weight", missing))[-1]
+    if n_classes is None:
+        n_classes = np.shape(params.get("readout_weight", missing))[0]
+    check_parameters(params, config, int(n_inputs), int(n_classes))
+    prepared = {name: np.array(value, dtype=np.float64) for name, value in params.items()}
+    if config.feedback:
+        weight = prepared["feedback_weight"]
+        norm = float(np.linalg.norm(weight))
+        if norm > config.feedback_norm:
+            logger.info(f"feedback weight of Frobenius norm {norm:.6g} projected onto the "
+                        f"ball of radius feedback_norm = {config.feedback_norm:g}")
+            prepared["feedback_weight"] = project_feedback(weight, config.feedback_norm)
+    return prepared

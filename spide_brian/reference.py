@@ -16,14 +16,27 @@ default schedule). The rate is ``a = (1/T) sum_t s[t]`` (LIF: leak-weighted, SPI
 the surrogate derivative ``m = [0 < a < 1]``.
 
 Backward: one ternary neuron (couple) per forward neuron, threshold ``theta_b``, spikes
-``s^b in {-1, 0, +1}``, reset by subtracting ``M s^b``, driven by the constant gradient current
-``g`` at the last layer and by the transposed weights scaled by ``1/V``:
+``s^b = M (p - n)`` with unit spikes ``p, n in {0, 1}`` of its positive and negative half and
+magnitude ``M = 2 V_th^b``. A spike moves the membrane by ``-s^b``, adds ``s^b`` to the
+couple's (leak-weighted) sum and reaches the previous layer as ``s^b`` through the transposed
+weights scaled by ``1/V``; the couple at the last layer is driven by the constant gradient
+current ``g``:
 
 .. math::
 
     u_{N-1} \mathrel{+}= g + W_{fb}^\top s^b_0[t-1] / V, \qquad
     u_l \mathrel{+}= W_l^\top s^b_{l+1}[t'] / V, \qquad
     \beta_l = \frac{1}{T_b} \sum_t s^b_l[t]
+
+(LIF: the membrane and the sum leak with ``lambda`` and the sum is divided by
+:func:`rate_normaliser` instead of ``T_b``). The signed rate ``beta`` then solves the adjoint
+system ``beta = g + J^T beta`` whatever ``M`` is; ``M`` only sets the resolution and the
+saturation ``|beta| <= M``. One order of operations is shared with the Brian2 model:
+events add ``w`` per unit spike and the summed input is multiplied by the gain ``M/V``
+(:func:`backward_gain`); the sum adds ``M`` per positive spike and ``-M`` per negative one.
+At the defaults (``M = 1``, ``V = 2``, gain 0.5) this is bit for bit the arithmetic of unit
+spikes divided by ``V``. The spike counts
+(``signed_counts``, ``spike_counts``) count unit spikes.
 
 A couple fires only where its forward neuron has ``m = 1`` (the gate sits in the threshold).
 The PyTorch code lets every ternary unit spike and multiplies ``beta`` by ``m`` afterwards;
@@ -45,7 +58,7 @@ from .parameters import project_feedback
 __all__ = [
     "ForwardResult", "BackwardResult", "ReadoutResult", "SPIDEResult",
     "forward", "backward", "readout", "spike_gradients", "forward_backward",
-    "SGDMomentum", "train_batch", "predict", "rate_normaliser",
+    "SGDMomentum", "train_batch", "predict", "rate_normaliser", "backward_gain",
 ]
 
 
@@ -94,6 +107,17 @@ def rate_normaliser(leaky, steps):
     if leaky == 1.0:
         return float(steps)
     return (1.0 - leaky ** steps) / (1.0 - leaky)
+
+
+def backward_gain(config):
+    """Gain ``M/V`` of the transposed input of the ternary couples.
+
+    A couple's spike has magnitude ``M = 2 V_th^b`` and reaches the previous layer through
+    the transposed weights divided by ``V = 2 V_th``: the sum of the weights of the unit
+    spikes of a step is multiplied by this one constant (the numpy reference and the Brian2
+    model use the same float64 value; at the defaults it is 0.5).
+    """
+    return config.reset_amount_back / config.reset_amount
 
 
 def _as_float(array, name):
@@ -181,16 +205,18 @@ def backward(params, config, masks, gradient_current, record=False):
     gradient_current : ndarray
         ``g``, shape ``(B, n_{N-1})``, injected every step into the last layer's couples.
     record : bool
-        Also return every signed spike.
+        Also return every signed unit spike (``p - n``, in {-1, 0, 1}).
 
     Returns
     -------
     BackwardResult
-        ``beta`` is gated by the mask (see module docstring).
+        ``beta`` (leak-weighted mean of the spikes ``s^b = M (p - n)``) is gated by the mask
+        (see module docstring); the counts are of unit spikes.
     """
     g = _as_float(gradient_current, "gradient current")
     steps, n_layers, lam = config.time_step_back, config.n_layers, config.leaky
-    theta, magnitude, scale = config.threshold_back, config.reset_amount_back, config.reset_amount
+    theta, magnitude = config.threshold_back, config.reset_amount_back
+    gain = backward_gain(config)
     batch = g.shape[0]
     sizes = config.hidden_sizes
     gates = [np.asarray(m, dtype=bool) for m in masks]
@@ -204,24 +230,27 @@ def backward(params, config, masks, gradient_current, record=False):
     for t in range(steps):
         now = [None] * n_layers
         for layer in reversed(range(n_layers)):
+            # the unit spikes of the step are summed through the transposed weights, then
+            # scaled by M/V: the spikes s^b = M (p - n) divided by V
             if layer == n_layers - 1:
                 drive = g
                 if config.feedback:
-                    drive = drive + previous[0] @ params["feedback_weight"] / scale
+                    drive = drive + (previous[0] @ params["feedback_weight"]) * gain
             else:
                 source = now[layer + 1] if same_step else previous[layer + 1]
-                drive = source @ params[f"weight_{layer}"] / scale
+                drive = (source @ params[f"weight_{layer}"]) * gain
             u[layer] = lam * u[layer] + drive
             positive = (u[layer] >= theta) & gates[layer]
             negative = (u[layer] <= -theta) & gates[layer]
-            spikes = positive.astype(np.float64) - negative
-            u[layer] -= magnitude * spikes
-            signed[layer] += spikes
-            absolute[layer] += np.abs(spikes)
+            units = positive.astype(np.float64) - negative
+            spikes = magnitude * units          # s^b, in {-M, 0, +M}
+            u[layer] -= spikes
+            signed[layer] += units
+            absolute[layer] += np.abs(units)
             weighted[layer] = lam * weighted[layer] + spikes
-            now[layer] = spikes
+            now[layer] = units
             if record:
-                recorded[layer][t] = spikes
+                recorded[layer][t] = units
         previous = now
     norm = rate_normaliser(lam, steps)
     return BackwardResult(beta=[w / norm for w in weighted],

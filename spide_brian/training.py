@@ -19,7 +19,7 @@ import numpy as np
 from brian2.utils.logger import get_logger
 
 from . import energy, firing, reference
-from .parameters import check_parameters, init_parameters
+from .parameters import check_parameters, init_parameters, prepare_parameters
 
 __all__ = ["SpikeTally", "ReferenceTrainer", "batch_major", "EpochRecord", "train", "epoch_order", "make_trainer", "BACKENDS"]
 
@@ -60,7 +60,7 @@ class ReferenceTrainer:
 
     def __init__(self, config, params, progress=None):
         self.config = config
-        self.params = {name: np.array(value, dtype=np.float64) for name, value in params.items()}
+        self.params = prepare_parameters(params, config)
         self.optimizer = reference.SGDMomentum(config)
         self.progress = progress
 
