@@ -38,7 +38,7 @@ class DivergenceError(RuntimeError):
         The epoch (counted from 1) that diverged.
     """
 
-    def __init__(self, message, epoch=None):
+    def __init__(self, message, epoch):
         super().__init__(message)
         self.epoch = epoch
 
@@ -107,10 +107,8 @@ class ReferenceTrainer:
         for start in range(0, len(y), batch):
             xb, yb = batch_major(x[start:start + batch]), y[start:start + batch]
             result, out = reference.train_batch(self.params, self.config, self.optimizer, xb, yb)
-            # non-finite weights make the next batch fail on its inputs: stop here instead
-            what = _non_finite(0.0, self.params)
-            if what:
-                raise DivergenceError(what)
+            if _non_finite(0.0, self.params):
+                break  # the next batch would fail on non-finite weights; train() reports it
             totals["loss_sum"] += out.loss * len(yb)
             totals["correct"] += int(np.sum(out.probabilities.argmax(axis=1) == yb))
             totals["samples"] += len(yb)
@@ -249,15 +247,12 @@ def train(config, dataset, trainer=None, backend="reference", device=None, start
         if augment is not None:
             x = augment(x, np.random.default_rng([config.seed, epoch, 1]))
         started = time.perf_counter()
-        try:
-            if progress_factory is not None:
-                with progress_factory(len(y), f"epoch {epoch + 1}/{config.epochs}") as bar:
-                    trainer.progress = bar.update
-                    stats = trainer.train_epoch(x, y)
-            else:
+        if progress_factory is not None:
+            with progress_factory(len(y), f"epoch {epoch + 1}/{config.epochs}") as bar:
+                trainer.progress = bar.update
                 stats = trainer.train_epoch(x, y)
-        except DivergenceError as error:
-            raise _diverged(epoch + 1, error) from None
+        else:
+            stats = trainer.train_epoch(x, y)
         seconds = time.perf_counter() - started
         # checked before on_epoch, so that no checkpoint of a diverged run is written
         what = _non_finite(stats["loss_sum"] / max(1, stats["samples"]), trainer.params)
