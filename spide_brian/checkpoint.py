@@ -4,7 +4,10 @@ A checkpoint in directory ``DIR`` is ``DIR/checkpoint.json`` plus the npz file i
 carries a schema version, the package, Brian2, numpy and Python versions, the backend and
 device, the configuration, the finished epoch, the log so far and the SHA-256 of the npz. Each
 file is written to a temporary name, flushed to disk and renamed over the old one, npz first:
-an interrupted write leaves the previous checkpoint intact and readable.
+an interrupted write leaves the previous checkpoint intact and readable, and the next save (or
+:func:`clean_interrupted_writes`) removes what it left behind. A save deletes only arrays that
+checkpoints of this folder named (or the arrays a killed save renamed into place but never
+named), never other files.
 """
 from __future__ import annotations
 
@@ -19,8 +22,9 @@ import numpy as np
 
 from .config import SPIDEConfig
 
-__all__ = ["CheckpointError", "SCHEMA_VERSION", "save_checkpoint", "load_checkpoint",
-           "Checkpoint", "versions"]
+__all__ = ["CheckpointError", "SCHEMA_VERSION", "METADATA_NAME", "save_checkpoint",
+           "load_checkpoint", "Checkpoint", "versions", "atomic_write", "arrays_name",
+           "clean_interrupted_writes"]
 
 SCHEMA_VERSION = 1
 FORMAT_NAME = "spide-brian-checkpoint"
@@ -45,7 +49,20 @@ def versions():
             "python": platform.python_version()}
 
 
-def _atomic_write(path: Path, write):
+def atomic_write(path, write):
+    """Write a file so that readers see either its old or its complete new content.
+
+    The content goes to a temporary file ``.NAME.*.tmp`` in the same folder, is flushed to
+    disk and renamed over ``path``; on an exception the temporary file is removed (a killed
+    process leaves it behind for :func:`clean_interrupted_writes`).
+
+    Parameters
+    ----------
+    path : str or Path
+    write : callable
+        ``write(stream)`` writes the content to a binary stream.
+    """
+    path = Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
@@ -59,6 +76,56 @@ def _atomic_write(path: Path, write):
         raise
 
 
+def arrays_name(epoch):
+    """File name of the arrays of the checkpoint after ``epoch``."""
+    return f"checkpoint-epoch{int(epoch):04d}.npz"
+
+
+def _temporary_files(directory, names):
+    for name in names:
+        yield from directory.glob(f".{name}.*.tmp")
+
+
+def _named_arrays(directory):
+    """``(arrays, epoch)`` of the checkpoint in ``directory`` as its metadata says, or Nones."""
+    try:
+        metadata = json.loads((directory / METADATA_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None, None
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
+        return None, None
+    arrays, epoch = metadata.get("arrays"), metadata.get("epoch")
+    if not isinstance(arrays, str) or Path(arrays).name != arrays:
+        arrays = None
+    if not isinstance(epoch, int) or isinstance(epoch, bool):
+        epoch = None
+    return arrays, epoch
+
+
+def clean_interrupted_writes(directory, extra_names=()):
+    """Remove what an interrupted save left in ``directory``; return the removed paths.
+
+    That is the temporary files of :func:`atomic_write` for the checkpoint files (and for
+    ``extra_names``, e.g. the run's log), and the arrays of the epoch after the named
+    checkpoint: a save killed between renaming those arrays into place and renaming the
+    metadata leaves them unnamed, and the run writes that same file next anyway.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    named, epoch = _named_arrays(directory)
+    names = [METADATA_NAME, *extra_names]
+    removed = [path for path in directory.glob(".checkpoint-epoch*.npz.*.tmp")]
+    removed += list(_temporary_files(directory, names))
+    if epoch is not None:
+        successor = directory / arrays_name(epoch + 1)
+        if successor.name != named and successor.is_file():
+            removed.append(successor)
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
 def save_checkpoint(directory, *, config, params, optimizer_state, epoch, backend, device,
                     dataset, history=(), extra=None):
     """Write the checkpoint of a finished ``epoch`` into ``directory`` (created if needed).
@@ -70,11 +137,13 @@ def save_checkpoint(directory, *, config, params, optimizer_state, epoch, backen
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    clean_interrupted_writes(directory)
+    previous, _ = _named_arrays(directory)
     arrays = {f"param/{k}": np.asarray(v, dtype=np.float64) for k, v in params.items()}
     arrays.update({f"momentum/{k}": np.asarray(v, dtype=np.float64)
                    for k, v in optimizer_state.items()})
-    npz_path = directory / f"checkpoint-epoch{epoch:04d}.npz"
-    _atomic_write(npz_path, lambda stream: np.savez(stream, **arrays))
+    npz_path = directory / arrays_name(epoch)
+    atomic_write(npz_path, lambda stream: np.savez(stream, **arrays))
     metadata = {
         "format": FORMAT_NAME, "schema_version": SCHEMA_VERSION, "epoch": int(epoch),
         "arrays": npz_path.name, "sha256": hashlib.sha256(npz_path.read_bytes()).hexdigest(),
@@ -82,14 +151,45 @@ def save_checkpoint(directory, *, config, params, optimizer_state, epoch, backen
         "config": config.to_dict(), "history": list(history), **(extra or {}),
     }
     metadata_path = directory / METADATA_NAME
-    _atomic_write(metadata_path,
-                  lambda stream: stream.write(json.dumps(metadata, indent=2).encode("utf-8")))
-    # only now that the metadata names the new arrays may older ones go (including arrays a
-    # killed run wrote but never named)
-    for stale in directory.glob("checkpoint-epoch*.npz"):
-        if stale.name != npz_path.name:
-            stale.unlink()
+    atomic_write(metadata_path,
+                 lambda stream: stream.write(json.dumps(metadata, indent=2).encode("utf-8")))
+    # only now that the metadata names the new arrays may the old ones go; nothing else in the
+    # folder is ours to delete
+    if previous is not None and previous != npz_path.name:
+        (directory / previous).unlink(missing_ok=True)
     return metadata_path
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# field -> (check, what it must be); every field a reader of a checkpoint relies on
+_FIELDS = {
+    "epoch": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "arrays": (lambda v: isinstance(v, str) and v not in ("", ".", "..") and Path(v).name == v,
+               "the file name of the npz next to it"),
+    "sha256": (lambda v: isinstance(v, str), "a hex string"),
+    "backend": (lambda v: v in ("brian", "reference"), "'brian' or 'reference'"),
+    "device": (lambda v: v is None or isinstance(v, str), "a device name or null"),
+    "dataset": (lambda v: isinstance(v, str) and v != "", "a dataset name"),
+    "config": (lambda v: isinstance(v, dict), "an object of configuration fields"),
+    "history": (lambda v: isinstance(v, list) and all(isinstance(row, dict) for row in v),
+                "a list of per-epoch objects"),
+    "versions": (lambda v: isinstance(v, dict), "an object"),
+}
+
+
+def _check_fields(metadata, metadata_path):
+    """One-line :class:`CheckpointError` for the first missing or mistyped field."""
+    for name, (check, expected) in _FIELDS.items():
+        if name not in metadata:
+            raise CheckpointError(f"{metadata_path} has no {name!r} field; the checkpoint is "
+                                  "corrupt: restore it or start a new run")
+        if not check(metadata[name]):
+            raise CheckpointError(f"{metadata_path}: {name!r} must be {expected}, got "
+                                  f"{metadata[name]!r}; the checkpoint is corrupt: restore it "
+                                  "or start a new run")
 
 
 def load_checkpoint(path):
@@ -98,7 +198,8 @@ def load_checkpoint(path):
     Raises
     ------
     CheckpointError
-        Missing files, a foreign or newer format, a hash mismatch or unreadable arrays.
+        Missing files, a foreign or newer format, missing or mistyped fields, a hash mismatch
+        or unreadable arrays.
     """
     path = Path(path)
     metadata_path = path / METADATA_NAME if path.is_dir() else path
@@ -116,7 +217,8 @@ def load_checkpoint(path):
     if version != SCHEMA_VERSION:
         raise CheckpointError(f"{metadata_path} has checkpoint schema version {version}; this "
                               f"spide-brian reads version {SCHEMA_VERSION}")
-    npz_path = metadata_path.parent / str(metadata.get("arrays"))
+    _check_fields(metadata, metadata_path)
+    npz_path = metadata_path.parent / metadata["arrays"]
     if not npz_path.exists():
         raise CheckpointError(f"checkpoint arrays {npz_path} are missing")
     if hashlib.sha256(npz_path.read_bytes()).hexdigest() != metadata.get("sha256"):

@@ -119,6 +119,9 @@ def read_cifar_pickle(raw, label_key, origin):
     if images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != np.prod(IMAGE_SHAPE):
         raise DataError(f"{origin}: images must be uint8 (n, 3072), got {images.dtype} "
                         f"{images.shape}")
+    if len(images) == 0:
+        raise DataError(f"{origin}: holds no images; the file is truncated or not from CIFAR, "
+                        "delete it and get it again")
     if labels.ndim != 1 or len(labels) != len(images):
         raise DataError(f"{origin}: {len(images)} images but {labels.size} labels")
     return images, labels.astype(np.int64)

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,13 @@ DEFAULT_BACKEND = "brian"
 
 class UsageError(Exception):
     """A user error reported as one line, without a traceback."""
+
+
+# the files of a run in its --out folder (the checkpoint arrays are checkpoint-epoch*.npz)
+LOG_NAME = "log.tsv"
+# flags that configure the Brian2 device and mean nothing to the numpy reference
+BRIAN_ONLY_FLAGS = ("device", "genn_cpu_only", "genn_path", "cuda_compute_capability",
+                    "samples_per_run")
 
 
 def _add_config_flags(parser):
@@ -63,10 +71,50 @@ def _add_run_flags(parser):
                              "longer data runs in chunks, a shorter test set is padded")
 
 
-def _device_options(args):
+def _check_backend_flags(args, backend):
+    """Refuse flags that do not apply to ``backend`` rather than silently ignore them."""
+    if backend == "reference":
+        for name in BRIAN_ONLY_FLAGS:
+            if getattr(args, name, None) not in (None, False):
+                flag = "--" + name.replace("_", "-")
+                raise UsageError(f"{flag} applies to --backend brian only (the reference runs "
+                                 "in numpy); drop it or use --backend brian")
+    elif getattr(args, "timing", None) == "reference":
+        raise UsageError("--timing reference applies to --backend reference only: the Brian2 "
+                         "model delays every synaptic hop by one step (timing 'brian'); drop "
+                         "--timing or use --backend reference")
+
+
+def _checkpoint_config(checkpoint):
+    """The configuration a checkpoint's parameters were trained with.
+
+    Brian2 runs of earlier versions stored the default timing 'reference', but the Brian2
+    model always computes timing 'brian'; a reference evaluation must use that network.
+    """
+    config = checkpoint["config"]
+    if checkpoint["backend"] == "brian" and config.timing != "brian":
+        config = config.replace(timing="brian")
+    return config
+
+
+def _brian_config(config, origin):
+    """``config`` as the Brian2 model computes it (timing 'brian').
+
+    With one spiking layer both timings are the same network; with more, parameters trained
+    with timing 'reference' belong to another network than the Brian2 model's.
+    """
+    if config.timing != "brian" and config.n_layers > 1 and origin is not None:
+        raise UsageError(f"{origin} was trained with the reference backend's timing "
+                         f"'reference' ({config.n_layers} layers, feed-forward hops within a "
+                         "step), which the Brian2 model cannot compute (every hop one step "
+                         "late): use --backend reference")
+    return config.replace(timing="brian")
+
+
+def _device_options(args, backend):
     options = {}
     if getattr(args, "samples_per_run", None) is not None:
-        if getattr(args, "backend", None) == "reference":
+        if backend == "reference":
             raise UsageError("--samples-per-run applies to --backend brian only")
         if args.samples_per_run < 1:
             raise UsageError(f"--samples-per-run must be >= 1, got {args.samples_per_run}")
@@ -83,7 +131,7 @@ def _device_options(args):
 
 
 def _config_from_args(args, base=None):
-    from .config import SPIDEConfig
+    from .config import ConfigError, SPIDEConfig
 
     changes = {}
     for item in dataclasses.fields(SPIDEConfig):
@@ -91,7 +139,14 @@ def _config_from_args(args, base=None):
         if value is not None:
             changes[item.name] = value
     base = base or SPIDEConfig()
-    return base.replace(**changes)
+    try:
+        return base.replace(**changes)
+    except ConfigError as error:
+        # the message starts with the field; on the command line it is a flag
+        field, _, rest = str(error).partition(" ")
+        if field in changes:
+            raise UsageError(f"--{field.replace('_', '-')} {rest}") from None
+        raise
 
 
 def build_parser():
@@ -116,6 +171,9 @@ def build_parser():
                        help="folder for checkpoints and the per-epoch log (log.tsv)")
     train.add_argument("--resume", action="store_true",
                        help="continue from the checkpoint in --out")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the run in --out (its checkpoint and log.tsv) with a new "
+                            "one; other files there are kept")
     train.add_argument("--json", default=None, metavar="PATH", help="write a JSON summary")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--augment", action="store_true",
@@ -162,42 +220,124 @@ def _format(record):
 
 
 def _write_json(path, data):
+    from .checkpoint import atomic_write
+
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    text = json.dumps(data, indent=2) + "\n"
+    atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))
+
+
+def _first_existing(path):
+    """``path`` or its nearest existing parent folder (the folder a write would create in)."""
+    path = Path(path).absolute()
+    return next(p for p in (path, *path.parents) if p.exists())
+
+
+def _check_writable(path, flag, named):
+    """The nearest existing folder of ``path`` must be a folder the user may write in."""
+    existing = _first_existing(path)
+    if not existing.is_dir():
+        raise UsageError(f"{flag} {named}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {named}: no permission to write in {existing}")
+
+
+def _check_output_folder(path, flag):
+    """Refuse, before any work, an output folder that cannot be made or written."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} is a file, not a folder; name a folder")
+    _check_writable(path, flag, path)
+
+
+def _check_output_file(path, flag):
+    """Refuse, before any work, an output file that cannot be written (it is written last)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a folder; name a file, e.g. {path / 'summary.json'}")
+    _check_writable(path.parent, flag, path)
+
+
+def _run_files(folder):
+    """The files of a run in ``folder`` (its checkpoint, arrays and log), sorted."""
+    folder = Path(folder)
+    names = [folder / name for name in ("checkpoint.json", LOG_NAME)]
+    return sorted([p for p in names if p.exists()] + list(folder.glob("checkpoint-epoch*.npz")))
+
+
+def _check_out(args):
+    """``--out``/``--resume``/``--overwrite``: refuse anything that would lose a saved run."""
+    if args.resume and not args.out:
+        raise UsageError("--resume needs --out DIR, the folder holding the checkpoint")
+    if args.overwrite and not args.out:
+        raise UsageError("--overwrite needs --out DIR, the folder whose run it replaces")
+    if args.resume and args.overwrite:
+        raise UsageError("--resume continues the run in --out and --overwrite replaces it; "
+                         "choose one")
+    if args.json:
+        _check_output_file(args.json, "--json")
+    if not args.out:
+        return
+    out = Path(args.out)
+    _check_output_folder(out, "--out")
+    if args.resume:
+        if not out.exists():
+            raise UsageError(f"--resume: {out} does not exist; check --out, or drop --resume "
+                             "to start a new run there")
+        if not (out / "checkpoint.json").exists():
+            raise UsageError(f"--resume: {out} holds no checkpoint (no checkpoint.json); "
+                             "drop --resume to start a new run there")
+    elif not args.overwrite:
+        existing = _run_files(out)
+        if existing:
+            raise UsageError(f"--out {out} holds another run ({', '.join(p.name for p in existing[:3])}"
+                             f"{' ...' if len(existing) > 3 else ''}); continue it with --resume "
+                             "or replace it with --overwrite")
 
 
 def _command_train(args):
-    from .checkpoint import load_checkpoint, save_checkpoint
+    from .checkpoint import clean_interrupted_writes, load_checkpoint, save_checkpoint
     from .data import load_dataset
     from .parameters import init_parameters
     from .training import make_trainer, train
 
-    if args.resume and not args.out:
-        raise UsageError("--resume needs --out DIR, the folder holding the checkpoint")
+    _check_backend_flags(args, args.backend)
+    _check_out(args)
+    device_options = _device_options(args, args.backend)
+    checkpoint = load_checkpoint(args.out) if args.resume else None
     dataset = load_dataset(args.dataset, data_dir=args.data_dir, limit=args.limit)
     augment = _augmentation(args.dataset) if args.augment else None
     history, start_epoch, optimizer_state = [], 0, None
-    if args.resume and (Path(args.out) / "checkpoint.json").exists():
-        checkpoint = load_checkpoint(args.out)
-        config = _config_from_args(args, base=checkpoint["config"])
+    origin = None
+    if checkpoint is not None:
+        config = _config_from_args(args, base=_checkpoint_config(checkpoint))
         if checkpoint["dataset"] != args.dataset:
             raise UsageError(f"the checkpoint in {args.out} was trained on "
                              f"{checkpoint['dataset']!r}, not {args.dataset!r}")
         params, optimizer_state = checkpoint["params"], checkpoint["optimizer"]
-        history, start_epoch = checkpoint["history"], checkpoint["epoch"]
+        history, start_epoch = list(checkpoint["history"]), checkpoint["epoch"]
+        origin = f"the checkpoint in {args.out}"
         print(f"resuming from epoch {start_epoch} ({checkpoint['path']})")
     else:
         config = _config_from_args(args)
         params = init_parameters(config, dataset.n_inputs, dataset.n_classes)
+    if args.backend == "brian":
+        # record the network the Brian2 model computes, so that a reference run of the
+        # checkpoint computes the same one
+        config = _brian_config(config, origin)
     _check_frames(config, dataset)
     out = Path(args.out) if args.out else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        clean_interrupted_writes(out, extra_names=(LOG_NAME,))
+        if history:
+            # a run killed between its checkpoint and its log left the log one epoch short
+            _write_log(out / LOG_NAME, history)
     # a standalone program built in DIR/build is reused by a resumed run (nothing to recompile)
     trainer = make_trainer(args.backend, config, params, device=args.device,
                            n_inputs=dataset.n_inputs, n_classes=dataset.n_classes,
                            build_dir=str(out / "build") if out is not None else None,
-                           **_device_options(args))
+                           **device_options)
     if optimizer_state:
         trainer.load_optimizer_state(optimizer_state)
     device = trainer.device_name if args.backend == "brian" else "numpy"
@@ -206,11 +346,12 @@ def _command_train(args):
         history.append(record.as_dict())
         print(_format(record), flush=True)
         if out is not None:
-            _write_log(out / "log.tsv", history)
+            # checkpoint first: the log never runs ahead of what a resume continues from
             save_checkpoint(out, config=config, params=trainer.params,
                             optimizer_state=trainer.optimizer_state(), epoch=record.epoch,
                             backend=args.backend, device=device, dataset=args.dataset,
                             history=history)
+            _write_log(out / LOG_NAME, history)
 
     print(f"training {config.hidden_sizes} on {dataset.name} ({len(dataset.y_train)} train, "
           f"{len(dataset.y_test)} test) with the {args.backend} backend on {device}")
@@ -263,11 +404,14 @@ def _check_frames(config, dataset):
 
 
 def _write_log(path, history):
+    from .checkpoint import atomic_write
+
     columns = list(history[0])
     lines = ["\t".join(columns)]
     lines += ["\t".join(f"{row[c]:.6g}" if isinstance(row[c], float) else str(row[c])
                         for c in columns) for row in history]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    text = "\n".join(lines) + "\n"
+    atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))
 
 
 def _command_evaluate(args):
@@ -275,17 +419,26 @@ def _command_evaluate(args):
     from .data import load_dataset
     from .training import make_trainer
 
+    if args.json:
+        _check_output_file(args.json, "--json")
     checkpoint = load_checkpoint(args.checkpoint)
-    config = checkpoint["config"]
+    config = _checkpoint_config(checkpoint)
+    # the checkpoint's backend unless asked otherwise; its device only on its own backend
+    backend = args.backend or checkpoint["backend"]
+    _check_backend_flags(args, backend)
+    device_options = _device_options(args, backend)
+    if backend == "brian":
+        config = _brian_config(config, f"the checkpoint {checkpoint['path']}")
     dataset = load_dataset(args.dataset or checkpoint["dataset"], data_dir=args.data_dir,
                            limit=args.limit)
-    backend = args.backend or checkpoint["backend"]
     _check_frames(config, dataset)
+    same_backend = checkpoint["backend"] == "brian"
     trainer = make_trainer(backend, config, checkpoint["params"],
-                           device=args.device or (checkpoint["device"] if backend == "brian"
+                           device=args.device or (checkpoint["device"]
+                                                  if backend == "brian" and same_backend
                                                   else None),
                            n_inputs=dataset.n_inputs, n_classes=dataset.n_classes,
-                           **_device_options(args))
+                           **device_options)
     from .parameters import check_parameters
 
     check_parameters(trainer.params, config, dataset.n_inputs, dataset.n_classes)
@@ -349,6 +502,7 @@ def main(argv=None):
     from .data import DataError
     from .cuda import CUDARunError, CUDASetupError
     from .replay import GeNNNotFoundError
+    from .training import DivergenceError
 
     args = build_parser().parse_args(argv)
     commands = {"train": _command_train, "evaluate": _command_evaluate,
@@ -359,6 +513,16 @@ def main(argv=None):
             NotImplementedError, GeNNNotFoundError, CUDASetupError, CUDARunError) as error:
         print(f"spide-brian {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except DivergenceError as error:
+        out = getattr(args, "out", None)
+        kept = (f"; the checkpoint of epoch {error.epoch - 1} in {out} is kept"
+                if out and (Path(out) / "checkpoint.json").exists() else "")
+        print(f"spide-brian {args.command}: error: {error}{kept}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        # a failed read or write (disk full, permissions ...): one line, not a traceback
+        print(f"spide-brian {args.command}: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint (if any) is intact", file=sys.stderr)
         return 130

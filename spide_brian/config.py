@@ -10,13 +10,28 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 from dataclasses import dataclass
+
+import numpy as np
 
 __all__ = ["SPIDEConfig", "ConfigError", "RESETS", "INITS", "TIMINGS"]
 
 RESETS = ("modified", "standard")
 INITS = ("kaiming", "unit_row_norm")
 TIMINGS = ("reference", "brian")
+
+# the type of every field but hidden_sizes (a tuple of integers)
+INT_FIELDS = ("time_step", "time_step_back", "batch_size", "epochs", "seed")
+FLOAT_FIELDS = ("vth", "vth_back", "leaky", "scale_factor", "lr", "momentum", "weight_decay",
+                "feedback_norm")
+BOOL_FIELDS = ("feedback",)
+CHOICE_FIELDS = ("reset", "input_init", "hidden_init", "feedback_init", "timing")
+
+
+def _is_integer(value):
+    """An integer that is not a bool (``True`` is an ``int`` in Python)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 class ConfigError(ValueError):
@@ -88,8 +103,37 @@ class SPIDEConfig:
     timing: str = "reference"
 
     def __post_init__(self):
-        object.__setattr__(self, "hidden_sizes", tuple(int(n) for n in self.hidden_sizes))
+        self._check_types()
         self.validate()
+
+    def _check_types(self):
+        """Raise :class:`ConfigError` for a value of the wrong type; normalise numbers.
+
+        Integers must be integers (not bools, not floats: ``hidden_sizes=(1.5,)`` is an
+        error, not a layer of 1), floats accept integers, bools must be bools, choices
+        strings; checked here so that a wrong type fails at once, not deep inside a run.
+        """
+        sizes = self.hidden_sizes
+        if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (tuple, list)) or not all(
+                _is_integer(n) for n in sizes):
+            raise ConfigError(f"hidden_sizes must be a tuple of integers, got {sizes!r}")
+        object.__setattr__(self, "hidden_sizes", tuple(int(n) for n in sizes))
+        for item in dataclasses.fields(self):
+            name, value = item.name, getattr(self, item.name)
+            if name in INT_FIELDS:
+                if not _is_integer(value):
+                    raise ConfigError(f"{name} must be an integer, got {value!r}")
+                object.__setattr__(self, name, int(value))
+            elif name in FLOAT_FIELDS:
+                if not (_is_integer(value) or isinstance(value, (float, np.floating))):
+                    raise ConfigError(f"{name} must be a number, got {value!r}")
+                object.__setattr__(self, name, float(value))
+            elif name in BOOL_FIELDS:
+                if not isinstance(value, (bool, np.bool_)):
+                    raise ConfigError(f"{name} must be true or false, got {value!r}")
+                object.__setattr__(self, name, bool(value))
+            elif name in CHOICE_FIELDS and not isinstance(value, str):
+                raise ConfigError(f"{name} must be a string, got {value!r}")
 
     # -- derived quantities -------------------------------------------------------------------
     @property
@@ -125,8 +169,9 @@ class SPIDEConfig:
         for name in ("time_step", "time_step_back", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.epochs < 0:
-            raise ConfigError(f"epochs must be >= 0, got {self.epochs}")
+        for name in ("epochs", "seed"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("vth", "vth_back", "scale_factor", "feedback_norm"):
             value = float(getattr(self, name))
             if not math.isfinite(value) or value <= 0:

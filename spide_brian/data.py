@@ -7,9 +7,9 @@ last 360.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import inspect
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -99,6 +99,11 @@ def load_dataset(name="digits", data_dir=None, limit=None):
         raise DataError(f"unknown dataset {name!r}; available: {', '.join(available_datasets())}")
     if limit is not None and limit < 1:
         raise DataError(f"limit must be >= 1, got {limit}")
+    if data_dir is not None and not Path(data_dir).is_dir():
+        # a mistyped folder is an error, not a place to create and download into
+        what = "is not a folder" if Path(data_dir).exists() else "does not exist"
+        raise DataError(f"data folder {data_dir} {what}; check --data-dir (create the folder "
+                        "first to have the files downloaded into it)")
     loader = _LOADERS[name]
     if limit is not None and "limit" in inspect.signature(loader).parameters:
         return loader(data_dir, limit=limit).limited(limit)

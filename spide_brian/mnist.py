@@ -253,8 +253,12 @@ def load_idx_dataset(source, data_dir=None, download=True):
     logger.debug(f"{source.name}: reading {', '.join(str(p) for p in found.values())}")
     splits = {}
     for split, prefix in (("train", "train"), ("test", "t10k")):
-        images = read_idx(found[f"{prefix}-images-idx3-ubyte"])
-        labels = read_idx(found[f"{prefix}-labels-idx1-ubyte"])
+        image_path = found[f"{prefix}-images-idx3-ubyte"]
+        images, labels = read_idx(image_path), read_idx(found[f"{prefix}-labels-idx1-ubyte"])
+        if images.size == 0:
+            raise DataError(f"{image_path}: holds no {split} images (IDX shape {images.shape}); "
+                            f"the file is truncated or not from {source.name}, delete it and "
+                            "get it again")
         splits[split] = _check_split(source, split, images, labels)
     (x_train, y_train), (x_test, y_test) = splits["train"], splits["test"]
     return Dataset(source.name, x_train, y_train, x_test, y_test, source.classes, (28, 28))

@@ -21,11 +21,41 @@ from brian2.utils.logger import get_logger
 from . import energy, firing, reference
 from .parameters import check_parameters, init_parameters, prepare_parameters
 
-__all__ = ["SpikeTally", "ReferenceTrainer", "batch_major", "EpochRecord", "train", "epoch_order", "make_trainer", "BACKENDS"]
+__all__ = ["SpikeTally", "ReferenceTrainer", "batch_major", "EpochRecord", "train", "epoch_order", "make_trainer", "BACKENDS",
+           "DivergenceError"]
 
 logger = get_logger(__name__)
 
 BACKENDS = ("brian", "reference")
+
+
+class DivergenceError(RuntimeError):
+    """Training produced a non-finite loss or parameter; the epoch's result is discarded.
+
+    Attributes
+    ----------
+    epoch : int
+        The epoch (counted from 1) that diverged.
+    """
+
+    def __init__(self, message, epoch):
+        super().__init__(message)
+        self.epoch = epoch
+
+
+def _non_finite(loss, params):
+    """What is NaN or infinite among the loss and the parameters ('' if nothing)."""
+    what = [f"loss {loss:g}"] if not np.isfinite(loss) else []
+    bad = sorted(name for name, value in params.items() if not np.all(np.isfinite(value)))
+    if bad:
+        what.append(f"non-finite {', '.join(bad)}")
+    return "; ".join(what)
+
+
+def _diverged(epoch, what):
+    return DivergenceError(f"training diverged in epoch {epoch} ({what}); the learning rate "
+                           "(or momentum) is too large for this network: try a smaller --lr",
+                           epoch)
 
 
 class SpikeTally:
@@ -77,6 +107,8 @@ class ReferenceTrainer:
         for start in range(0, len(y), batch):
             xb, yb = batch_major(x[start:start + batch]), y[start:start + batch]
             result, out = reference.train_batch(self.params, self.config, self.optimizer, xb, yb)
+            if _non_finite(0.0, self.params):
+                break  # the next batch would fail on non-finite weights; train() reports it
             totals["loss_sum"] += out.loss * len(yb)
             totals["correct"] += int(np.sum(out.probabilities.argmax(axis=1) == yb))
             totals["samples"] += len(yb)
@@ -197,6 +229,11 @@ def train(config, dataset, trainer=None, backend="reference", device=None, start
     Returns
     -------
     list of EpochRecord
+
+    Raises
+    ------
+    DivergenceError
+        When an epoch ends with a non-finite loss or parameter (before ``on_epoch`` sees it).
     """
     if trainer is None:
         params = init_parameters(config, dataset.n_inputs, dataset.n_classes)
@@ -217,6 +254,10 @@ def train(config, dataset, trainer=None, backend="reference", device=None, start
         else:
             stats = trainer.train_epoch(x, y)
         seconds = time.perf_counter() - started
+        # checked before on_epoch, so that no checkpoint of a diverged run is written
+        what = _non_finite(stats["loss_sum"] / max(1, stats["samples"]), trainer.params)
+        if what:
+            raise _diverged(epoch + 1, what)
         test = trainer.evaluate(dataset.x_test, dataset.y_test)
         forward_rate, backward_rate = _rates(config, stats, stats["samples"])
         record = EpochRecord(

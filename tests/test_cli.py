@@ -187,17 +187,26 @@ def test_cuda_without_brian2cuda_gets_a_clear_error(capsys):
     assert "spide-brian[cuda]" in err and "Traceback" not in err
 
 
-def test_arrays_left_by_a_killed_run_are_removed_by_the_next_checkpoint(tmp_path):
+def test_a_save_removes_only_arrays_of_its_own_run(tmp_path):
+    """Arrays a killed save renamed into place but never named (the epoch after the named
+    checkpoint) and the arrays the previous checkpoint named go; a foreign npz stays."""
     import numpy as np
 
     from spide_brian.checkpoint import save_checkpoint
     from spide_brian.config import SPIDEConfig
 
-    orphan = tmp_path / "checkpoint-epoch0009.npz"
-    orphan.write_bytes(b"partial arrays of a run killed before its metadata was written")
-    params = {"bias_0": np.zeros(3)}
-    save_checkpoint(tmp_path, config=SPIDEConfig(), params=params, optimizer_state={}, epoch=2,
-                    backend="reference", device="numpy", dataset="digits")
-    assert not orphan.exists()
-    assert [p.name for p in tmp_path.glob("*.npz")] == ["checkpoint-epoch0002.npz"]
-    assert load_checkpoint(tmp_path)["epoch"] == 2
+    def save(epoch):
+        save_checkpoint(tmp_path, config=SPIDEConfig(), params={"bias_0": np.zeros(3)},
+                        optimizer_state={}, epoch=epoch, backend="reference", device="numpy",
+                        dataset="digits")
+
+    foreign = tmp_path / "checkpoint-epoch0042.npz"
+    foreign.write_bytes(b"arrays of another run")
+    save(1)
+    orphan = tmp_path / "checkpoint-epoch0002.npz"
+    orphan.write_bytes(b"arrays of a save killed before its metadata was renamed")
+    save(3)
+    assert not orphan.exists() and foreign.exists()
+    assert sorted(p.name for p in tmp_path.glob("*.npz")) == [
+        "checkpoint-epoch0003.npz", "checkpoint-epoch0042.npz"]
+    assert load_checkpoint(tmp_path)["epoch"] == 3

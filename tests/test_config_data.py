@@ -52,3 +52,29 @@ def test_dataset_errors():
     with pytest.raises(DataError, match="2 train inputs but 3 labels"):
         Dataset("bad", np.zeros((2, 3)), np.zeros(3, int), np.zeros((1, 3)), np.zeros(1, int), 3,
                 (3,))
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(time_step=2.5), "time_step must be an integer"),
+    (dict(batch_size=True), "batch_size must be an integer"),
+    (dict(epochs="3"), "epochs must be an integer"),
+    (dict(lr="0.1"), "lr must be a number"),
+    (dict(vth=True), "vth must be a number"),
+    (dict(feedback="no"), "feedback must be true or false"),
+    (dict(feedback=1), "feedback must be true or false"),
+    (dict(hidden_sizes=(1.5,)), "hidden_sizes must be a tuple of integers"),
+    (dict(hidden_sizes=(True,)), "hidden_sizes must be a tuple of integers"),
+    (dict(hidden_sizes=400), "hidden_sizes must be a tuple of integers"),
+    (dict(reset=1), "reset must be a string"),
+    (dict(seed=-1), "seed must be >= 0"),
+])
+def test_config_checks_types(change, message):
+    with pytest.raises(ConfigError, match=message):
+        SPIDEConfig(**change)
+
+
+def test_config_accepts_ints_for_floats_and_lists_for_sizes():
+    config = SPIDEConfig(lr=1, vth=2, hidden_sizes=[30, np.int64(20)], seed=np.int64(3))
+    assert config.lr == 1.0 and isinstance(config.lr, float) and isinstance(config.vth, float)
+    assert config.hidden_sizes == (30, 20) and type(config.seed) is int
+    assert SPIDEConfig.from_json(config.to_json()) == config

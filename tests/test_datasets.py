@@ -249,3 +249,28 @@ def test_cifar_augmentation_crops_and_flips_consistently(rng):
     border = flat.reshape(64, 3, 32, 32)[dy < 4][:, :, 0, :]
     np.testing.assert_array_equal(
         border, np.broadcast_to(fills[None, :, None], border.shape))
+
+
+def test_idx_file_without_items_is_a_data_error_naming_it(tmp_path):
+    make_idx_set(tmp_path)
+    empty = tmp_path / "train-images-idx3-ubyte.gz"
+    write_idx(empty, np.zeros((0, 28, 28)))
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(0))
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz: holds no train images"):
+        load_dataset("mnist", data_dir=tmp_path)
+
+
+def test_cifar_pickle_without_images_is_a_data_error_naming_it():
+    raw = pickle.dumps({b"data": np.zeros((0, 3072), np.uint8), b"labels": []})
+    with pytest.raises(DataError, match="data_batch_1: holds no images"):
+        cifar.read_cifar_pickle(raw, b"labels", "cifar-10-batches-py:data_batch_1")
+
+
+def test_missing_data_folder_is_reported_not_created(tmp_path):
+    typo = tmp_path / "datsets"
+    with pytest.raises(DataError, match="datsets does not exist; check --data-dir"):
+        load_dataset("mnist", data_dir=typo)
+    assert not typo.exists()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DataError, match="is not a folder"):
+        load_dataset("cifar10", data_dir=tmp_path / "file")
