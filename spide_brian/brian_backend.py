@@ -79,7 +79,9 @@ COMPILE_SECONDS_FILE = ".spide_brian_compile_seconds"
 #: Marker of the progress lines that the compiled program prints to its output file.
 _PROGRESS_MARKER = "spide_brian_progress"
 #: Brian2 report function compiled into the standalone program: one line per report with
-#: the completed fraction of the run (read back by the trainer while the program runs).
+#: the completed fraction of the run (read back by the trainer while the program runs; the
+#: program goes to its output file, not the terminal, so Brian2's own text report would not
+#: be seen).
 _STANDALONE_REPORT = (f'std::cout << "{_PROGRESS_MARKER} " << completed << std::endl '
                       '<< std::flush;')
 
@@ -122,8 +124,9 @@ class BrianTrainer:
     progress : callable or None
         ``progress(n)``: ``n`` more samples trained (during :meth:`train_epoch` only).
     progress_period : float
-        Seconds of wall time between progress reports (runtime devices; the compiled
-        program uses the value of its compile).
+        Seconds of wall time between progress reports on runtime devices; on cpp_standalone
+        how often the trainer reads the program's reports (the program prints one every
+        :data:`DEFAULT_PROGRESS_PERIOD` seconds of its processor time, fixed at compile).
     notify : callable or None
         ``notify(message)`` for one-line messages to the user (a compile starts).
 
