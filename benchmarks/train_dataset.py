@@ -74,9 +74,8 @@ def main():
 
     def report(record, _):
         now = time.perf_counter()
-        compile_s = getattr(trainer, "timings", {}).get("compile_s", 0.0)
-        run_s = record.seconds - (compile_s - compiled[0])
-        compiled[0] = compile_s
+        run_s = record.seconds   # the epoch's compile is in record.compile_seconds
+        compiled[0] += record.compile_seconds
         seconds.append(run_s)
         print(f"{record.epoch}\t{record.loss:.4f}\t{record.train_accuracy:.4f}\t"
               f"{record.test_accuracy:.4f}\t{run_s:.1f}\t"

@@ -10,6 +10,24 @@ per build: one build per epoch chunk and per evaluation, each with the current w
 the data compiled in), ``cuda_standalone`` (brian2cuda 1.0a3 exists for brian2 2.5.4 only)
 and ``cpp_standalone`` on brian2 < 2.6 (no ``run_args``).
 
+Build folders: without ``build_dir`` the trainer compiles in a temporary folder that it
+removes when it is closed (:meth:`BrianTrainer.close`, the end of a ``with`` block, garbage
+collection or the end of the interpreter); a given ``build_dir`` is kept and reused (an
+unchanged model then compiles nothing). While a trainer uses a build folder it holds a lock
+file in it (:class:`BuildFolderLock`): a second run in the same folder, or one started while
+a compiler or program of a killed run still works there, is refused with a message naming
+the holder. On Linux that compiler and program also end with the Python process that started
+them (:func:`spide_brian.devices.tie_children_to_this_process`).
+
+Progress and timings: ``trainer.progress``, when set (the training driver sets it to its
+progress bar's ``update``), receives the number of samples trained as the simulation
+advances, from Brian2's progress report (every :attr:`BrianTrainer.progress_period` seconds
+of wall time; on cpp_standalone the compiled program prints it and the trainer reads it).
+``trainer.notify``, when set, receives one-line messages meant for the user (a compile
+starts, and how long the last compile in that folder took); they also go to the log.
+Compile time is kept apart from simulation time (``timings``, and ``compile_seconds`` of
+:meth:`BrianTrainer.train_epoch`).
+
 Inputs are static samples ``(n, n_in)`` or event frames ``(n, T, n_in)`` (one frame per forward
 step, read from a per-step ``TimedArray``); the first call fixes which, like the capacity.
 
@@ -19,23 +37,30 @@ with samples of ``kappa = 0`` (no gradient, no update). Evaluation uses the same
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
+import shutil
 import tempfile
+import threading
 import time
+import weakref
 
 import numpy as np
-from brian2 import Network, defaultclock, device, prefs, set_device
+from brian2 import Network, defaultclock, device, prefs, second, set_device
 from brian2.utils.logger import get_logger
 
 from .cuda import DEFAULT_COMPUTE_CAPABILITY, configure_brian2cuda, run_on_cuda
-from .devices import bound_make_jobs, capabilities, default_device
+from .devices import (bound_make_jobs, capabilities, default_device,
+                      tie_children_to_this_process)
 from .network import MODEL_DT
 from .replay import network_class, run_on_genn
 from .parameters import prepare_parameters
 from .schedule import SampleTables
 from .training import SpikeTally, batch_major
 
-__all__ = ["BrianTrainer", "DEFAULT_MAX_CAPACITY"]
+__all__ = ["BrianTrainer", "DEFAULT_MAX_CAPACITY", "BuildFolderLock", "BuildFolderBusy",
+           "DEFAULT_PROGRESS_PERIOD"]
 
 logger = get_logger(__name__)
 
@@ -44,6 +69,21 @@ _STANDALONE_OWNER = {"trainer": None}
 #: Largest default number of samples per run: longer data runs in chunks, which bounds the
 #: memory of the input tables and per-sample records, and the padding of a test set.
 DEFAULT_MAX_CAPACITY = 10000
+
+#: Seconds of wall time between two progress reports of a simulation run.
+DEFAULT_PROGRESS_PERIOD = 0.5
+
+#: Name of the file, in a build folder, that holds the last compile's duration in seconds.
+COMPILE_SECONDS_FILE = ".spide_brian_compile_seconds"
+
+#: Marker of the progress lines that the compiled program prints to its output file.
+_PROGRESS_MARKER = "spide_brian_progress"
+#: Brian2 report function compiled into the standalone program: one line per report with
+#: the completed fraction of the run (read back by the trainer while the program runs; the
+#: program goes to its output file, not the terminal, so Brian2's own text report would not
+#: be seen).
+_STANDALONE_REPORT = (f'std::cout << "{_PROGRESS_MARKER} " << completed << std::endl '
+                      '<< std::flush;')
 
 
 class BrianTrainer:
@@ -80,7 +120,17 @@ class BrianTrainer:
     params : dict of ndarray
         Current parameters.
     timings : dict
-        ``compile_s`` (standalone build) and ``run_s`` (all runs so far).
+        ``compile_s`` (all standalone builds so far) and ``run_s`` (all runs so far).
+    progress : callable or None
+        ``progress(n)``: ``n`` more samples trained (during :meth:`train_epoch` only).
+    progress_period : float
+        Seconds of wall time between progress reports on runtime devices; on cpp_standalone
+        how often the trainer reads the program's reports (the program prints one every
+        :data:`DEFAULT_PROGRESS_PERIOD` seconds of its processor time, fixed at compile).
+    notify : callable or None
+        ``notify(message)`` for one-line messages to the user (a compile starts).
+
+    The trainer is a context manager; :meth:`close` releases its build folder.
     """
 
     def __init__(self, config, params, device="cpp_standalone", n_inputs=None, n_classes=None,
@@ -114,6 +164,61 @@ class BrianTrainer:
         self._network = None
         self.timings = {"compile_s": 0.0, "run_s": 0.0}
         self.last_records = None
+        self.progress = None
+        self.progress_period = DEFAULT_PROGRESS_PERIOD
+        self.notify = None
+        #: Releases the build folder's lock (and removes a temporary folder); None until a
+        #: build folder is in use.
+        self._release_build = None
+
+    # -- resources -----------------------------------------------------------------------------
+    def close(self):
+        """Release the build folder: unlock it and, if the trainer made it (no
+        ``build_dir`` given), remove it. A later run compiles again in a new folder."""
+        if _STANDALONE_OWNER["trainer"] is self:
+            device.reinit()
+            set_device("runtime")
+            _STANDALONE_OWNER["trainer"] = None
+        self.model = None
+        if self._release_build is not None:
+            temporary = self._release_build()
+            self._release_build = None
+            if temporary:
+                self.build_dir = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def _build_directory(self):
+        """The build folder, locked for this trainer (made in the temporary folder if none
+        was given); removed or unlocked by :meth:`close`, or when the trainer is collected
+        or the interpreter ends."""
+        if self._release_build is None:
+            temporary = self.build_dir is None
+            directory = tempfile.mkdtemp(prefix="spide_brian_build_") if temporary \
+                else self.build_dir
+            lock = BuildFolderLock(directory)
+            try:
+                lock.acquire()
+            except BaseException:
+                if temporary:
+                    shutil.rmtree(directory, ignore_errors=True)
+                raise
+            self.build_dir = directory
+            self._release_build = weakref.finalize(self, _release_build_folder, lock,
+                                                   directory if temporary else None)
+        return self.build_dir
+
+    def _say(self, message):
+        """A message for the user: to ``notify`` if set (and the debug log), else the log."""
+        if self.notify is not None:
+            logger.debug(message)
+            self.notify(message)
+        else:
+            logger.info(message)
 
     # -- optimiser state ----------------------------------------------------------------------
     def optimizer_state(self):
@@ -136,11 +241,14 @@ class BrianTrainer:
             ``loss_sum``, ``correct``, ``samples``, ``forward_spikes``, ``backward_spikes``
             (totals over the epoch; loss and accuracy of each sample at the weights it saw),
             ``firing`` (per-layer statistics of both stages) and ``operations``
-            (:class:`spide_brian.energy.OperationCounts` from the recorded spike counts).
+            (:class:`spide_brian.energy.OperationCounts` from the recorded spike counts) and
+            ``compile_seconds`` (seconds of this call spent building programs; 0 when the
+            program was already built or the device compiles nothing).
         """
         x, y = self._check_data(x, y)
         batch = int(self.config.batch_size)
         self._choose_capacity(len(x))
+        compiled_before = self.timings["compile_s"]
         totals = dict(loss_sum=0.0, correct=0, samples=0, forward_spikes=0, backward_spikes=0)
         tally = SpikeTally(self.config)
         for start in range(0, len(x), self.capacity):
@@ -152,6 +260,7 @@ class BrianTrainer:
             tally.add(self.params, batch_major(xs), records["forward_counts"],
                       records["backward_counts"])
         totals.update(tally.summary())
+        totals["compile_seconds"] = self.timings["compile_s"] - compiled_before
         return totals
 
     def evaluate(self, x, y):
@@ -227,22 +336,32 @@ class BrianTrainer:
         return self.caps.rerun_without_build and _device_run_has_run_args()
 
     def _run(self, tables, learn):
+        progress = self.progress if learn else None
         if self.caps.standalone and not self.reruns:
+            # one build per run (genn, cuda_standalone): no report while it runs
             model = self._build_and_run(tables)
             start = None
+            counter = _SampleCounter(progress, tables.n_samples, model)
         elif self.caps.standalone:
             model = self._standalone_model()
             start = time.perf_counter()
             run_args = dict(model.constant_values(self.config))
             run_args.update(model.state_values(self.params, self.buffers))
             run_args.update(model.table_values(tables))
-            device.run(run_args=run_args, with_output=False)
+            tie_children_to_this_process()
+            counter = _SampleCounter(progress, tables.n_samples, model)
+            with _StandaloneProgressReader(counter, self.progress_period):
+                device.run(run_args=run_args, with_output=False)
         else:
             start = time.perf_counter()
             prefs.codegen.target = self.caps.codegen_target
             model = self._make_model(tables)
             model.assign(self.params, self.buffers)
-            Network(*model.objects).run(model.run_duration, namespace={})
+            counter = _SampleCounter(progress, tables.n_samples, model)
+            Network(*model.objects).run(model.run_duration, namespace={},
+                                        report=counter.report if progress else None,
+                                        report_period=self.progress_period * second)
+        counter.fraction(1.0)   # the samples after the last report
         self.model = model
         if start is not None:
             self.timings["run_s"] += time.perf_counter() - start
@@ -266,13 +385,16 @@ class BrianTrainer:
         Compile time goes to ``compile_s``, the rest to ``run_s`` (brian2genn reports no
         split: all of a genn run counts as ``compile_s`` except the simulation time it
         logs)."""
+        previous = _STANDALONE_OWNER["trainer"]
+        if previous is not None and previous is not self:
+            previous.close()   # its program is discarded; frees its folder for a new build
+        directory = self._build_directory()
+        if not self.timings["compile_s"]:
+            self._say(_compile_message(self.device_name, directory))
         start = time.perf_counter()
         if _STANDALONE_OWNER["trainer"] is not None or self.model is not None:
             device.reinit()
         _STANDALONE_OWNER["trainer"] = self
-        directory = self.build_dir or tempfile.mkdtemp(prefix="spide_brian_build_")
-        os.makedirs(directory, exist_ok=True)
-        self.build_dir = directory
         run = self._select_build_device(directory)
         model = self._make_model(tables)
         model.assign(self.params, self.buffers)
@@ -281,6 +403,7 @@ class BrianTrainer:
         simulated = _last_run_seconds()
         self.timings["compile_s"] += elapsed - simulated
         self.timings["run_s"] += simulated
+        _store_compile_seconds(directory, elapsed - simulated)
         self.model = model
         return model
 
@@ -298,29 +421,36 @@ class BrianTrainer:
             set_device("cuda_standalone", directory=directory, with_output=False)
             return run_on_cuda
         bound_make_jobs()
+        tie_children_to_this_process()
         set_device(self.device_name, directory=directory)
         return lambda network, duration, _: network.run(duration, namespace={})
 
     def _standalone_model(self):
         if self.model is not None and _STANDALONE_OWNER["trainer"] is self:
             return self.model
-        if _STANDALONE_OWNER["trainer"] is not None:
+        previous = _STANDALONE_OWNER["trainer"]
+        if previous is not None:
             logger.info("a new standalone trainer replaces the previous one's compiled program")
+            if previous is not self:
+                previous.close()   # its program is discarded; frees its folder for this build
+            else:
+                device.reinit()
+        directory = self._build_directory()
+        self._say(_compile_message(self.device_name, directory))
         start = time.perf_counter()
-        if _STANDALONE_OWNER["trainer"] is not None:
-            device.reinit()
         bound_make_jobs()
+        tie_children_to_this_process()
         set_device("cpp_standalone", build_on_run=False)
         device.activate(build_on_run=False)
         model = self._make_model()
-        Network(*model.objects).run(model.run_duration, namespace={})
-        directory = self.build_dir or tempfile.mkdtemp(prefix="spide_brian_build_")
-        os.makedirs(directory, exist_ok=True)
+        Network(*model.objects).run(model.run_duration, namespace={},
+                                    report=_STANDALONE_REPORT,
+                                    report_period=DEFAULT_PROGRESS_PERIOD * second)
         device.build(directory=directory, compile=True, run=False, with_output=False)
-        self.build_dir = directory
-        self.timings["compile_s"] = time.perf_counter() - start
-        logger.info(f"compiled the SPIDE model in {directory} "
-                    f"({self.timings['compile_s']:.1f} s)")
+        elapsed = time.perf_counter() - start
+        self.timings["compile_s"] += elapsed
+        _store_compile_seconds(directory, elapsed)
+        self._say(f"compiled the SPIDE model in {elapsed:.1f} s")
         _STANDALONE_OWNER["trainer"] = self
         self.model = model
         return model
@@ -340,4 +470,216 @@ def _last_run_seconds():
     try:
         return float(device._last_run_time or 0.0)
     except (AttributeError, TypeError):
+        return 0.0
+
+
+class BuildFolderBusy(ValueError):
+    """Another process uses the build folder (a ``ValueError``: the command line reports it
+    as a one-line error)."""
+
+
+class BuildFolderLock:
+    """An exclusive lock on a build folder: ``flock`` on the file ``.spide_brian.lock`` in it,
+    which also holds the id and command line of the process that took it.
+
+    The kernel releases the lock when the last process holding the file ends, so the lock of
+    a killed run needs no cleanup. The file stays open in the programs that run ``make``
+    (``os.system`` passes it on): a compiler still at work after its run was killed keeps the
+    folder locked until it ends.
+
+    Parameters
+    ----------
+    directory : str
+        The build folder (created if missing).
+    wait : float, optional
+        Seconds to wait for a busy folder before giving up (default :attr:`DEFAULT_WAIT`:
+        the compilers of a killed run usually end within seconds).
+    """
+
+    FILE_NAME = ".spide_brian.lock"
+    DEFAULT_WAIT = 5.0
+
+    def __init__(self, directory, wait=None):
+        self.directory = str(directory)
+        self.path = os.path.join(self.directory, self.FILE_NAME)
+        self.wait = float(self.DEFAULT_WAIT if wait is None else wait)
+        self._fd = None
+
+    def acquire(self):
+        """Take the lock, or raise :class:`BuildFolderBusy` naming the holder."""
+        os.makedirs(self.directory, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as error:
+                if error.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    os.close(fd)
+                    raise
+            if time.monotonic() >= deadline:
+                holder = self.holder()
+                os.close(fd)
+                raise BuildFolderBusy(
+                    f"the build folder {self.directory} is in use {holder}; wait for that "
+                    "run to end (or end it), or use another folder (--out)")
+            time.sleep(0.1)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {_command_line(os.getpid())}\n".encode())
+        os.set_inheritable(fd, True)
+        self._fd = fd
+
+    def release(self):
+        """Give the lock up (a no-op if not held)."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    @property
+    def held(self):
+        return self._fd is not None
+
+    def holder(self):
+        """Words naming the lock's holder, from the process id in the lock file."""
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as handle:
+                pid = int(handle.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return "by another process"
+        if _process_alive(pid):
+            return f"by process {pid} ({_command_line(pid) or 'command unknown'})"
+        return (f"by a compiler or simulation program that process {pid} (now ended) "
+                "started")
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _command_line(pid, limit=120):
+    """The command line of process ``pid`` on one line, shortened to ``limit`` characters
+    ("" where unknown)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            words = handle.read().replace(b"\0", b" ").decode(errors="replace").split()
+    except OSError:
+        return ""
+    text = " ".join(words)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _release_build_folder(lock, temporary_directory):
+    """Finaliser of a trainer's build folder: unlock it, remove it if temporary. Returns
+    whether it removed a folder."""
+    lock.release()
+    if temporary_directory is not None:
+        shutil.rmtree(temporary_directory, ignore_errors=True)
+        return True
+    return False
+
+
+def _last_compile_seconds(directory):
+    """Duration of the last compile in ``directory`` (None if unknown)."""
+    try:
+        with open(os.path.join(directory, COMPILE_SECONDS_FILE), encoding="utf-8") as handle:
+            return float(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _store_compile_seconds(directory, seconds):
+    try:
+        with open(os.path.join(directory, COMPILE_SECONDS_FILE), "w", encoding="utf-8") as handle:
+            handle.write(f"{seconds:.3f}\n")
+    except OSError as error:   # a missing record only loses the next run's estimate
+        logger.debug(f"could not store the compile time in {directory}: {error}")
+
+
+def _compile_message(device_name, directory):
+    """The message shown before a compile: where, and how long the last one there took."""
+    last = _last_compile_seconds(directory)
+    known = (f"the last compile in this folder took {last:.0f} s" if last is not None
+             else "no earlier compile in this folder")
+    return f"compiling the SPIDE model for {device_name} in {directory} ({known})"
+
+
+class _SampleCounter:
+    """Turns the completed fraction of a run into samples done, for ``progress(n)``.
+
+    A run of ``capacity`` slots (and one final step) trains ``n_samples`` samples, one per
+    slot; padding slots after them count nothing. Calls ``progress`` with the increase only.
+    """
+
+    def __init__(self, progress, n_samples, model):
+        self.progress = progress
+        self.n_samples = int(n_samples)
+        self.slots_per_run = float(model.run_duration / model.slot_dt)
+        self.done = 0
+        self._lock = threading.Lock()
+
+    def fraction(self, completed):
+        if self.progress is None:
+            return
+        with self._lock:
+            samples = min(self.n_samples, int(float(completed) * self.slots_per_run + 1e-9))
+            if samples > self.done:
+                self.progress(samples - self.done)
+                self.done = samples
+
+    def report(self, elapsed, completed, start, duration):
+        """Brian2's runtime ``report`` callback."""
+        self.fraction(completed)
+
+
+class _StandaloneProgressReader:
+    """While a compiled program runs: read its progress lines (its output goes to
+    ``stdout.txt`` of the results folder) every ``period`` seconds in a thread."""
+
+    def __init__(self, counter, period):
+        self.counter = counter
+        self.period = max(float(period), 0.05)
+        self.path = os.path.join(device.results_dir, "stdout.txt")
+        self._stop = threading.Event()
+        self._thread = None
+
+    def __enter__(self):
+        if self.counter.progress is not None:
+            try:   # the previous run's lines must not count for this run
+                open(self.path, "w").close()
+            except OSError:
+                pass
+            self._thread = threading.Thread(target=self._watch, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+
+    def _watch(self):
+        while not self._stop.wait(self.period):
+            self.counter.fraction(self._last_fraction())
+
+    def _last_fraction(self):
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as handle:
+                lines = handle.read().splitlines()
+        except OSError:
+            return 0.0
+        for line in reversed(lines):
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == _PROGRESS_MARKER:
+                try:
+                    return float(parts[1])
+                except ValueError:
+                    continue
         return 0.0

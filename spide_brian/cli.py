@@ -202,7 +202,10 @@ def build_parser():
 
 
 def _progress_factory(quiet):
-    if quiet:
+    """A tqdm bar per epoch on stderr, only when stderr is a terminal: redirected to a file,
+    a bar writes a carriage-return update per refresh (tens of KB per epoch) where the plain
+    line per epoch says all."""
+    if quiet or not sys.stderr.isatty():
         return None
     from tqdm import tqdm
 
@@ -210,10 +213,19 @@ def _progress_factory(quiet):
                                            leave=False, file=sys.stderr)
 
 
+def _notify(message):
+    """Show a trainer's message on stderr above a progress bar, if one is drawn."""
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)
+
+
 def _format(record):
     line = (f"epoch {record.epoch:3d}  loss {record.loss:.4f}  train {record.train_accuracy:.4f}"
             f"  test {record.test_accuracy:.4f}  fwd-rate {record.forward_rate:.4f}"
             f"  bwd-rate {record.backward_rate:.4f}  {record.seconds:.2f} s")
+    if record.compile_seconds:
+        line += f" (+{record.compile_seconds:.1f} s compile)"
     if math.isfinite(record.train_energy_pj):
         line += f"  {record.train_energy_pj / 1e3:.0f} nJ/train sample"
     return line
@@ -358,7 +370,7 @@ def _command_train(args):
     started = time.perf_counter()
     train(config, dataset, trainer=trainer, start_epoch=start_epoch, on_epoch=on_epoch,
           progress_factory=_progress_factory(args.quiet),
-          augment=augment)
+          augment=augment, notify=_notify)
     total = time.perf_counter() - started
     if not history:
         raise UsageError(f"nothing to do: the run already finished {start_epoch} epochs "
@@ -376,7 +388,7 @@ def _command_train(args):
             "train_seconds": train_seconds,
             "samples_per_second": samples / max(train_seconds, 1e-12),
             "forward_rate": last["forward_rate"], "backward_rate": last["backward_rate"],
-            "compile_seconds": getattr(trainer, "timings", {}).get("compile_s", 0.0),
+            "compile_seconds": sum(r.get("compile_seconds", 0.0) for r in history),
             "device": device, "backend": args.backend, "dataset": args.dataset,
             "config": config.to_dict(), "history": history, "versions": versions()})
     return 0

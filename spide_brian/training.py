@@ -6,6 +6,11 @@ trainer (:mod:`spide_brian.brian_backend`) has the same interface:
 
 ``trainer.params``                 current parameters (dict of numpy arrays)
 ``trainer.train_epoch(x, y)``      dict: loss_sum, correct, samples, forward_spikes, backward_spikes
+                                   (optional: compile_seconds, the part of the call spent
+                                   compiling, which the driver keeps out of the epoch's
+                                   seconds and rate)
+``trainer.progress``               optional ``progress(n)``: n more samples trained
+``trainer.notify``                 optional ``notify(message)``: a message for the user
 ``trainer.evaluate(x, y)``         dict: correct, samples, forward_spikes, predictions
 ``trainer.optimizer_state()``      momentum buffers by parameter name
 ``trainer.load_optimizer_state(state)``
@@ -141,7 +146,12 @@ def batch_major(x):
 
 @dataclass
 class EpochRecord:
-    """One line of the training log."""
+    """One line of the training log.
+
+    ``seconds`` is the epoch's training time without compiling, ``samples_per_second`` the
+    rate over that time, ``compile_seconds`` the time the epoch spent compiling (a
+    cpp_standalone program is compiled in the first epoch only).
+    """
 
     epoch: int
     loss: float
@@ -151,6 +161,7 @@ class EpochRecord:
     backward_rate: float
     seconds: float
     samples_per_second: float
+    compile_seconds: float = 0.0
     train_energy_pj: float = float("nan")
     test_energy_pj: float = float("nan")
     layers: tuple = ()
@@ -203,7 +214,7 @@ def _energy(stats):
 
 
 def train(config, dataset, trainer=None, backend="reference", device=None, start_epoch=0,
-          on_epoch=None, progress_factory=None, augment=None):
+          on_epoch=None, progress_factory=None, augment=None, notify=None):
     """Train for ``config.epochs`` epochs and evaluate on the test split after each.
 
     Parameters
@@ -225,6 +236,9 @@ def train(config, dataset, trainer=None, backend="reference", device=None, start
         ``augment(x, rng)`` applied to each epoch's shuffled training inputs (e.g.
         ``spide_brian.cifar.CIFAR_AUGMENTATION``, ``spide_brian.dvs.frame_augmentation()``);
         ``rng`` depends only on (seed, epoch), so a resumed run augments identically.
+    notify : callable, optional
+        ``notify(message)`` receives the trainer's messages for the user (e.g. that a
+        program is being compiled); set as ``trainer.notify`` where the trainer has one.
 
     Returns
     -------
@@ -240,6 +254,8 @@ def train(config, dataset, trainer=None, backend="reference", device=None, start
         trainer = make_trainer(backend, config, params, device=device,
                                n_inputs=dataset.n_inputs, n_classes=dataset.n_classes)
     check_parameters(trainer.params, config, dataset.n_inputs, dataset.n_classes)
+    if notify is not None and hasattr(trainer, "notify"):
+        trainer.notify = notify
     records = []
     for epoch in range(start_epoch, config.epochs):
         order = epoch_order(config.seed, epoch, len(dataset.y_train))
@@ -250,10 +266,14 @@ def train(config, dataset, trainer=None, backend="reference", device=None, start
         if progress_factory is not None:
             with progress_factory(len(y), f"epoch {epoch + 1}/{config.epochs}") as bar:
                 trainer.progress = bar.update
-                stats = trainer.train_epoch(x, y)
+                try:
+                    stats = trainer.train_epoch(x, y)
+                finally:
+                    trainer.progress = None   # the bar is closed after this block
         else:
             stats = trainer.train_epoch(x, y)
-        seconds = time.perf_counter() - started
+        compile_seconds = float(stats.get("compile_seconds", 0.0))
+        seconds = time.perf_counter() - started - compile_seconds
         # checked before on_epoch, so that no checkpoint of a diverged run is written
         what = _non_finite(stats["loss_sum"] / max(1, stats["samples"]), trainer.params)
         if what:
@@ -267,6 +287,7 @@ def train(config, dataset, trainer=None, backend="reference", device=None, start
             test_accuracy=test["correct"] / max(1, test["samples"]),
             forward_rate=forward_rate, backward_rate=backward_rate,
             seconds=seconds, samples_per_second=stats["samples"] / max(seconds, 1e-12),
+            compile_seconds=compile_seconds,
             train_energy_pj=_energy(stats), test_energy_pj=_energy(test),
             layers=tuple(stats.get("firing", ())))
         records.append(record)
