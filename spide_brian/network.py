@@ -502,6 +502,17 @@ class SPIDENetwork:
         >= 2.6; usable for direct assignment and as ``run_args`` on standalone devices)."""
         return {getattr(obj, name): value for obj, name, value in self.state_items(params, buffers)}
 
+    def constant_items(self, config=None):
+        """``[(group, variable name, value)]`` of every (shared, constant) parameter.
+
+        The values are those of ``config`` (default: the model's own config). A list of
+        triples rather than a mapping, because Brian2 < 2.6 cannot hash variable views.
+        """
+        if config is None:
+            return list(self._constants)
+        mapping = _constant_table(config)
+        return [(obj, name, mapping(obj, name)) for obj, name, _ in self._constants]
+
     def constant_values(self, config=None):
         """``{VariableView: value}`` of every (shared, constant) parameter for ``config``.
 
@@ -509,10 +520,7 @@ class SPIDENetwork:
         feedback) can run another leak, reset, threshold or optimiser setting by passing
         these as ``run_args``. Defaults to the model's own config.
         """
-        if config is None:
-            return {getattr(obj, name): value for obj, name, value in self._constants}
-        mapping = _constant_table(config)
-        return {getattr(obj, name): mapping(obj, name) for obj, name, _ in self._constants}
+        return {getattr(obj, name): value for obj, name, value in self.constant_items(config)}
 
     def table_values(self, tables):
         """``{TimedArray: values}`` of a :class:`SampleTables` (run_args on standalone)."""

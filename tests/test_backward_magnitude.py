@@ -134,7 +134,7 @@ def test_brian_model_matches_reference_at_other_magnitudes(vth_back, route):
 
 def test_constants_of_another_magnitude():
     """A model built for V_th^b = 0.5 runs V_th^b = 1 with the constants of
-    ``constant_values`` (as run_args reuse a compiled program): M and M/V reach every group."""
+    ``constant_items`` (as run_args reuse a compiled program): M and M/V reach every group."""
     config, params, x, y = _magnitude_case(1.0)
     prefs.codegen.target = "numpy"
     tables = SampleTables.build(x, y, len(x), batch_size=config.batch_size,
@@ -142,10 +142,10 @@ def test_constants_of_another_magnitude():
     model = SPIDENetwork(config.replace(vth_back=0.5), N_INPUTS, N_CLASSES, len(x),
                          tables=tables)
     model.assign(params)
-    constants = model.constant_values(config)
-    assert sorted({v for k, v in constants.items() if k.name == "back_gain"}) == [1.0]
-    for view, value in constants.items():
-        view[:] = value
+    constants = model.constant_items(config)
+    assert sorted({value for _, name, value in constants if name == "back_gain"}) == [1.0]
+    for group, name, value in constants:
+        getattr(group, name)[:] = value
     Network(*model.objects).run(model.run_duration, namespace={})
     trained, buffers = model.read_parameters()
     assert_matches_reference(config, params, x, y, model.per_sample(len(x)), trained, buffers)
