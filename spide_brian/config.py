@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SPIDEConfig", "ConfigError", "RESETS", "INITS", "TIMINGS"]
+__all__ = ["SPIDEConfig", "ConfigError", "RESETS", "INITS", "TIMINGS", "rate_normaliser"]
 
 RESETS = ("modified", "standard")
 INITS = ("kaiming", "unit_row_norm")
@@ -32,6 +32,13 @@ CHOICE_FIELDS = ("reset", "input_init", "hidden_init", "feedback_init", "timing"
 def _is_integer(value):
     """An integer that is not a bool (``True`` is an ``int`` in Python)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def rate_normaliser(leaky, steps):
+    r"""Normaliser of the leak-weighted spike count: ``T`` (IF) or ``(1-\lambda^T)/(1-\lambda)``."""
+    if leaky == 1.0:
+        return float(steps)
+    return (1.0 - leaky ** steps) / (1.0 - leaky)
 
 
 class ConfigError(ValueError):
@@ -160,6 +167,31 @@ class SPIDEConfig:
     def threshold_back(self) -> float:
         """Backward threshold: ``V_th^b`` (modified reset) or ``2 V_th^b`` (standard)."""
         return self.vth_back if self.reset == "modified" else 2.0 * self.vth_back
+
+    @property
+    def rate_norm(self) -> float:
+        """Normaliser of the forward rate (:func:`rate_normaliser` over ``T`` steps)."""
+        return rate_normaliser(self.leaky, self.time_step)
+
+    @property
+    def rate_norm_back(self) -> float:
+        """Normaliser of the backward signed rate ``beta`` (over ``T_b`` steps)."""
+        return rate_normaliser(self.leaky, self.time_step_back)
+
+    @property
+    def backward_gain(self) -> float:
+        """Gain ``M/V`` of the couples' transposed input: a backward spike of magnitude
+        ``M`` reaches the previous layer through the transposed weights divided by ``V``."""
+        return self.reset_amount_back / self.reset_amount
+
+    @property
+    def sgd_lr(self) -> float:
+        """Learning rate of the SGD step, ``lr0 / S`` (the gradients are ``S``-scaled)."""
+        return self.lr / self.scale_factor
+
+    def kappa(self, batch) -> float:
+        """Scale ``kappa = S / B`` of the gradient current for a mini-batch of ``batch``."""
+        return self.scale_factor / batch
 
     # -- validation and serialisation -----------------------------------------------------
     def validate(self):

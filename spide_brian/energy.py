@@ -61,6 +61,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import sparse
 
+from .topology import Topology
+
 __all__ = ["EnergyCosts", "OperationCounts", "fan_out", "fan_in", "synaptic_operations",
            "transposed_synaptic_operations", "spiking_connections", "input_operations",
            "weight_update_operations", "spike_operations", "ann_operations", "energy"]
@@ -228,16 +230,9 @@ def transposed_synaptic_operations(spike_counts, weight) -> np.ndarray:
 
 
 def spiking_connections(params):
-    """Connections between spiking layers as ``(name, pre_layer, post_layer)``.
-
-    ``weight_l`` connects ``l -> l+1`` and ``feedback_weight`` connects ``N-1 -> 0``; the
-    number of layers ``N`` is the number of ``bias_l`` entries.
-    """
-    n_layers = sum(1 for name in params if name.startswith("bias_"))
-    connections = [(f"weight_{layer}", layer, layer + 1) for layer in range(n_layers - 1)]
-    if "feedback_weight" in params:
-        connections.append(("feedback_weight", n_layers - 1, 0))
-    return connections
+    """Connections between spiking layers as ``(name, pre_layer, post_layer)``, from the
+    network's :class:`~spide_brian.topology.Topology` (:meth:`Topology.from_parameters`)."""
+    return [(c.parameter, c.pre, c.post) for c in Topology.from_parameters(params).spiking]
 
 
 def _is_binary(array):
@@ -301,18 +296,23 @@ def weight_update_operations(params, forward_counts, backward_counts, inputs) ->
     ndarray
         ``(B,)``.
     """
+    topology = Topology.from_parameters(params)
     fired = [_counts(c) > 0 for c in forward_counts]
     sent = [_counts(c) > 0 for c in backward_counts]
-    operations = _pair_count(sent[0], params["input_weight"], _mean_input(inputs) != 0)
-    for name, pre, post in spiking_connections(params):
-        operations = operations + _pair_count(sent[post], params[name], fired[pre])
+    source, readout = topology.input, topology.readout
+    operations = _pair_count(sent[source.post], params[source.parameter],
+                             _mean_input(inputs) != 0)
+    for connection in topology.spiking:
+        operations = operations + _pair_count(sent[connection.post],
+                                              params[connection.parameter], fired[connection.pre])
     operations = operations + sum(s.sum(axis=1) for s in sent)
-    readout = fired[-1] @ fan_out(params["readout_weight"])
-    return operations + readout + np.size(params["readout_bias"])
+    readout_ops = fired[readout.pre] @ fan_out(params[readout.parameter])
+    return operations + readout_ops + np.size(params[topology.readout_bias])
 
 
 def _readout_operations(params, n_samples, training):
-    per_pass = float(fan_out(params["readout_weight"]).sum())
+    readout = Topology.from_parameters(params).readout
+    per_pass = float(fan_out(params[readout.parameter]).sum())
     return np.full(n_samples, per_pass * (2 if training else 1))
 
 
@@ -355,7 +355,8 @@ def spike_operations(params, forward_counts, time_step, inputs, backward_counts=
     sizes = [np.shape(c)[1] for c in forward_counts]
     n_samples = np.shape(forward_counts[0])[0]
     counts = OperationCounts()
-    input_ops, input_kind = input_operations(inputs, params["input_weight"])
+    input_ops, input_kind = input_operations(inputs, params[Topology.from_parameters(params)
+                                                            .input.parameter])
     getattr(counts, input_kind)["input"] = np.asarray(input_ops, dtype=np.float64)
     counts.accumulates["forward"] = sum(
         (synaptic_operations(forward_counts[pre], params[name])
@@ -401,10 +402,11 @@ def ann_operations(params, inputs, iterations=1, training=True) -> OperationCoun
     """
     mean = _mean_input(inputs)
     n_samples = mean.shape[0]
-    hidden_synapses = sum(fan_out(params[name]).sum() for name, _, _ in spiking_connections(params))
-    neurons = sum(np.size(params[name]) for name in params if name.startswith("bias_"))
+    topology = Topology.from_parameters(params)
+    hidden_synapses = sum(fan_out(params[c.parameter]).sum() for c in topology.spiking)
+    neurons = sum(layer.size for layer in topology.layers)
     counts = OperationCounts()
-    input_ops, _ = input_operations(mean, params["input_weight"])
+    input_ops, _ = input_operations(mean, params[topology.input.parameter])
     counts.multiply_accumulates["input"] = np.asarray(input_ops, dtype=np.float64)
     counts.multiply_accumulates["forward"] = np.full(n_samples, float(iterations * hidden_synapses))
     counts.multiply_accumulates["readout"] = _readout_operations(params, n_samples, training)
@@ -413,8 +415,10 @@ def ann_operations(params, inputs, iterations=1, training=True) -> OperationCoun
         counts.multiply_accumulates["backward"] = np.full(n_samples,
                                                           float(iterations * hidden_synapses))
         counts.neuron_updates["backward"] = np.full(n_samples, float(iterations * neurons))
-        weights = sum(float(np.size(value)) if "bias" in name else float(_nonzero(value).sum())
-                      for name, value in params.items())
+        biases = {layer.bias for layer in topology.layers} | {topology.readout_bias}
+        weights = sum(float(np.size(params[name])) if name in biases
+                      else float(_nonzero(params[name]).sum())
+                      for name in topology.parameter_shapes())
         counts.multiply_accumulates["weight_update"] = np.full(n_samples, weights)
     return counts
 

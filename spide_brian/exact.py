@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .reference import readout, spike_gradients
+from .topology import topology_of
 
 __all__ = ["Equilibrium", "equilibrium", "adjoint", "equilibrium_loss", "implicit_gradients"]
 
@@ -40,42 +41,56 @@ class Equilibrium:
     iterations: int
 
 
-def _layer_inputs(params, config, x, last_rates):
-    """Pre-activations ``z_l`` (divided by nothing) given the last layer's rates."""
+def _layer_inputs(params, config, topology, x, rates):
+    """Pre-activations ``z_l`` and clamped rates, layer by layer, given the previous rates
+    (feedback connections read the previous iteration's rates, feed-forward ones this
+    iteration's, so a feed-forward chain is solved in one sweep)."""
     scale = config.reset_amount
-    z0 = x @ params["input_weight"].T + params["bias_0"]
-    if config.feedback:
-        z0 = z0 + last_rates @ params["feedback_weight"].T
-    pre = [z0]
-    rates = [np.clip(z0 / scale, 0.0, 1.0)]
-    for layer in range(1, config.n_layers):
-        z = rates[-1] @ params[f"weight_{layer - 1}"].T + params[f"bias_{layer}"]
+    source = topology.input
+    pre, new = [], []
+    for layer in topology.layers:
+        if layer.index == source.post:
+            z = source.kind.propagate(params[source.parameter], x) + params[layer.bias]
+        else:
+            z = None
+        for connection in topology.incoming(layer.index):
+            activity = (rates if connection.is_feedback else new)[connection.pre]
+            term = connection.kind.propagate(params[connection.parameter], activity)
+            z = term if z is None else z + term
+        if layer.index != source.post:
+            z = z + params[layer.bias]
         pre.append(z)
-        rates.append(np.clip(z / scale, 0.0, 1.0))
-    return pre, rates
+        new.append(np.clip(z / scale, 0.0, 1.0))
+    return pre, new
 
 
-def equilibrium(params, config, x, tolerance=1e-13, max_iterations=100000):
+def equilibrium(params, config, x, tolerance=1e-13, max_iterations=100000, topology=None):
     """Solve the clamp fixed point by iteration from zero rates.
 
     Converges when the feedback loop is contractive (``||W_fb||_F`` times the feed-forward
     gains below ``V``); raises ``RuntimeError`` otherwise.
     """
     x = np.asarray(x, dtype=np.float64)
-    last = np.zeros((x.shape[0], config.hidden_sizes[-1]))
+    topology = topology or topology_of(config, params)
+    rates = [np.zeros((x.shape[0], layer.size)) for layer in topology.layers]
+    recurrent = any(c.is_feedback for c in topology.spiking)
     for iteration in range(1, max_iterations + 1):
-        pre, rates = _layer_inputs(params, config, x, last)
-        change = np.max(np.abs(rates[-1] - last))
-        last = rates[-1]
-        if change <= tolerance or not config.feedback:
+        pre, new = _layer_inputs(params, config, topology, x, rates)
+        change = max(float(np.max(np.abs(a - b))) for a, b in zip(new, rates))
+        rates = new
+        if change <= tolerance or not recurrent:
             masks = [(z > 0) & (z < config.reset_amount) for z in pre]
             return Equilibrium(rates=rates, masks=masks, iterations=iteration)
     raise RuntimeError(f"equilibrium did not converge in {max_iterations} iterations "
                        f"(last change {change:.3g}); reduce the feedback norm")
 
 
-def adjoint(params, config, masks, g):
-    """Solve the adjoint system exactly for every sample; returns gated ``beta * m`` per layer.
+def adjoint(params, config, masks, g, topology=None):
+    r"""Solve the adjoint system exactly for every sample; returns gated ``beta * m`` per layer.
+
+    With all layers stacked, the ungated ``z`` solves ``z = g_ext + A z`` where the block of
+    ``A`` for a connection ``pre -> post`` is ``W^T diag(m_post) / V`` (row block ``pre``,
+    column block ``post``) and ``g_ext`` holds ``g`` at the readout's layer; ``beta = z m``.
 
     Parameters
     ----------
@@ -84,22 +99,26 @@ def adjoint(params, config, masks, g):
     g : ndarray
         ``(B, n_{N-1})``.
     """
+    topology = topology or topology_of(config, params)
     scale = config.reset_amount
-    n_layers = config.n_layers
     g = np.asarray(g, dtype=np.float64)
+    sizes = [layer.size for layer in topology.layers]
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    blocks = [slice(offsets[k], offsets[k + 1]) for k in range(len(sizes))]
+    total = int(offsets[-1])
+    readout_block = blocks[topology.readout.pre]
     betas = [np.zeros(m.shape) for m in masks]
     for b in range(g.shape[0]):
-        # chain maps beta_{N-1} -> beta_l for l = N-1 .. 0
-        maps = [np.eye(config.hidden_sizes[-1])]
-        for layer in range(n_layers - 2, -1, -1):
-            step = params[f"weight_{layer}"].T * masks[layer + 1][b] / scale
-            maps.insert(0, step @ maps[0])
-        system = np.eye(config.hidden_sizes[-1])
-        if config.feedback:
-            system = system - params["feedback_weight"].T * masks[0][b] / scale @ maps[0]
-        last = np.linalg.solve(system, g[b])
-        for layer in range(n_layers):
-            betas[layer][b] = (maps[layer] @ last) * masks[layer][b]
+        system = np.eye(total)
+        for connection in topology.spiking:
+            jacobian = connection.kind.jacobian(params[connection.parameter])
+            system[blocks[connection.pre], blocks[connection.post]] -= (
+                jacobian.T * masks[connection.post][b] / scale)
+        driven = np.zeros(total)
+        driven[readout_block] = g[b]
+        solution = np.linalg.solve(system, driven)
+        for layer, block in enumerate(blocks):
+            betas[layer][b] = solution[block] * masks[layer][b]
     return betas
 
 

@@ -39,8 +39,8 @@ from brian2.utils.logger import get_logger
 from . import equations as eq
 from .devices import Capabilities, capabilities
 from .parameters import project_feedback
-from .reference import backward_gain, rate_normaliser
 from .schedule import SampleTables, SlotSchedule
+from .topology import READOUT, Topology
 
 __all__ = ["SPIDENetwork", "WeightCopy", "MODEL_DT", "check_step_duration"]
 
@@ -77,37 +77,28 @@ def check_step_duration(dt, duration):
 
 
 class WeightCopy:
-    """One Synapses object holding a copy of a weight matrix ``W[post, pre]`` of a parameter.
+    """One Synapses object holding a copy of the weights of a :class:`Connection`.
 
-    ``transposed`` copies connect the parameter's post side (as Brian2 pre) to its pre side.
+    ``transposed`` copies connect the connection's post side (as Brian2 pre) to its pre
+    side. The connection's kind says which synapses exist and which value each holds.
     """
 
-    def __init__(self, synapses, parameter, shape, transposed):
+    def __init__(self, synapses, connection, transposed):
         self.synapses = synapses
-        self.parameter = parameter
-        self.shape = shape
+        self.connection = connection
+        self.parameter = connection.parameter
+        self.shape = connection.shape
         self.transposed = transposed
-        n_post, n_pre = shape
-        if transposed:
-            self.i = np.repeat(np.arange(n_post), n_pre)
-            self.j = np.tile(np.arange(n_pre), n_post)
-        else:
-            self.i = np.repeat(np.arange(n_pre), n_post)
-            self.j = np.tile(np.arange(n_post), n_pre)
+        self.i, self.j = connection.kind.synapse_indices(self.shape, transposed)
         synapses.connect(i=self.i, j=self.j)
 
     def flatten(self, matrix):
-        """Synapse-ordered values of a ``(n_post, n_pre)`` matrix."""
-        matrix = np.asarray(matrix, dtype=np.float64)
-        return (matrix if self.transposed else matrix.T).ravel().copy()
+        """Synapse-ordered values of the connection's weight parameter."""
+        return self.connection.kind.flatten(matrix, self.transposed)
 
     def matrix(self, values):
         """Inverse of :meth:`flatten`."""
-        n_post, n_pre = self.shape
-        values = np.asarray(values, dtype=np.float64)
-        if self.transposed:
-            return values.reshape(n_post, n_pre).copy()
-        return values.reshape(n_pre, n_post).T.copy()
+        return self.connection.kind.unflatten(values, self.shape, self.transposed)
 
 
 def _constant_table(config):
@@ -117,12 +108,11 @@ def _constant_table(config):
         "threshold_back": config.threshold_back, "reset_amount_back": config.reset_amount_back,
         "magnitude": config.reset_amount_back, "reset_amount": config.reset_amount,
         "reset_amount_syn": config.reset_amount,
-        "rate_norm": rate_normaliser(config.leaky, config.time_step),
-        "rate_norm_back": rate_normaliser(config.leaky, config.time_step_back),
-        "back_gain": backward_gain(config), "radius": config.feedback_norm,
+        "rate_norm": config.rate_norm, "rate_norm_back": config.rate_norm_back,
+        "back_gain": config.backward_gain, "radius": config.feedback_norm,
     }
     for suffix in ("", "_syn"):
-        values["lr" + suffix] = config.lr / config.scale_factor
+        values["lr" + suffix] = config.sgd_lr
         values["momentum" + suffix] = config.momentum
         values["weight_decay" + suffix] = config.weight_decay
     return lambda obj, name: values[name]
@@ -162,6 +152,12 @@ class SPIDENetwork:
         self.frame_input = bool(frame_input)
         self.n_inputs, self.n_classes, self.capacity = int(n_inputs), int(n_classes), int(capacity)
         self.caps = device if isinstance(device, Capabilities) else capabilities(device)
+        #: Layers and connections of the model (:class:`~spide_brian.topology.Topology`).
+        self.topology = Topology.from_config(config, self.n_inputs, self.n_classes)
+        if len(self.topology.restricted) > 1:
+            raise NotImplementedError("the Brian2 model restricts one feedback connection; "
+                                      f"this topology has {len(self.topology.restricted)}")
+        self._constant_value = _constant_table(config)
         self.schedule = self._make_schedule()
         self.name = name
         #: Duration of one model step (``substeps`` device steps of ``defaultclock.dt``).
@@ -196,8 +192,8 @@ class SPIDENetwork:
         self._build_input()
         self._build_connections()
         self._build_readout()
-        if config.feedback:
-            self._build_feedback_norm()
+        for connection in self.topology.restricted:
+            self._build_feedback_norm(connection)
         if record:
             self._build_monitors()
 
@@ -264,36 +260,33 @@ class SPIDENetwork:
         self._add(synapses.run_regularly(code, dt=self.batch_dt, order=1,
                                          name=f"{synapses.name}_run_regularly_update"))
 
-    def _constant(self, obj, name, value):
-        setattr(obj, name, value)
-        self._constants.append((obj, name, value))
+    def _constant(self, obj, *names):
+        """Set the (shared, constant) parameters ``names`` of ``obj`` to their values for
+        the model's config (one table: :func:`_constant_table`)."""
+        for name in names:
+            value = self._constant_value(obj, name)
+            setattr(obj, name, value)
+            self._constants.append((obj, name, value))
 
     def _optimiser_constants(self, obj, divide=True, suffix="_syn"):
-        config = self.config
-        self._constant(obj, "lr" + suffix, config.lr / config.scale_factor)
-        self._constant(obj, "momentum" + suffix, config.momentum)
-        self._constant(obj, "weight_decay" + suffix, config.weight_decay)
+        self._constant(obj, *(name + suffix for name in ("lr", "momentum", "weight_decay")))
         if divide:
-            self._constant(obj, "reset_amount" + suffix, config.reset_amount)
+            self._constant(obj, "reset_amount" + suffix)
 
     def _build_layers(self):
         config = self.config
         self.layers, self.positives, self.negatives = [], [], []
-        for layer, size in enumerate(config.hidden_sizes):
+        for layer in self.topology.layers:
             group = self._neuron_group(
-                size, eq.model_equations("forward_neuron"), f"{self.name}_layer{layer}",
+                layer.size, eq.model_equations("forward_neuron"), f"{self.name}_{layer.name}",
                 threshold=eq.statements("forward_neuron", "threshold"),
                 reset=eq.statements("forward_neuron", "reset"), role="forward")
-            for key, value in (
-                    ("lam", config.leaky), ("threshold", config.threshold),
-                    ("rate_norm", rate_normaliser(config.leaky, config.time_step)),
-                    ("rate_norm_back", rate_normaliser(config.leaky, config.time_step_back)),
-                    ("back_gain", backward_gain(config)),
-                    ("reset_amount", config.reset_amount)):
-                self._constant(group, key, value)
+            self._constant(group, "lam", "threshold", "rate_norm", "rate_norm_back",
+                           "back_gain", "reset_amount")
             self._optimiser_constants(group, divide=False, suffix="")
             self._every_step(group, "forward_neuron")
-            halves = [self._couple_half(group, layer, sign) for sign in ("positive", "negative")]
+            halves = [self._couple_half(group, layer.index, sign)
+                      for sign in ("positive", "negative")]
             self.layers.append(group)
             self.positives.append(halves[0])
             self.negatives.append(halves[1])
@@ -304,7 +297,7 @@ class SPIDENetwork:
         half = self._neuron_group(
             len(group), eq.model_equations("couple"), f"{self.name}_layer{layer}_{sign}",
             threshold=eq.statements("couple", f"{sign}_threshold"), reset="", role="couple")
-        self._constant(half, "threshold_back", config.threshold_back)
+        self._constant(half, "threshold_back")
         for section in ("mirror_model", "beta_copy_model"):
             syn = self._add(Synapses(group, half, eq.model_equations("couple", section),
                                      namespace=ns, name=f"{half.name}_{section[:-6]}"))
@@ -319,12 +312,13 @@ class SPIDENetwork:
             on_pre=eq.statements("couple", f"{sign}_coupling_on_pre"),
             namespace=self.namespace, name=f"{half.name}_coupling"))
         coupling.connect(j="i")
-        self._constant(coupling, "magnitude", self.config.reset_amount_back)
+        self._constant(coupling, "magnitude")
 
-    def _copy(self, parameter, shape, transposed, source, target, model, slow=False,
+    def _copy(self, connection, transposed, source, target, model, slow=False,
               accumulate=None, **kwargs):
-        """One Synapses copy of ``parameter``; ``accumulate`` = (piece, section, project)
-        names its gradient accumulation (used by :mod:`spide_brian.replay`)."""
+        """One Synapses copy of the weights of ``connection``; ``accumulate`` = (piece,
+        section, project) names its gradient accumulation (used by :mod:`spide_brian.replay`)."""
+        parameter = connection.parameter
         clock_dt = self.slot_dt if slow and self.caps.slow_clock_summed else None
         index = len(self.copies.get(parameter, []))
         syn = self._add(Synapses(source, target, model, namespace=self.namespace,
@@ -335,7 +329,7 @@ class SPIDENetwork:
             # only needs the Synapses' own slot-long clock (summed once, at the commit step).
             for updater in syn.summed_updaters.values():
                 updater._clock = syn.clock
-        copy = WeightCopy(syn, parameter, shape, transposed)
+        copy = WeightCopy(syn, connection, transposed)
         self.copies.setdefault(parameter, []).append(copy)
         return syn
 
@@ -349,32 +343,36 @@ class SPIDENetwork:
             reset="" if frame_events else None, role="input")
         self._every_step(self.input_group, "input",
                          "frames_every_step" if self.frame_input else "every_step")
-        shape = (self.config.hidden_sizes[0], self.n_inputs)
+        connection = self.topology.input
         model = eq.model_equations("input", "synapse_model")
         events = {}
         if frame_events:
             events["on_pre"] = eq.statements("input", "frame_on_pre")
         else:
             model = model + eq.model_equations("input", "summed_input_model")
-        syn = self._copy("input_weight", shape, False, self.input_group, self.layers[0], model,
+        syn = self._copy(connection, False, self.input_group, self.layers[connection.post], model,
                          slow=not self.frame_input,
                          accumulate=("input", "synapse_accumulate", None), **events)
         self._optimiser_constants(syn)
         self._learning(syn, "input", "synapse_accumulate", divide_by="reset_amount_syn")
 
-    def _connection(self, parameter, source, target, positive_source, negative_source,
-                    feedback):
-        shape = (len(target), len(source))
+    def _connection(self, connection):
+        """The Synapses of a spiking connection: a forward copy, a transposed copy per couple
+        half and, for a restricted (feedback) weight, the copy whose ``w*w`` gives its norm."""
+        source, target = self.layers[connection.pre], self.layers[connection.post]
+        positive_source = self.positives[connection.post]
+        negative_source = self.negatives[connection.post]
+        feedback = connection.restriction is not None
         model = eq.model_equations("connection")
         prefix = "feedback_" if feedback else ""
         project = "fro_scale_post" if feedback else None
-        forward = self._copy(parameter, shape, False, source, target, model,
+        forward = self._copy(connection, False, source, target, model,
                              on_pre=eq.statements("connection", f"{prefix}forward_on_pre"),
                              accumulate=("connection", "forward_accumulate", project))
         self._learning(forward, "connection", "forward_accumulate", "reset_amount_syn", project)
         synapses = [forward]
         for sign, half in (("positive", positive_source), ("negative", negative_source)):
-            syn = self._copy(parameter, shape, True, half, source, model,
+            syn = self._copy(connection, True, half, source, model,
                              on_pre=eq.statements("connection", f"{prefix}{sign}_on_pre"),
                              accumulate=("connection", "transposed_accumulate", project))
             self._learning(syn, "connection", "transposed_accumulate", "reset_amount_syn",
@@ -382,7 +380,7 @@ class SPIDENetwork:
             synapses.append(syn)
         if feedback:
             norm_model = model + eq.model_equations("connection", "feedback_norm_model")
-            norm = self._copy(parameter, shape, False, source, target, norm_model, slow=True,
+            norm = self._copy(connection, False, source, target, norm_model, slow=True,
                               accumulate=("connection", "feedback_norm_accumulate", project))
             self._learning(norm, "connection", "feedback_norm_accumulate", "reset_amount_syn", project)
             synapses.append(norm)
@@ -390,13 +388,8 @@ class SPIDENetwork:
             self._optimiser_constants(syn)
 
     def _build_connections(self):
-        layers, positives, negatives = self.layers, self.positives, self.negatives
-        for layer in range(len(layers) - 1):
-            self._connection(f"weight_{layer}", layers[layer], layers[layer + 1],
-                             positives[layer + 1], negatives[layer + 1], feedback=False)
-        if self.config.feedback:
-            self._connection("feedback_weight", layers[-1], layers[0], positives[0],
-                             negatives[0], feedback=True)
+        for connection in self.topology.spiking:
+            self._connection(connection)
 
     def _build_readout(self):
         config, ns = self.config, self.namespace
@@ -407,8 +400,7 @@ class SPIDENetwork:
             self.n_classes, eq.model_equations("readout"), f"{self.name}_output",
             threshold=eq.statements("readout", "error_event") if events else None,
             reset="" if events else None, role="output")
-        self._constant(self.output, "lam", config.leaky)
-        self._constant(self.output, "rate_norm", rate_normaliser(config.leaky, config.time_step))
+        self._constant(self.output, "lam", "rate_norm")
         self._optimiser_constants(self.output, divide=False, suffix="")
         self._every_step(self.output, "readout")
         self.normaliser = self._add(NeuronGroup(1, eq.model_equations("readout",
@@ -419,36 +411,39 @@ class SPIDENetwork:
             syn = self._add(Synapses(source, target, eq.model_equations("readout", section),
                                      namespace=ns, name=f"{self.name}_readout_{section[:-6]}"))
             syn.connect()
-        last = self.layers[-1]
-        shape = (self.n_classes, len(last))
+        connection = self.topology.readout
+        last = self.layers[connection.pre]
         model = eq.model_equations("readout", "synapse_model")
-        readout = self._copy("readout_weight", shape, False, last, self.output, model,
+        readout = self._copy(connection, False, last, self.output, model,
                              on_pre=eq.statements("readout", "readout_on_pre"),
                              accumulate=("readout", "readout_accumulate", None))
         gradient_accumulate = ("readout", "gradient_accumulate", None)
         if events:
-            gradient = self._copy("readout_weight", shape, True, self.output, last, model,
+            gradient = self._copy(connection, True, self.output, last, model,
                                   on_pre=eq.statements("readout", "gradient_on_pre"),
                                   accumulate=gradient_accumulate)
         else:
-            gradient = self._copy("readout_weight", shape, True, self.output, last,
+            gradient = self._copy(connection, True, self.output, last,
                                   model + eq.model_equations("readout", "gradient_model"),
                                   accumulate=gradient_accumulate)
         for syn, section in ((readout, "readout_accumulate"), (gradient, "gradient_accumulate")):
             self._optimiser_constants(syn, divide=False)
             self._learning(syn, "readout", section)
 
-    def _build_feedback_norm(self):
+    def _build_feedback_norm(self, connection):
+        """The norm of a restricted weight: summed into a one-neuron group from the post
+        layer, copied to the layers on both sides of the connection."""
         ns = self.namespace
         group = self._add(NeuronGroup(1, eq.model_equations("feedback_norm"), namespace=ns,
                                       name=f"{self.name}_feedback_norm"))
-        self._constant(group, "radius", self.config.feedback_norm)
+        self._constant(group, "radius")
         self._every_step(group, "feedback_norm")
-        total = self._add(Synapses(self.layers[0], group,
+        post, pre = self.layers[connection.post], self.layers[connection.pre]
+        total = self._add(Synapses(post, group,
                                    eq.model_equations("feedback_norm", "sum_model"),
                                    namespace=ns, name=f"{group.name}_sum"))
         total.connect()
-        targets = [self.layers[0]] if len(self.layers) == 1 else [self.layers[0], self.layers[-1]]
+        targets = [post] if post is pre else [post, pre]
         for index, target in enumerate(targets):
             copy = self._add(Synapses(group, target,
                                       eq.model_equations("feedback_norm", "copy_model"),
@@ -472,9 +467,8 @@ class SPIDENetwork:
         return self.schedule.run_steps(self.capacity) * self.dt
 
     def _bias_owner(self, name):
-        if name == "readout_bias":
-            return self.output
-        return self.layers[int(name.split("_")[1])]
+        index = self.topology.bias_owner(name)
+        return self.output if index == READOUT else self.layers[index]
 
     def state_items(self, params, buffers=None):
         """``[(owner, variable name, array)]`` that load ``params`` and momentum ``buffers``.
@@ -546,15 +540,17 @@ class SPIDENetwork:
             first = copies[0]
             params[name] = first.matrix(first.synapses.w[:])
             buffers[name] = first.matrix(first.synapses.momentum_buffer[:])
-        if "feedback_weight" in params:
-            params["feedback_weight"] = project_feedback(params["feedback_weight"],
-                                                         self.config.feedback_norm)
-        for layer, group in enumerate(self.layers):
-            params[f"bias_{layer}"] = np.array(group.bias[:])
-            buffers[f"bias_{layer}"] = np.array(group.bias_momentum[:])
-        params["readout_bias"] = np.array(self.output.bias[:])
-        buffers["readout_bias"] = np.array(self.output.bias_momentum[:])
-        return params, buffers
+        for connection in self.topology.restricted:
+            params[connection.parameter] = project_feedback(params[connection.parameter],
+                                                            connection.restriction)
+        for name in self.topology.parameter_shapes():
+            if name not in params:
+                owner = self._bias_owner(name)
+                params[name] = np.array(owner.bias[:])
+                buffers[name] = np.array(owner.bias_momentum[:])
+        order = list(self.topology.parameter_shapes())
+        return ({name: params[name] for name in order},
+                {name: buffers[name] for name in order})
 
     def copy_mismatch(self):
         """Largest absolute difference between copies of each weight (0 when equal)."""

@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 from brian2.utils.logger import get_logger
 
+from .topology import Topology
+
 __all__ = ["init_parameters", "project_feedback", "parameter_shapes", "check_parameters",
            "prepare_parameters"]
 
@@ -32,24 +34,18 @@ logger = get_logger(__name__)
 
 
 def parameter_shapes(config, n_inputs, n_classes):
-    """Ordered mapping ``name -> shape`` of every trainable array."""
-    sizes = config.hidden_sizes
-    shapes = {"input_weight": (sizes[0], n_inputs)}
-    for layer, size in enumerate(sizes):
-        shapes[f"bias_{layer}"] = (size,)
-    for layer in range(len(sizes) - 1):
-        shapes[f"weight_{layer}"] = (sizes[layer + 1], sizes[layer])
-    if config.feedback:
-        shapes["feedback_weight"] = (sizes[0], sizes[-1])
-    shapes["readout_weight"] = (n_classes, sizes[-1])
-    shapes["readout_bias"] = (n_classes,)
-    return shapes
+    """Ordered mapping ``name -> shape`` of every trainable array (see
+    :meth:`spide_brian.topology.Topology.parameter_shapes`)."""
+    return Topology.from_config(config, n_inputs, n_classes).parameter_shapes()
 
 
 def _draw(kind, shape, rng):
     fan_in = shape[1]
     if kind == "kaiming":
         return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape)
+    if kind == "uniform":
+        bound = 1.0 / np.sqrt(fan_in)
+        return rng.uniform(-bound, bound, size=shape)
     weight = rng.uniform(-1.0, 1.0, size=shape)
     return weight / np.linalg.norm(weight, axis=1, keepdims=True)
 
@@ -79,20 +75,24 @@ def init_parameters(config, n_inputs, n_classes, seed=None):
         float64 arrays, ordered as :func:`parameter_shapes`.
     """
     rng = np.random.default_rng(config.seed if seed is None else seed)
+    topology = Topology.from_config(config, n_inputs, n_classes)
+    readout = topology.readout
     params = {}
-    for name, shape in parameter_shapes(config, n_inputs, n_classes).items():
-        if name == "input_weight":
-            params[name] = _draw(config.input_init, shape, rng)
-        elif name.startswith("bias_"):
-            params[name] = np.zeros(shape)
-        elif name.startswith("weight_"):
-            params[name] = _draw(config.hidden_init, shape, rng)
-        elif name == "feedback_weight":
-            params[name] = project_feedback(_draw(config.feedback_init, shape, rng),
-                                            config.feedback_norm)
-        else:
-            bound = 1.0 / np.sqrt(config.hidden_sizes[-1])
+    # drawn in the order of the parameters, so that a seed gives the same weights whatever
+    # else changes
+    for name, shape in topology.parameter_shapes().items():
+        if name == topology.readout_bias:      # nn.Linear's bias: the bound of its weight
+            bound = 1.0 / np.sqrt(readout.shape[1])
             params[name] = rng.uniform(-bound, bound, size=shape)
+            continue
+        try:
+            connection = topology.connection(name)
+        except KeyError:
+            params[name] = np.zeros(shape)     # a spiking layer's bias
+            continue
+        params[name] = _draw(connection.init, shape, rng)
+        if connection.restriction is not None:
+            params[name] = project_feedback(params[name], connection.restriction)
     return params
 
 
@@ -143,11 +143,11 @@ def prepare_parameters(params, config, n_inputs=None, n_classes=None):
         n_classes = np.shape(params.get("readout_weight", missing))[0]
     check_parameters(params, config, int(n_inputs), int(n_classes))
     prepared = {name: np.array(value, dtype=np.float64) for name, value in params.items()}
-    if config.feedback:
-        weight = prepared["feedback_weight"]
+    for connection in Topology.from_config(config, n_inputs, n_classes).restricted:
+        weight = prepared[connection.parameter]
         norm = float(np.linalg.norm(weight))
-        if norm > config.feedback_norm:
-            logger.info(f"feedback weight of Frobenius norm {norm:.6g} projected onto the "
-                        f"ball of radius feedback_norm = {config.feedback_norm:g}")
-            prepared["feedback_weight"] = project_feedback(weight, config.feedback_norm)
+        if norm > connection.restriction:
+            logger.info(f"{connection.parameter} of Frobenius norm {norm:.6g} projected onto "
+                        f"the ball of radius {connection.restriction:g} (feedback_norm)")
+            prepared[connection.parameter] = project_feedback(weight, connection.restriction)
     return prepared

@@ -53,7 +53,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .config import rate_normaliser
 from .parameters import project_feedback
+from .topology import topology_of
 
 __all__ = [
     "ForwardResult", "BackwardResult", "ReadoutResult", "SPIDEResult",
@@ -102,22 +104,16 @@ class SPIDEResult:
     gradients: dict
 
 
-def rate_normaliser(leaky, steps):
-    r"""Normaliser of the leak-weighted spike count: ``T`` (IF) or ``(1-\lambda^T)/(1-\lambda)``."""
-    if leaky == 1.0:
-        return float(steps)
-    return (1.0 - leaky ** steps) / (1.0 - leaky)
-
-
 def backward_gain(config):
     """Gain ``M/V`` of the transposed input of the ternary couples.
 
     A couple's spike has magnitude ``M = 2 V_th^b`` and reaches the previous layer through
     the transposed weights divided by ``V = 2 V_th``: the sum of the weights of the unit
     spikes of a step is multiplied by this one constant (the numpy reference and the Brian2
-    model use the same float64 value; at the defaults it is 0.5).
+    model use the same float64 value, :attr:`SPIDEConfig.backward_gain`; at the defaults it
+    is 0.5).
     """
-    return config.reset_amount_back / config.reset_amount
+    return config.backward_gain
 
 
 def _as_float(array, name):
@@ -127,18 +123,36 @@ def _as_float(array, name):
     return array
 
 
-def _input_currents(params, x, steps):
-    """Per-step input current ``F x[t] + b_0`` (computed once for a static input)."""
-    weight, bias = params["input_weight"], params["bias_0"]
+def _input_currents(params, topology, x, steps):
+    """Per-step input current ``F x[t] + b`` of the input's layer (computed once for a
+    static input)."""
+    connection = topology.input
+    weight = params[connection.parameter]
+    bias = params[topology.layers[connection.post].bias]
+    propagate = connection.kind.propagate
     if x.ndim == 2:
-        current = x @ weight.T + bias
+        current = propagate(weight, x) + bias
         return lambda t: current
     if x.ndim != 3 or x.shape[0] != steps:
         raise ValueError(f"input must have shape (B, n_in) or (T={steps}, B, n_in); got {x.shape}")
-    return lambda t: x[t] @ weight.T + bias
+    return lambda t: propagate(weight, x[t]) + bias
 
 
-def forward(params, config, x, record=False):
+def _layer_drive(terms, start=None):
+    """Sum of the currents ``terms`` into a layer, in the topology's order, after ``start``."""
+    drive = start
+    for term in terms:
+        drive = term if drive is None else drive + term
+    return drive
+
+
+def _arrival(connection, now, previous, same_step):
+    """Activity of the sending layer that a connection delivers at this step: feedback one
+    step late, feed-forward within the step in the ``'reference'`` timing."""
+    return now if same_step and not connection.is_feedback else previous
+
+
+def forward(params, config, x, record=False, topology=None):
     """Run the forward stage for ``T = config.time_step`` steps.
 
     Parameters
@@ -150,50 +164,55 @@ def forward(params, config, x, record=False):
         Static input ``(B, n_in)`` (a constant current) or event frames ``(T, B, n_in)``.
     record : bool
         Also return every spike (memory ``T * B * sum(n_l)`` booleans).
+    topology : Topology, optional
+        Defaults to the chain of ``config`` (:func:`spide_brian.topology.topology_of`).
 
     Returns
     -------
     ForwardResult
     """
     x = _as_float(x, "input")
-    steps, n_layers, lam = config.time_step, config.n_layers, config.leaky
+    topology = topology or topology_of(config, params)
+    steps, lam = config.time_step, config.leaky
     theta, reset = config.threshold, config.reset_amount
     batch = x.shape[-2]
-    current = _input_currents(params, x, steps)
-    sizes = config.hidden_sizes
+    current = _input_currents(params, topology, x, steps)
+    sizes = [layer.size for layer in topology.layers]
     v = [np.zeros((batch, n)) for n in sizes]
     counts = [np.zeros((batch, n)) for n in sizes]
     weighted = [np.zeros((batch, n)) for n in sizes]
     previous = [np.zeros((batch, n)) for n in sizes]
     recorded = [np.zeros((steps, batch, n), dtype=bool) for n in sizes] if record else None
     same_step = config.timing == "reference"
+    input_layer = topology.input.post
     for t in range(steps):
-        now = []
-        for layer in range(n_layers):
-            if layer == 0:
-                drive = current(t)
-                if config.feedback:
-                    drive = drive + previous[-1] @ params["feedback_weight"].T
+        now = [None] * len(sizes)
+        for layer in range(len(sizes)):
+            # the input's layer: (F x + b) + synaptic terms; other layers: terms + b
+            terms = (c.kind.propagate(params[c.parameter],
+                                      _arrival(c, now, previous, same_step)[c.pre])
+                     for c in topology.incoming(layer))
+            if layer == input_layer:
+                drive = _layer_drive(terms, current(t))
             else:
-                source = now[layer - 1] if same_step else previous[layer - 1]
-                drive = source @ params[f"weight_{layer - 1}"].T + params[f"bias_{layer}"]
+                drive = _layer_drive(terms) + params[topology.layers[layer].bias]
             v[layer] = lam * v[layer] + drive
             spikes = (v[layer] >= theta).astype(np.float64)
             v[layer] -= reset * spikes
             counts[layer] += spikes
             weighted[layer] = lam * weighted[layer] + spikes
-            now.append(spikes)
+            now[layer] = spikes
             if record:
                 recorded[layer][t] = spikes > 0
         previous = now
-    norm = rate_normaliser(lam, steps)
+    norm = config.rate_norm
     rates = [w / norm for w in weighted]
     masks = [(c > 0) & (c < steps) for c in counts]
     return ForwardResult(rates=rates, masks=masks, counts=[c.astype(np.int64) for c in counts],
                          spikes=recorded)
 
 
-def backward(params, config, masks, gradient_current, record=False):
+def backward(params, config, masks, gradient_current, record=False, topology=None):
     """Run the ternary backward stage for ``T_b = config.time_step_back`` steps.
 
     Parameters
@@ -206,6 +225,8 @@ def backward(params, config, masks, gradient_current, record=False):
         ``g``, shape ``(B, n_{N-1})``, injected every step into the last layer's couples.
     record : bool
         Also return every signed unit spike (``p - n``, in {-1, 0, 1}).
+    topology : Topology, optional
+        Defaults to the chain of ``config``.
 
     Returns
     -------
@@ -214,11 +235,14 @@ def backward(params, config, masks, gradient_current, record=False):
         (see module docstring); the counts are of unit spikes.
     """
     g = _as_float(gradient_current, "gradient current")
-    steps, n_layers, lam = config.time_step_back, config.n_layers, config.leaky
+    topology = topology or topology_of(config, params)
+    steps, lam = config.time_step_back, config.leaky
     theta, magnitude = config.threshold_back, config.reset_amount_back
     gain = backward_gain(config)
     batch = g.shape[0]
-    sizes = config.hidden_sizes
+    sizes = [layer.size for layer in topology.layers]
+    n_layers = len(sizes)
+    readout_layer = topology.readout.pre
     gates = [np.asarray(m, dtype=bool) for m in masks]
     u = [np.zeros((batch, n)) for n in sizes]
     signed = [np.zeros((batch, n)) for n in sizes]
@@ -232,13 +256,10 @@ def backward(params, config, masks, gradient_current, record=False):
         for layer in reversed(range(n_layers)):
             # the unit spikes of the step are summed through the transposed weights, then
             # scaled by M/V: the spikes s^b = M (p - n) divided by V
-            if layer == n_layers - 1:
-                drive = g
-                if config.feedback:
-                    drive = drive + (previous[0] @ params["feedback_weight"]) * gain
-            else:
-                source = now[layer + 1] if same_step else previous[layer + 1]
-                drive = (source @ params[f"weight_{layer}"]) * gain
+            terms = (c.kind.transpose(params[c.parameter],
+                                      _arrival(c, now, previous, same_step)[c.post]) * gain
+                     for c in topology.outgoing(layer))
+            drive = _layer_drive(terms, g if layer == readout_layer else None)
             u[layer] = lam * u[layer] + drive
             positive = (u[layer] >= theta) & gates[layer]
             negative = (u[layer] <= -theta) & gates[layer]
@@ -252,7 +273,7 @@ def backward(params, config, masks, gradient_current, record=False):
             if record:
                 recorded[layer][t] = units
         previous = now
-    norm = rate_normaliser(lam, steps)
+    norm = config.rate_norm_back
     return BackwardResult(beta=[w / norm for w in weighted],
                           signed_counts=[s.astype(np.int64) for s in signed],
                           spike_counts=[a.astype(np.int64) for a in absolute],
@@ -286,20 +307,22 @@ def readout(params, last_rates, labels, kappa):
                    "readout_bias": kappa * error.sum(axis=0)})
 
 
-def spike_gradients(config, x_mean, rates, beta):
-    """Local two-stage weight gradients (SPIDE_SPEC 3.1), summed over the batch.
+def spike_gradients(config, x_mean, rates, beta, topology=None):
+    """Local two-stage weight gradients (docs/method.md M4), summed over the batch.
 
-    ``beta`` must already be gated (``beta * m``), as :func:`backward` returns it.
+    ``beta`` must already be gated (``beta * m``), as :func:`backward` returns it. Every
+    connection's gradient is ``(beta_post m_post)^T a_pre / V`` (the input's ``a`` is the
+    mean input); a bias's is ``sum beta m / V``.
     """
+    topology = topology or topology_of(config, {})
     scale = config.reset_amount
-    n_layers = config.n_layers
-    grads = {"input_weight": beta[0].T @ x_mean / scale}
-    for layer in range(n_layers):
-        grads[f"bias_{layer}"] = beta[layer].sum(axis=0) / scale
-    for layer in range(n_layers - 1):
-        grads[f"weight_{layer}"] = beta[layer + 1].T @ rates[layer] / scale
-    if config.feedback:
-        grads["feedback_weight"] = beta[0].T @ rates[-1] / scale
+    source = topology.input
+    grads = {source.parameter: source.kind.gradient(beta[source.post], x_mean) / scale}
+    for layer in topology.layers:
+        grads[layer.bias] = beta[layer.index].sum(axis=0) / scale
+    for connection in topology.spiking:
+        grads[connection.parameter] = connection.kind.gradient(
+            beta[connection.post], rates[connection.pre]) / scale
     return grads
 
 
@@ -351,12 +374,22 @@ def forward_backward(params, config, x, gradient_current, record=False):
 class SGDMomentum:
     r"""SGD with momentum and weight decay, PyTorch semantics.
 
-    ``d = grad + wd * w``, ``buf = mu * buf + d``, ``w <- w - lr * buf``; then the feedback
-    weight is projected onto ``||W_fb||_F <= r`` (SPIDE_SPEC 6.5, exact norm).
+    ``d = grad + wd * w``, ``buf = mu * buf + d``, ``w <- w - lr * buf``; then every
+    restricted (feedback) weight is projected onto its ball ``||W||_F <= r`` (docs/method.md
+    M5, exact norm).
+
+    Parameters
+    ----------
+    config : SPIDEConfig
+    topology : Topology, optional
+        Says which weights are restricted; defaults to the chain of ``config`` (only the
+        names and radii of its spiking connections are used, which do not depend on the
+        data's dimensions).
     """
 
-    def __init__(self, config):
+    def __init__(self, config, topology=None):
         self.config = config
+        self.restricted = (topology or topology_of(config, {})).restricted
         self.buffers = {}
 
     def step(self, params, grads, lr):
@@ -367,9 +400,9 @@ class SGDMomentum:
             buffer = direction if buffer is None else config.momentum * buffer + direction
             self.buffers[name] = buffer
             params[name] = params[name] - lr * buffer
-        if config.feedback:
-            params["feedback_weight"] = project_feedback(params["feedback_weight"],
-                                                         config.feedback_norm)
+        for connection in self.restricted:
+            params[connection.parameter] = project_feedback(params[connection.parameter],
+                                                            connection.restriction)
 
     def state_dict(self):
         return {name: buf.copy() for name, buf in self.buffers.items()}
@@ -386,7 +419,7 @@ def train_batch(params, config, optimizer, x, labels):
     tuple
         ``(SPIDEResult, ReadoutResult)`` of the batch (before the update).
     """
-    kappa = config.scale_factor / len(labels)
+    kappa = config.kappa(len(labels))
     holder = {}
 
     def gradient_current(fwd):
@@ -396,7 +429,7 @@ def train_batch(params, config, optimizer, x, labels):
     result = forward_backward(params, config, x, gradient_current)
     grads = dict(result.gradients)
     grads.update(holder["readout"].gradients)
-    optimizer.step(params, grads, config.lr / config.scale_factor)
+    optimizer.step(params, grads, config.sgd_lr)
     return result, holder["readout"]
 
 

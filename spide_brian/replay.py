@@ -123,10 +123,10 @@ class ReplaySPIDENetwork(SPIDENetwork):
                 on_pre=_replay(f"{sign}_coupling_{part}_on_pre"), namespace=self.namespace,
                 name=f"{half.name}_coupling_{part}"))
             coupling.connect(j="i")
-            self._constant(coupling, "magnitude", self.config.reset_amount_back)
+            self._constant(coupling, "magnitude")
 
     # -- weight copies ------------------------------------------------------------------------
-    def _copy(self, parameter, shape, transposed, source, target, model, slow=False,
+    def _copy(self, connection, transposed, source, target, model, slow=False,
               accumulate=None, on_pre=None, **kwargs):
         piece, section, project = accumulate
         pre_factor, post_factor = replay_factors(eq.statements(piece, section))
@@ -136,7 +136,7 @@ class ReplaySPIDENetwork(SPIDENetwork):
         if project:
             model = model + eq.model_equations("replay", "feedback_synapse_model")
             events.append(_replay("feedback_on_pre"))
-        return super()._copy(parameter, shape, transposed, source, target, model, slow=False,
+        return super()._copy(connection, transposed, source, target, model, slow=False,
                              accumulate=accumulate, on_pre="\n".join(events),
                              on_post=_replay("store_on_post", PRE_FACTOR=pre_factor), **kwargs)
 

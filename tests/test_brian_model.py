@@ -19,6 +19,7 @@ from spide_brian.network import SPIDENetwork
 from spide_brian.replay import ReplaySPIDENetwork, network_class
 from spide_brian.parameters import init_parameters
 from spide_brian.schedule import SampleTables
+from spide_brian.topology import Topology
 from spide_brian.training import batch_major
 
 N_INPUTS, N_CLASSES, N_SAMPLES, BATCH = 5, 3, 8, 3   # batches of 3, 3 and 2 samples
@@ -36,8 +37,8 @@ def make_case(sizes, leaky, reset):
                          scale_factor=300.0, lr=0.5, feedback_norm=1.5)
     params = init_parameters(config, N_INPUTS, N_CLASSES, seed=1)
     rng = np.random.default_rng(3)
-    for layer, size in enumerate(sizes):   # positive biases keep every layer active
-        params[f"bias_{layer}"] = rng.uniform(0.2, 0.6, size)
+    for layer in Topology.from_config(config, N_INPUTS, N_CLASSES).layers:
+        params[layer.bias] = rng.uniform(0.2, 0.6, layer.size)   # keeps every layer active
     x = rng.uniform(0.0, 2.0, (N_SAMPLES, N_INPUTS))
     y = rng.integers(0, N_CLASSES, N_SAMPLES)
     return config, params, x, y

@@ -1,0 +1,302 @@
+r"""The network's structure as data: layers, connections and their kinds.
+
+A SPIDE network is a set of spiking layers and the connections between them, plus the input
+that drives them and the readout that reads the last layer. :class:`Topology` builds them
+once from a :class:`~spide_brian.config.SPIDEConfig` and the data's dimensions; the numpy
+reference, the exact solver, the parameter initialisation, the Brian2 builder, the energy
+counts and the checkpoints all iterate over it, so none of them re-derives the chain
+``l -> l+1`` or parses parameter names.
+
+A connection's *kind* says how its weights act; the first kind is :class:`Dense` (a matrix
+``W[post, pre]``). A kind provides the four operations the method needs of a connection
+(docs/method.md, M1-M4), batched over samples:
+
+.. math::
+
+    \text{propagate}:\ I_{post} = s_{pre} W^\top, \qquad
+    \text{transpose}:\ u_{pre} = s^b_{post} W, \qquad
+    \text{gradient}:\ \Delta W = (\beta_{post} m_{post})^\top a_{pre}
+
+and the synapses of its Brian2 form (:meth:`Dense.synapse_indices`). A convolution with a
+shared kernel or a locally connected layer is another kind with the same operations.
+
+A connection is a *feedback* connection when its post layer does not come after its pre
+layer (``post <= pre``): its events arrive one step late in both timings, and its weight is
+kept in a Frobenius ball of radius ``r`` (``restriction``, M5).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import SPIDEConfig
+
+__all__ = ["Dense", "Layer", "Connection", "Topology", "topology_of", "INPUT", "READOUT"]
+
+#: Pseudo layer indices of the input and of the readout (they hold no spiking neurons).
+INPUT = -1
+READOUT = -2
+
+
+@dataclass(frozen=True)
+class Dense:
+    """All-to-all connection with a weight matrix ``W`` of shape ``(n_post, n_pre)``."""
+
+    name = "dense"
+
+    def parameter_shape(self, n_pre, n_post):
+        """Shape of the connection's weight parameter."""
+        return (n_post, n_pre)
+
+    def propagate(self, weight, pre):
+        """Input of the post layer from pre activity ``(B, n_pre)``: ``pre @ W.T``."""
+        return pre @ weight.T
+
+    def transpose(self, weight, post):
+        """Input of the pre layer from post activity ``(B, n_post)``: ``post @ W``."""
+        return post @ weight
+
+    def gradient(self, post, pre):
+        """Batch-summed outer product ``post.T @ pre`` (shape of the weight)."""
+        return post.T @ pre
+
+    def jacobian(self, weight):
+        """The linear map ``pre -> post`` as a dense ``(n_post, n_pre)`` matrix."""
+        return weight
+
+    def synapse_indices(self, shape, transposed):
+        """Brian2 ``(i, j)`` of the synapses of a weight of ``shape = (n_post, n_pre)``.
+
+        A forward copy connects pre (Brian2 ``i``) to post (``j``), ordered pre-major; a
+        transposed copy connects post to pre, ordered post-major. Synapse ``k`` holds
+        ``W.T.ravel()[k]`` (forward) or ``W.ravel()[k]`` (transposed).
+        """
+        n_post, n_pre = shape
+        if transposed:
+            return np.repeat(np.arange(n_post), n_pre), np.tile(np.arange(n_pre), n_post)
+        return np.repeat(np.arange(n_pre), n_post), np.tile(np.arange(n_post), n_pre)
+
+    def flatten(self, matrix, transposed):
+        """Synapse-ordered values of a weight (see :meth:`synapse_indices`)."""
+        matrix = np.asarray(matrix, dtype=np.float64)
+        return (matrix if transposed else matrix.T).ravel().copy()
+
+    def unflatten(self, values, shape, transposed):
+        """Inverse of :meth:`flatten`."""
+        n_post, n_pre = shape
+        values = np.asarray(values, dtype=np.float64)
+        if transposed:
+            return values.reshape(n_post, n_pre).copy()
+        return values.reshape(n_pre, n_post).T.copy()
+
+    def fan_out(self, weight):
+        """Synapses leaving each pre neuron (non-zero weights)."""
+        return np.count_nonzero(weight, axis=0)
+
+    def fan_in(self, weight):
+        """Synapses reaching each post neuron (non-zero weights)."""
+        return np.count_nonzero(weight, axis=1)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A spiking layer: ``size`` forward neurons and as many ternary couples."""
+
+    index: int
+    size: int
+
+    @property
+    def name(self):
+        return f"layer{self.index}"
+
+    @property
+    def bias(self):
+        """Name of the layer's bias parameter (a constant current, shape ``(size,)``)."""
+        return f"bias_{self.index}"
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Weights from layer ``pre`` to layer ``post`` (:data:`INPUT` / :data:`READOUT` for the
+    input and the readout).
+
+    Parameters
+    ----------
+    parameter : str
+        Name of the weight parameter (``input_weight``, ``weight_l``, ``feedback_weight``,
+        ``readout_weight``).
+    pre, post : int
+        Layer indices.
+    shape : tuple of int
+        Shape of the weight parameter.
+    kind : Dense
+        How the weights act.
+    init : str
+        Initialisation (``kaiming``, ``unit_row_norm`` or ``uniform`` for the readout).
+    restriction : float or None
+        Radius of the Frobenius ball the weight is kept in (feedback connections).
+    """
+
+    parameter: str
+    pre: int
+    post: int
+    shape: tuple
+    kind: Dense
+    init: str
+    restriction: float = None
+
+    @property
+    def is_input(self):
+        return self.pre == INPUT
+
+    @property
+    def is_readout(self):
+        return self.post == READOUT
+
+    @property
+    def is_spiking(self):
+        """Between two spiking layers (carries forward spikes and backward ternary spikes)."""
+        return not (self.is_input or self.is_readout)
+
+    @property
+    def is_feedback(self):
+        """Runs back to the same or an earlier layer: its events arrive one step late."""
+        return self.is_spiking and self.post <= self.pre
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Layers and connections of a SPIDE network.
+
+    Built with :meth:`from_config`. Connections are ordered: the input, the feed-forward
+    chain, the feedback connections, the readout; within a layer's inputs this is also the
+    order in which currents are summed.
+
+    Examples
+    --------
+    >>> from spide_brian.config import SPIDEConfig
+    >>> topology = Topology.from_config(SPIDEConfig(hidden_sizes=(20, 10)), 8, 3)
+    >>> [(c.parameter, c.pre, c.post) for c in topology.spiking]
+    [('weight_0', 0, 1), ('feedback_weight', 1, 0)]
+    >>> list(topology.parameter_shapes())[:3]
+    ['input_weight', 'bias_0', 'bias_1']
+    """
+
+    n_inputs: int
+    n_classes: int
+    layers: tuple
+    connections: tuple
+
+    @classmethod
+    def from_config(cls, config, n_inputs, n_classes):
+        """The layered chain of ``config.hidden_sizes``, with the feedback from the last
+        layer to the first when ``config.feedback``."""
+        dense = Dense()
+        sizes = config.hidden_sizes
+        layers = tuple(Layer(index, size) for index, size in enumerate(sizes))
+        last = len(sizes) - 1
+        connections = [Connection("input_weight", INPUT, 0, dense.parameter_shape(n_inputs, sizes[0]),
+                                  dense, config.input_init)]
+        for layer in range(last):
+            connections.append(Connection(f"weight_{layer}", layer, layer + 1,
+                                          dense.parameter_shape(sizes[layer], sizes[layer + 1]),
+                                          dense, config.hidden_init))
+        if config.feedback:
+            connections.append(Connection("feedback_weight", last, 0,
+                                          dense.parameter_shape(sizes[last], sizes[0]), dense,
+                                          config.feedback_init, config.feedback_norm))
+        connections.append(Connection("readout_weight", last, READOUT,
+                                      dense.parameter_shape(sizes[last], n_classes), dense,
+                                      "uniform"))
+        return cls(int(n_inputs), int(n_classes), layers, tuple(connections))
+
+    @classmethod
+    def from_parameters(cls, params):
+        """The chain whose parameters are ``params`` (the inverse of
+        :meth:`parameter_shapes`): layer sizes from the biases, the feedback connection if
+        its weight is present. For code that is given parameters without a config."""
+        sizes = []
+        while Layer(len(sizes), 0).bias in params:
+            sizes.append(int(np.shape(params[Layer(len(sizes), 0).bias])[0]))
+        if not sizes:
+            raise ValueError("the parameters hold no spiking layer (no bias_0)")
+        with_feedback = cls.from_config(SPIDEConfig(hidden_sizes=tuple(sizes)), 0, 0)
+        feedback = any(c.parameter in params for c in with_feedback.restricted)
+        return topology_of(SPIDEConfig(hidden_sizes=tuple(sizes), feedback=feedback), params)
+
+    # -- views --------------------------------------------------------------------------------
+    @property
+    def n_layers(self):
+        return len(self.layers)
+
+    @property
+    def input(self):
+        """The connection from the input to the first layer."""
+        return next(c for c in self.connections if c.is_input)
+
+    @property
+    def readout(self):
+        """The connection from the last layer to the readout."""
+        return next(c for c in self.connections if c.is_readout)
+
+    @property
+    def spiking(self):
+        """Connections between spiking layers (feed-forward first, then feedback)."""
+        return tuple(c for c in self.connections if c.is_spiking)
+
+    @property
+    def restricted(self):
+        """Connections whose weight is kept in a Frobenius ball."""
+        return tuple(c for c in self.connections if c.restriction is not None)
+
+    def incoming(self, layer):
+        """Spiking connections into ``layer``, in summation order."""
+        return tuple(c for c in self.spiking if c.post == layer)
+
+    def outgoing(self, layer):
+        """Spiking connections out of ``layer``, in summation order (of the backward stage)."""
+        return tuple(c for c in self.spiking if c.pre == layer)
+
+    def connection(self, parameter):
+        """The connection whose weight is ``parameter``."""
+        for candidate in self.connections:
+            if candidate.parameter == parameter:
+                return candidate
+        raise KeyError(f"no connection has the weight {parameter!r}")
+
+    # -- parameters ---------------------------------------------------------------------------
+    @property
+    def readout_bias(self):
+        """Name of the readout's bias parameter."""
+        return "readout_bias"
+
+    def parameter_shapes(self):
+        """Ordered mapping ``name -> shape`` of every trainable array: the input weight, the
+        layers' biases, the spiking connections' weights, the readout weight and bias."""
+        shapes = {self.input.parameter: self.input.shape}
+        for layer in self.layers:
+            shapes[layer.bias] = (layer.size,)
+        for connection in self.spiking:
+            shapes[connection.parameter] = connection.shape
+        shapes[self.readout.parameter] = self.readout.shape
+        shapes[self.readout_bias] = (self.n_classes,)
+        return shapes
+
+    def bias_owner(self, name):
+        """Layer index that holds bias ``name``, or :data:`READOUT`."""
+        if name == self.readout_bias:
+            return READOUT
+        for layer in self.layers:
+            if layer.bias == name:
+                return layer.index
+        raise KeyError(f"no layer has the bias {name!r}")
+
+
+def topology_of(config, params):
+    """The topology of ``config`` with the input and class dimensions of ``params`` (taken
+    from the input and readout weights; 0 where ``params`` lacks them)."""
+    names = Topology.from_config(config, 0, 0)
+    dims = [np.shape(params[c.parameter])[axis] if c.parameter in params else 0
+            for c, axis in ((names.input, 1), (names.readout, 0))]
+    return Topology.from_config(config, *dims)
