@@ -57,7 +57,7 @@ from .network import MODEL_DT
 from .replay import network_class, run_on_genn
 from .parameters import prepare_parameters
 from .schedule import SampleTables
-from .training import SpikeTally, batch_major
+from .tally import SpikeTally, batch_major
 
 __all__ = ["BrianTrainer", "DEFAULT_MAX_CAPACITY", "BuildFolderLock", "BuildFolderBusy",
            "DEFAULT_PROGRESS_PERIOD"]

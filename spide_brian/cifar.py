@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from . import mnist
-from .data import DataError, Dataset, register_dataset
+from .dataset import DataError, Dataset, register_dataset
 
 __all__ = ["CifarSource", "CIFAR10", "CIFAR100", "CIFAR_MEAN", "CIFAR_STD", "CIFAR_AUGMENTATION",
            "RandomCropFlip", "random_crop_flip", "read_cifar_pickle", "load_cifar", "load_cifar10",

@@ -47,7 +47,7 @@ from brian2.utils.logger import get_logger
 from scipy import ndimage
 
 from . import mnist
-from .data import DataError, Dataset, register_dataset
+from .dataset import DataError, Dataset, register_dataset
 
 __all__ = ["EVENT_DTYPE", "CIFAR10DVS_SENSOR", "FRAME_MODES", "FrameSettings", "EventSensor",
            "check_events", "events_to_frames", "saccade_path", "events_dataset",
@@ -371,7 +371,7 @@ def load_dvs_digits(data_dir=None, sensor=EventSensor(),
     """
     from sklearn.datasets import load_digits
 
-    from .data import DIGITS_TRAIN_SIZE
+    from .dataset import DIGITS_TRAIN_SIZE
 
     digits = load_digits()
     images = np.clip(ndimage.zoom(digits.images / 16.0, (1, scale, scale), order=1), 0, 1)

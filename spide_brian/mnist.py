@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from brian2.utils.logger import get_logger
 
-from .data import DataError, Dataset, register_dataset
+from .dataset import DataError, Dataset, register_dataset
 
 __all__ = ["IdxSource", "MNIST", "FASHION_MNIST", "read_idx", "find_idx_files", "load_idx_dataset",
            "load_mnist", "load_fashion_mnist", "download_file", "file_md5", "DEFAULT_DATA_DIR",

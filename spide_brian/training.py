@@ -25,6 +25,7 @@ from brian2.utils.logger import get_logger
 
 from . import energy, firing, reference
 from .parameters import check_parameters, init_parameters, prepare_parameters
+from .tally import SpikeTally, batch_major
 
 __all__ = ["SpikeTally", "ReferenceTrainer", "batch_major", "EpochRecord", "train", "epoch_order", "make_trainer", "BACKENDS",
            "DivergenceError"]
@@ -61,33 +62,6 @@ def _diverged(epoch, what):
     return DivergenceError(f"training diverged in epoch {epoch} ({what}); the learning rate "
                            "(or momentum) is too large for this network: try a smaller --lr",
                            epoch)
-
-
-class SpikeTally:
-    """Per-layer firing statistics and operation counts of an epoch, gathered run by run.
-
-    Both trainers feed it the spike counts they record, so their reports agree.
-    """
-
-    def __init__(self, config):
-        self.config = config
-        self.firing = firing.FiringAccumulator(config.time_step, config.time_step_back)
-        self.operations = []
-
-    def add(self, params, inputs, forward_counts, backward_counts=None):
-        """Counts ``(B, n_l)`` per layer of one run; ``backward_counts`` only when training."""
-        config = self.config
-        self.firing.add(forward_counts, backward_counts)
-        self.operations.append(energy.spike_operations(
-            params, forward_counts, config.time_step, inputs, backward_counts,
-            None if backward_counts is None else config.time_step_back))
-
-    def summary(self, with_firing=True):
-        """``operations`` (and ``firing`` if asked) entries of a trainer's result dict."""
-        result = {"operations": energy.OperationCounts.concatenate(self.operations)}
-        if with_firing:
-            result["firing"] = self.firing.result()
-        return result
 
 
 class ReferenceTrainer:
@@ -137,11 +111,6 @@ class ReferenceTrainer:
         return dict(correct=int(np.sum(predictions == y)), samples=len(y),
                     forward_spikes=spikes, predictions=predictions,
                     **tally.summary(with_firing=False))
-
-
-def batch_major(x):
-    """Samples ``(B, n_in)`` stay as they are; frames ``(B, T, n_in)`` become ``(T, B, n_in)``."""
-    return np.swapaxes(x, 0, 1) if x.ndim == 3 else x
 
 
 @dataclass
