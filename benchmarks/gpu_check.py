@@ -63,7 +63,7 @@ def main(argv=None):
     parser.add_argument("--cpu-only", action="store_true", help="GeNN's CPU-only backend")
     parser.add_argument("--cuda", action="store_true", help="also brian2cuda")
     parser.add_argument("--cuda-compute-capability", type=float, default=None,
-                        help="GPU architecture for brian2cuda (default: spide_brian.cuda's)")
+                        help="GPU architecture for brian2cuda (default: spide_brian.devices.cuda's)")
     parser.add_argument("--no-genn", action="store_true", help="leave GeNN out")
     parser.add_argument("--genn-path", default=None)
     args = parser.parse_args(argv)

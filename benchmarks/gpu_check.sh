@@ -39,7 +39,7 @@ CUDA=0
 [[ " ${EXTRA[*]-} " == *" --cuda "* ]] && CUDA=1
 if [ "$CUDA" = 1 ]; then
   "$VENV/bin/pip" install -q "brian2cuda==1.0a3"
-  "$VENV/bin/python" -c "import sys; from spide_brian.cuda import has_curand; \
+  "$VENV/bin/python" -c "import sys; from spide_brian.devices.cuda import has_curand; \
 sys.exit(0 if has_curand() else 1)" || "$VENV/bin/pip" install -q nvidia-curand
 fi
 if [ -z "${GENN_PATH:-}" ] || [ ! -x "$GENN_PATH/bin/genn-buildmodel.sh" ]; then

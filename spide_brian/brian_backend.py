@@ -17,7 +17,7 @@ unchanged model then compiles nothing). While a trainer uses a build folder it h
 file in it (:class:`BuildFolderLock`): a second run in the same folder, or one started while
 a compiler or program of a killed run still works there, is refused with a message naming
 the holder. On Linux that compiler and program also end with the Python process that started
-them (:func:`spide_brian.devices.tie_children_to_this_process`).
+them (:func:`spide_brian.devices.processes.tie_children_to_this_process`).
 
 Progress and timings: ``trainer.progress``, when set (the training driver sets it to its
 progress bar's ``update``), receives the number of samples trained as the simulation
@@ -47,14 +47,12 @@ import time
 import weakref
 
 import numpy as np
-from brian2 import Network, defaultclock, device, prefs, second, set_device
+from brian2 import Network, defaultclock, device, second, set_device
 from brian2.utils.logger import get_logger
 
-from .cuda import DEFAULT_COMPUTE_CAPABILITY, configure_brian2cuda, run_on_cuda
-from .devices import (bound_make_jobs, capabilities, default_device,
-                      tie_children_to_this_process)
+from .devices import adapter_for, brian2_at_least, default_device
 from .network import MODEL_DT
-from .replay import network_class, run_on_genn
+from .replay import network_class
 from .parameters import prepare_parameters
 from .schedule import SampleTables
 from .tally import SpikeTally, batch_major
@@ -105,15 +103,13 @@ class BrianTrainer:
         in whole mini-batches, at most :data:`DEFAULT_MAX_CAPACITY` (about that many).
         Longer data runs in several chunks; shorter data (e.g. a test set) is padded, so a
         capacity far above the test set size wastes time in evaluation.
-    use_gpu : bool
-        ``genn`` only: GeNN's CUDA backend (default) or, if false, its single-threaded
-        CPU-only backend (brian2genn's ``use_GPU``).
-    genn_path : str, optional
-        ``genn`` only: a GeNN 4.x tree (``prefs.devices.genn.path``); defaults to the
-        ``GENN_PATH`` environment variable.
-    compute_capability : float, optional
-        ``cuda_standalone`` only: the GPU architecture nvcc compiles for (default
-        :data:`spide_brian.cuda.DEFAULT_COMPUTE_CAPABILITY`); see :mod:`spide_brian.cuda`.
+    **device_options
+        Options of the device's adapter (:mod:`spide_brian.devices.adapters`): for ``genn``
+        ``use_gpu`` (GeNN's CUDA backend, the default, or if false its single-threaded CPU
+        backend) and ``genn_path`` (a GeNN 4.x tree; default: the ``GENN_PATH`` variable);
+        for ``cuda_standalone`` ``compute_capability`` (the GPU architecture nvcc compiles
+        for, default :data:`spide_brian.devices.cuda.DEFAULT_COMPUTE_CAPABILITY`). Options
+        of another device are refused.
 
     Attributes
     ----------
@@ -133,24 +129,13 @@ class BrianTrainer:
     The trainer is a context manager; :meth:`close` releases its build folder.
     """
 
-    def __init__(self, config, params, device="cpp_standalone", n_inputs=None, n_classes=None,
-                 build_dir=None, capacity=None, use_gpu=True, genn_path=None,
-                 compute_capability=None):
+    def __init__(self, config, params, device=None, n_inputs=None, n_classes=None,
+                 build_dir=None, capacity=None, **device_options):
         self.config = config
-        self.device_name = device or default_device()
-        self.caps = capabilities(self.device_name)
-        self.use_gpu = bool(use_gpu)
-        self.genn_path = genn_path
-        self.compute_capability = float(compute_capability or DEFAULT_COMPUTE_CAPABILITY)
-        if self.device_name == "cuda_standalone":
-            configure_brian2cuda(self.compute_capability)   # missing pieces fail here
-        if self.device_name == "genn":
-            try:
-                import brian2genn  # noqa: F401  (registers the genn device)
-            except ImportError as error:
-                raise NotImplementedError(
-                    "device 'genn' needs brian2genn and brian2 2.5.x: install the genn "
-                    "extra in its own environment (pip install 'spide-brian[genn]')") from error
+        self.adapter = adapter_for(device or default_device(), **device_options)
+        self.device_name = self.adapter.name
+        self.caps = self.adapter.caps
+        self.adapter.check_installed()
         shapes_from = params["input_weight"].shape, params["readout_weight"].shape
         self.n_inputs = int(n_inputs if n_inputs is not None else shapes_from[0][1])
         self.n_classes = int(n_classes if n_classes is not None else shapes_from[1][0])
@@ -348,13 +333,12 @@ class BrianTrainer:
             run_args = dict(model.constant_values(self.config))
             run_args.update(model.state_values(self.params, self.buffers))
             run_args.update(model.table_values(tables))
-            tie_children_to_this_process()
             counter = _SampleCounter(progress, tables.n_samples, model)
             with _StandaloneProgressReader(counter, self.progress_period):
-                device.run(run_args=run_args, with_output=False)
+                self.adapter.rerun(run_args)
         else:
             start = time.perf_counter()
-            prefs.codegen.target = self.caps.codegen_target
+            self.adapter.prepare_runtime()
             model = self._make_model(tables)
             model.assign(self.params, self.buffers)
             counter = _SampleCounter(progress, tables.n_samples, model)
@@ -395,7 +379,7 @@ class BrianTrainer:
         if _STANDALONE_OWNER["trainer"] is not None or self.model is not None:
             device.reinit()
         _STANDALONE_OWNER["trainer"] = self
-        run = self._select_build_device(directory)
+        run = self.adapter.select_build(directory)
         model = self._make_model(tables)
         model.assign(self.params, self.buffers)
         run(Network(*model.objects), model.run_duration, directory)
@@ -406,24 +390,6 @@ class BrianTrainer:
         _store_compile_seconds(directory, elapsed - simulated)
         self.model = model
         return model
-
-    def _select_build_device(self, directory):
-        """``set_device`` with this device's options for a build in ``directory``; returns
-        ``run(network, duration, directory)``, which turns the device's known failures into
-        one-line errors."""
-        if self.device_name == "genn":
-            if self.genn_path:
-                prefs.devices.genn.path = self.genn_path
-            set_device("genn", use_GPU=self.use_gpu, directory=directory)
-            return run_on_genn
-        if self.device_name == "cuda_standalone":
-            configure_brian2cuda(self.compute_capability)
-            set_device("cuda_standalone", directory=directory, with_output=False)
-            return run_on_cuda
-        bound_make_jobs()
-        tie_children_to_this_process()
-        set_device(self.device_name, directory=directory)
-        return lambda network, duration, _: network.run(duration, namespace={})
 
     def _standalone_model(self):
         if self.model is not None and _STANDALONE_OWNER["trainer"] is self:
@@ -438,10 +404,7 @@ class BrianTrainer:
         directory = self._build_directory()
         self._say(_compile_message(self.device_name, directory))
         start = time.perf_counter()
-        bound_make_jobs()
-        tie_children_to_this_process()
-        set_device("cpp_standalone", build_on_run=False)
-        device.activate(build_on_run=False)
+        self.adapter.select_rerunnable()
         model = self._make_model()
         Network(*model.objects).run(model.run_duration, namespace={},
                                     report=_STANDALONE_REPORT,
@@ -459,9 +422,7 @@ class BrianTrainer:
 def _device_run_has_run_args():
     """Whether this brian2's standalone ``device.run`` sets values with ``run_args``
     (brian2 >= 2.6; 2.5 has a ``run_args`` list of plain command-line arguments only)."""
-    import brian2
-    major, minor = (int(part) for part in brian2.__version__.split(".")[:2])
-    return (major, minor) >= (2, 6)
+    return brian2_at_least(2, 6)
 
 
 def _last_run_seconds():

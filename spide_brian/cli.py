@@ -26,9 +26,9 @@ class UsageError(Exception):
 
 # the files of a run in its --out folder (the checkpoint arrays are checkpoint-epoch*.npz)
 LOG_NAME = "log.tsv"
-# flags that configure the Brian2 device and mean nothing to the numpy reference
-BRIAN_ONLY_FLAGS = ("device", "genn_cpu_only", "genn_path", "cuda_compute_capability",
-                    "samples_per_run")
+# flags that configure the Brian2 run and mean nothing to the numpy reference (and every
+# device adapter's own flags)
+BRIAN_ONLY_FLAGS = ("device", "samples_per_run")
 
 
 def _add_config_flags(parser):
@@ -51,17 +51,14 @@ def _add_config_flags(parser):
 
 
 def _add_device_flags(parser):
-    from .cuda import DEFAULT_COMPUTE_CAPABILITY
+    """The options every device adapter declares, one argument group per device."""
+    from .devices import device_options
 
-    group = parser.add_argument_group("GeNN device (--device genn)")
-    group.add_argument("--genn-cpu-only", action="store_true",
-                       help="use GeNN's single-threaded CPU backend instead of the GPU")
-    group.add_argument("--genn-path", default=None,
-                       help="GeNN 4.x source tree (default: the GENN_PATH variable)")
-    group = parser.add_argument_group("CUDA device (--device cuda_standalone, brian2cuda)")
-    group.add_argument("--cuda-compute-capability", type=float, default=None, metavar="X.Y",
-                       help="GPU architecture to compile for, e.g. 8.0 (A100), 8.9 (L4), "
-                            f"9.0 (H100/H200) (default: {DEFAULT_COMPUTE_CAPABILITY})")
+    groups = {}
+    for adapter, option in device_options():
+        if adapter.name not in groups:
+            groups[adapter.name] = parser.add_argument_group(adapter.title)
+        option.add_to(groups[adapter.name])
 
 
 def _add_run_flags(parser):
@@ -74,7 +71,9 @@ def _add_run_flags(parser):
 def _check_backend_flags(args, backend):
     """Refuse flags that do not apply to ``backend`` rather than silently ignore them."""
     if backend == "reference":
-        for name in BRIAN_ONLY_FLAGS:
+        from .devices import device_options
+
+        for name in BRIAN_ONLY_FLAGS + tuple(option.dest for _, option in device_options()):
             if getattr(args, name, None) not in (None, False):
                 flag = "--" + name.replace("_", "-")
                 raise UsageError(f"{flag} applies to --backend brian only (the reference runs "
@@ -119,14 +118,16 @@ def _device_options(args, backend):
         if args.samples_per_run < 1:
             raise UsageError(f"--samples-per-run must be >= 1, got {args.samples_per_run}")
         options["capacity"] = args.samples_per_run
-    if args.genn_cpu_only or args.genn_path:
-        if (args.device or "") != "genn":
-            raise UsageError("--genn-cpu-only and --genn-path need --device genn")
-        options.update(use_gpu=not args.genn_cpu_only, genn_path=args.genn_path)
-    if args.cuda_compute_capability is not None:
-        if (args.device or "") != "cuda_standalone":
-            raise UsageError("--cuda-compute-capability needs --device cuda_standalone")
-        options["compute_capability"] = args.cuda_compute_capability
+    from .devices import DEVICE_ALIASES, device_options
+
+    chosen = DEVICE_ALIASES.get(args.device, args.device)
+    for adapter, option in device_options():
+        given = getattr(args, option.dest, None)
+        if given is None or given is False:
+            continue
+        if chosen != adapter.name:
+            raise UsageError(f"{option.flag} needs --device {adapter.name}")
+        options[option.keyword] = option.value(given)
     return options
 
 
@@ -497,8 +498,7 @@ def _command_info(args):
     except ImportError:
         print(f"{'tonic':12s} not installed (pip install 'spide-brian[dvs]')")
     print(f"datasets     {', '.join(available_datasets())}")
-    from .devices import default_device
-    from .environment import device_status
+    from .devices import default_device, device_status
 
     print(f"devices (--backend brian --device NAME; default {default_device()}):")
     for name, usable, reason in device_status():
@@ -512,8 +512,7 @@ def main(argv=None):
     from .checkpoint import CheckpointError
     from .config import ConfigError
     from .data import DataError
-    from .cuda import CUDARunError, CUDASetupError
-    from .replay import GeNNNotFoundError
+    from .devices import DEVICE_ERRORS
     from .training import DivergenceError
 
     args = build_parser().parse_args(argv)
@@ -522,7 +521,7 @@ def main(argv=None):
     try:
         return commands[args.command](args)
     except (UsageError, ConfigError, DataError, CheckpointError, ValueError,
-            NotImplementedError, GeNNNotFoundError, CUDASetupError, CUDARunError) as error:
+            NotImplementedError) + DEVICE_ERRORS as error:
         print(f"spide-brian {args.command}: error: {error}", file=sys.stderr)
         return 2
     except DivergenceError as error:

@@ -32,8 +32,7 @@ from . import equations as eq
 from .network import SPIDENetwork
 from .schedule import SlotSchedule
 
-__all__ = ["ReplaySlotSchedule", "ReplaySPIDENetwork", "network_class", "replay_factors",
-           "GeNNNotFoundError", "run_on_genn"]
+__all__ = ["ReplaySlotSchedule", "ReplaySPIDENetwork", "network_class", "replay_factors"]
 
 _FACTOR = re.compile(r"^grad\s*=\s*grad\s*\+\s*(\w+)\s*\*\s*(\w+)$")
 
@@ -145,25 +144,3 @@ class ReplaySPIDENetwork(SPIDENetwork):
                                 part="update")
         self._add(synapses.run_regularly(code, dt=self.batch_dt or self.slot_dt,
                                          name=f"{synapses.name}_run_regularly_update"))
-
-
-class GeNNNotFoundError(RuntimeError):
-    """brian2genn generated the GeNN project but found no GeNN installation to build it."""
-
-
-def run_on_genn(network, duration, directory):
-    """Run ``network`` under the (already selected) genn device.
-
-    brian2genn generates the whole GeNN project (every restriction check fires during that
-    step) and then looks for GeNN; without it the stop is turned into
-    :class:`GeNNNotFoundError`, which names the generated project.
-    """
-    try:
-        network.run(duration, namespace={})
-    except RuntimeError as error:
-        if "GeNN's bin directory" in str(error):
-            raise GeNNNotFoundError(
-                f"the GeNN project was generated in {directory}, but GeNN itself was not "
-                "found: set GENN_PATH to a GeNN 4.x source tree (its bin/ holds "
-                "genn-buildmodel.sh) or pass genn_path to build and run it") from error
-        raise

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from brian2 import Network, device, prefs, set_device
 
-from spide_brian.cuda import (CUDARunError, CUDASetupError, configure_brian2cuda,
+from spide_brian.devices.cuda import (CUDARunError, CUDASetupError, configure_brian2cuda,
                               find_curand, has_curand, nvcc_release, run_on_cuda)
 from spide_brian.devices import capabilities
-from spide_brian.environment import requirements_missing
+from spide_brian.devices import adapter_for
 from spide_brian.replay import network_class
 from spide_brian.schedule import SampleTables
 
@@ -62,7 +62,7 @@ def test_cuda_rules_runtime_match_reference(structure):
 
 
 def test_info_says_why_cuda_is_not_usable():
-    missing = requirements_missing("cuda_standalone")
+    missing = adapter_for("cuda_standalone").missing()
     try:
         import brian2cuda  # noqa: F401
     except ImportError:
@@ -114,7 +114,7 @@ class _ProgramWithoutGPU:
     ("CUDA error: out of memory\n", True, "CUDA error: out of memory"),
 ], ids=["no-gpu", "gpu-error"])
 def test_a_program_that_cannot_run_is_one_line(tmp_path, monkeypatch, output, gpu, reason):
-    monkeypatch.setattr("spide_brian.cuda.gpu_present", lambda: gpu)
+    monkeypatch.setattr("spide_brian.devices.cuda.gpu_present", lambda: gpu)
     with pytest.raises(CUDARunError) as error:
         run_on_cuda(_ProgramWithoutGPU(tmp_path, output), 1, tmp_path)
     message = str(error.value)

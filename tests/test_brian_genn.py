@@ -18,9 +18,9 @@ import pytest
 from brian2 import Network, prefs
 
 from spide_brian.devices import CAPABILITIES, capabilities
+from spide_brian.devices.genn import GeNNNotFoundError, run_on_genn
 from spide_brian.network import SPIDENetwork
-from spide_brian.replay import (GeNNNotFoundError, ReplaySPIDENetwork, network_class,
-                                replay_factors, run_on_genn)
+from spide_brian.replay import ReplaySPIDENetwork, network_class, replay_factors
 from spide_brian.schedule import SampleTables
 
 from test_brian_model import (N_CLASSES, N_INPUTS, STRUCTURES, VARIANTS,

@@ -12,6 +12,7 @@ From the bottom up:
 6. interface: the command line and the figures.
 """
 import ast
+import re
 from pathlib import Path
 
 import spide_brian
@@ -20,7 +21,7 @@ LAYERS = (
     ("structure", {"config", "topology", "parameters"}),
     ("data", {"dataset", "mnist", "cifar", "dvs", "data"}),
     ("science", {"reference", "exact", "equations", "schedule", "energy", "firing", "plotting"}),
-    ("model", {"network", "replay", "devices", "cuda", "environment"}),
+    ("model", {"network", "replay", "devices"}),
     ("trainers", {"tally", "training", "brian_backend", "checkpoint"}),
     ("interface", {"cli", "figures"}),
 )
@@ -29,20 +30,35 @@ PACKAGE = Path(spide_brian.__file__).resolve().parent
 
 def _imports():
     """``{module: {imported package module, ...}}`` of every module of the package."""
-    modules = {path.stem for path in PACKAGE.glob("*.py")} - {"__init__"}
+    files = {path.stem: path for path in PACKAGE.glob("*.py") if path.stem != "__init__"}
+    # a subpackage is one module of its layer (its own modules import each other freely)
+    files.update({path.parent.name: path for path in PACKAGE.glob("*/__init__.py")})
+    modules = set(files)
     graph = {}
-    for module in modules:
-        tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    for module, path in files.items():
+        texts = [path.read_text(encoding="utf-8")]
+        if path.name == "__init__.py":
+            texts = [p.read_text(encoding="utf-8") for p in path.parent.glob("*.py")]
         found = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                names = [node.module] if node.module else [a.name for a in node.names]
-                found.update(name.split(".")[0] for name in names)
-            elif isinstance(node, ast.ImportFrom) and node.module and \
-                    node.module.startswith("spide_brian."):
-                found.add(node.module.split(".")[1])
-        graph[module] = found & modules           # the package face (__version__) is not a layer
+        for text in texts:
+            found |= _imported(ast.parse(text), inside=path.name == "__init__.py")
+        graph[module] = (found & modules) - {module}   # the package face is not a layer
     return graph
+
+
+def _imported(tree, inside):
+    """Names of the package's modules that ``tree`` imports (``inside`` a subpackage,
+    ``from .x`` is its own module and ``from ..x`` the package's)."""
+    found = set()
+    own = 2 if inside else 1
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == own:
+            names = [node.module] if node.module else [a.name for a in node.names]
+            found.update(name.split(".")[0] for name in names)
+        elif isinstance(node, ast.ImportFrom) and node.module and \
+                node.module.startswith("spide_brian."):
+            found.add(node.module.split(".")[1])
+    return found
 
 
 def _level(module):
@@ -81,3 +97,28 @@ def test_no_import_circle():
     for module in sorted(graph):
         if module not in state:
             visit(module, [])
+
+
+DEVICE_NAMES = ("numpy", "runtime", "cython", "cpp_standalone", "genn", "cuda_standalone")
+_QUOTED = "[\"'](?:" + "|".join(DEVICE_NAMES) + ")[\"']"
+_DEVICE_TEST = re.compile(rf"(?:==|!=)\s*{_QUOTED}|{_QUOTED}\s*(?:==|!=)"
+                          rf"|\bin\s*[(\[{{][^)\]}}]*{_QUOTED}")
+
+
+def test_no_device_name_is_tested_outside_devices():
+    """Device differences are asked of the capability table and the adapters
+    (spide_brian/devices/), never by comparing a device's name."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if PACKAGE / "devices" in path.parents:
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if _DEVICE_TEST.search(line.split("#")[0]):
+                found.append(f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}")
+    assert not found, "\n".join(found)
+
+
+def test_the_device_name_check_finds_a_comparison():
+    assert _DEVICE_TEST.search('if self.device_name == "genn":')
+    assert _DEVICE_TEST.search('if name in ("cython", "cpp_standalone"):')
+    assert not _DEVICE_TEST.search('set_device("runtime")')

@@ -29,7 +29,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .devices import bound_make_jobs
+from .processes import bound_make_jobs
 
 __all__ = ["DEFAULT_COMPUTE_CAPABILITY", "CURAND_CACHE", "CUDASetupError", "CUDARunError",
            "nvcc_release", "has_curand", "find_curand", "gpu_present", "configure_brian2cuda",

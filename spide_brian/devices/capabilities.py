@@ -1,4 +1,4 @@
-"""Device selection and the one capability table of the Brian2 model.
+"""The one capability table of the Brian2 model.
 
 Every device difference of the model is a field of :class:`Capabilities`; the builder and
 the trainer ask the table, never the device name.
@@ -6,7 +6,6 @@ the trainer ask the table, never the device name.
 ========================  =======  =======  ==============  ====  ===============
 capability                numpy    cython   cpp_standalone  genn  cuda_standalone
 ========================  =======  =======  ==============  ====  ===============
-implemented               yes      yes      yes             yes   yes
 slow_clock_summed         yes      yes      yes             no    yes
 synaptic_rr_reads_groups  yes      yes      yes             no    yes
 rerun_without_build       no       no       yes             no    no
@@ -57,25 +56,23 @@ clock, monitors on a slot clock) and also the other route (synaptic ``run_regula
 reading pre/post variables, summed variables on slot-long clocks, ``order``). Its generated
 main loop calls the code objects in Brian2's schedule (start, groups, thresholds, synapses,
 resets), so events are delivered in the step of the spike.
-brian2 2.5.4 has no ``run_args``: one build per run, as on genn. :mod:`spide_brian.cuda`
+brian2 2.5.4 has no ``run_args``: one build per run, as on genn. :mod:`spide_brian.devices.cuda`
 holds the build preferences.
 """
 from __future__ import annotations
 
-import os
-import shlex
-import signal
-import sys
+import shutil
 from dataclasses import dataclass, replace
 
 __all__ = ["Capabilities", "CAPABILITIES", "capabilities", "default_device", "DEVICE_ALIASES",
-           "GENN_STEP_ORDER", "bound_make_jobs", "tie_children_to_this_process"]
+           "GENN_STEP_ORDER", "brian2_at_least"]
 
 
 @dataclass(frozen=True)
 class Capabilities:
+    """What the model may use on one device (the fields are explained above)."""
+
     name: str
-    implemented: bool
     standalone: bool
     slow_clock_summed: bool
     synaptic_rr_reads_groups: bool
@@ -91,21 +88,30 @@ class Capabilities:
 #: GeNN's order of operations within one step, as a Brian2 schedule (see ``step_order``).
 GENN_STEP_ORDER = ("start", "groups", "synapses", "thresholds", "resets", "end")
 
+#: What every construct of the model needs, as on Brian2's own devices.
+_FULL = dict(slow_clock_summed=True, synaptic_rr_reads_groups=True, batch_clock_update=True,
+             event_reads_source=True)
+
 CAPABILITIES = {
-    "numpy": Capabilities("numpy", True, False, True, True, False, True, True,
-                          codegen_target="numpy", note="runtime, no compiler needed; slowest"),
-    "cython": Capabilities("cython", True, False, True, True, False, True, True,
+    "numpy": Capabilities("numpy", standalone=False, rerun_without_build=False,
+                          codegen_target="numpy", note="runtime, no compiler needed; slowest",
+                          **_FULL),
+    "cython": Capabilities("cython", standalone=False, rerun_without_build=False,
                            codegen_target="cython",
-                           note="runtime, compiled per code object (cached)"),
-    "cpp_standalone": Capabilities("cpp_standalone", True, True, True, True, True, True, True,
-                                   note="compiled once, reruns with run_args; fastest on CPU"),
-    "genn": Capabilities("genn", True, True, False, False, False, False, False,
+                           note="runtime, compiled per code object (cached)", **_FULL),
+    "cpp_standalone": Capabilities("cpp_standalone", standalone=True, rerun_without_build=True,
+                                   note="compiled once, reruns with run_args; fastest on CPU",
+                                   **_FULL),
+    "genn": Capabilities("genn", standalone=True, slow_clock_summed=False,
+                         synaptic_rr_reads_groups=False, rerun_without_build=False,
+                         batch_clock_update=False, event_reads_source=False,
                          event_delivery_steps=1, step_order=GENN_STEP_ORDER,
                          note="brian2genn (brian2 2.5.x stack): event-driven gradients "
                               "(spide_brian.replay), one build per run"),
-    "cuda_standalone": Capabilities("cuda_standalone", True, True, True, True, False, True, True,
+    "cuda_standalone": Capabilities("cuda_standalone", standalone=True,
+                                    rerun_without_build=False,
                                     note="brian2cuda (brian2 2.5.4 stack): nvcc build per run, "
-                                         "needs an NVIDIA GPU to run"),
+                                         "needs an NVIDIA GPU to run", **_FULL),
 }
 
 DEVICE_ALIASES = {"runtime": "numpy"}
@@ -118,83 +124,20 @@ def capabilities(device: str) -> Capabilities:
         raise ValueError(f"unknown device {device!r}; choose one of "
                          f"{', '.join(list(CAPABILITIES) + list(DEVICE_ALIASES))}")
     caps = CAPABILITIES[name]
-    if caps.synaptic_rr_reads_groups and not _brian2_at_least(2, 6):
+    if caps.synaptic_rr_reads_groups and not brian2_at_least(2, 6):
         # measured: on brian2 2.5.4 the per-sample synaptic run_regularly reading pre/post
         # variables gives wrong gradients (numpy target); the replay route is exact there
         caps = replace(caps, synaptic_rr_reads_groups=False)
-    if not caps.implemented:
-        raise NotImplementedError(f"device {name!r} is not supported yet ({caps.note}); use "
-                                  "cpp_standalone, cython or numpy")
     return caps
 
 
-def _brian2_at_least(major, minor):
+def brian2_at_least(major, minor):
+    """Whether the installed Brian2 is version ``major.minor`` or newer."""
     import brian2
     version = tuple(int(part) for part in brian2.__version__.split(".")[:2])
     return version >= (major, minor)
 
 
-def bound_make_jobs(jobs=None):
-    """Compile standalone projects with ``jobs`` make jobs (default: one per CPU core)
-    instead of Brian2's default unbounded ``-j``, which starts every compiler at once. A
-    user's own setting is kept unless ``jobs`` is given."""
-    from brian2 import prefs
-
-    pref = "devices.cpp_standalone.extra_make_args_unix"
-    if jobs is not None or list(prefs[pref]) == ["-j"]:
-        prefs[pref] = [f"-j{int(jobs or os.cpu_count() or 1)}"]
-
-
-#: Runs a command after asking the kernel to send it ``argv[1]`` when its parent (this Python
-#: process, pid ``argv[2]``) ends (Linux ``PR_SET_PDEATHSIG``, kept across ``exec``); exits at
-#: once if the parent already ended before the request was in place.
-_PARENT_DEATH_GUARD = (
-    "import ctypes, os, sys\n"
-    "ctypes.CDLL(None, use_errno=True).prctl(1, int(sys.argv[1]), 0, 0, 0)\n"
-    "if os.getppid() != int(sys.argv[2]):\n"
-    "    sys.exit(1)\n"
-    "os.execvp(sys.argv[3], sys.argv[3:])\n")
-_MAKE_PREF = "devices.cpp_standalone.make_cmd_unix"
-_RUN_PREF = "devices.cpp_standalone.run_cmd_unix"
-#: The user's commands before the guard was put in front of them.
-_UNGUARDED = {}
-
-
-def _guard_prefix(sig):
-    return [sys.executable, "-I", "-c", _PARENT_DEATH_GUARD, str(int(sig)), str(os.getpid())]
-
-
-def tie_children_to_this_process():
-    """Make the compiler (``make``) and the simulation program (``./main``) of a
-    cpp_standalone project end when this Python process ends, even by SIGKILL.
-
-    Brian2 starts ``make`` with ``os.system`` and the program with ``subprocess.call``; both
-    commands are preferences (``devices.cpp_standalone.make_cmd_unix``, ``run_cmd_unix``).
-    This puts a small guard in front of each that asks the kernel to signal the command when
-    its parent ends: ``make`` gets SIGTERM (it passes it on to the compilers it runs and
-    removes half-written targets), the program SIGKILL. ``make`` runs through ``sh -c``, so
-    its command starts with ``exec`` to keep this process its parent. The guard reads this
-    process's id, so call this before every build and run (it is cheap). Linux only; a no-op
-    elsewhere. The user's own commands are kept behind the guard.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    from brian2 import prefs
-
-    make_cmd = prefs[_MAKE_PREF]
-    if _PARENT_DEATH_GUARD not in make_cmd:
-        _UNGUARDED[_MAKE_PREF] = make_cmd
-    make_prefix = " ".join(shlex.quote(part) for part in _guard_prefix(signal.SIGTERM))
-    prefs[_MAKE_PREF] = f"exec {make_prefix} {_UNGUARDED.get(_MAKE_PREF, 'make')}"
-
-    run_cmd = prefs[_RUN_PREF]
-    run_cmd = [run_cmd] if isinstance(run_cmd, str) else list(run_cmd)
-    if _PARENT_DEATH_GUARD not in run_cmd:
-        _UNGUARDED[_RUN_PREF] = run_cmd
-    prefs[_RUN_PREF] = _guard_prefix(signal.SIGKILL) + list(_UNGUARDED.get(_RUN_PREF, ["./main"]))
-
-
 def default_device() -> str:
     """The fastest usable device: cpp_standalone when a C++ compiler is present, else numpy."""
-    import shutil
     return "cpp_standalone" if shutil.which("g++") or shutil.which("c++") else "numpy"
