@@ -1,5 +1,5 @@
 # One learnt connection between spiking layers and its transposed backward pathways
-# (SPIDE_SPEC 1.2, 2.3, 3.1). Layer l -> layer l+1 (weight_l) or the feedback last -> first
+# (docs/method.md M1, M3, M4). Layer l -> layer l+1 (weight_l) or the feedback last -> first
 # (feedback_weight). Three copies of the weights, each with a single event pathway:
 # Forward copy, pre = forward group of the source layer, post = forward group of the target:
 #   on_pre   forward spike:       I_syn_post += w           (arrives next step)

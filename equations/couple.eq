@@ -1,4 +1,4 @@
-# Ternary neuron couple of one layer (SPIDE_SPEC 2.2; DESIGN.md "One model, every device": no
+# Ternary neuron couple of one layer (docs/method.md M3; docs/devices.md: no
 # custom events, so a couple is a positive and a negative group). The signed membrane u_back
 # of the couple, its counts and its rate beta live in the forward group (forward_neuron.eq);
 # each half is a group of spike generators that reads the membrane and writes back:

@@ -1,4 +1,4 @@
-# Feedback Frobenius-norm restriction ||W_fb||_F <= r (SPIDE_SPEC 3.3, 6.5; exact norm).
+# Feedback Frobenius-norm restriction ||W_fb||_F <= r (docs/method.md M5; exact norm).
 # A one-neuron group sums the squared feedback weights (fro_sq of the first layer, itself a
 # summed variable of the norm copy of W_fb) and computes
 #     fro_scale = min(1, r / ||W_fb||_F),

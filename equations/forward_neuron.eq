@@ -1,5 +1,5 @@
 # Forward IF/LIF neuron of one spiking layer, which also holds the state of the layer's
-# ternary neuron couples in the backward stage (SPIDE_SPEC 1.2-1.4, 2.2-2.3, 3.1, 7).
+# ternary neuron couples in the backward stage (docs/method.md M1, M3, M4, M7).
 #
 # One time step is one dt; every update below is a discrete map, so dt cancels.
 # Forward, at the steps of the forward phase (slot steps forward_start ...):
@@ -22,7 +22,7 @@
 #   It reaches the previous layer as s^b through the transposed weights divided by V: the
 #   events add w per unit spike to I_back, and back_gain = M/V scales the sum.
 #   beta = weighted_back / rate_norm_back, the leak-weighted mean of s^b.
-# The bias b_l is learnt at the commit step (slot step 0) from the summed beta (SPIDE_SPEC 3.1).
+# The bias b_l is learnt at the commit step (slot step 0) from the summed beta (docs/method.md M4).
 # Names: lam = leak (1 for IF), threshold / reset_amount = V_th (or 2 V_th) / V = 2 V_th;
 # the couple's threshold_back = V_th^b (or 2 V_th^b) and M = 2 V_th^b are in couple.eq,
 # back_gain = M/V (the same float64 constant as the numpy reference's gain).

@@ -1,4 +1,4 @@
-# Input layer and the learnt input weights F (SPIDE_SPEC 1.5, 3.1).
+# Input layer and the learnt input weights F (docs/method.md M1, M4).
 # Static input ([every_step]): x is the sample of the current slot, read from the TimedArray
 # `stimulus` (one row per slot); x_mean keeps the sample of the slot for the gradient of F,
 # which is accumulated at the next slot's commit step (x itself already shows the next sample

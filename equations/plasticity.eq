@@ -1,5 +1,5 @@
 # Two-stage local plasticity: SGD with momentum and weight decay, PyTorch semantics
-# (SPIDE_SPEC 3.1-3.2, 6.2). Every weight copy and every bias runs this same text, so copies
+# (docs/method.md M4). Every weight copy and every bias runs this same text, so copies
 # of one connection stay bitwise equal.
 # Before this text, the including code defines two temporaries:
 #   update_now   1 at the commit step that ends a mini-batch, else 0

@@ -1,4 +1,4 @@
-# Readout with softmax cross-entropy and the gradient current g (SPIDE_SPEC 2.4, 3.1, 6.11).
+# Readout with softmax cross-entropy and the gradient current g (docs/method.md M2, M4).
 #   y = W_c a + b_c,  p = softmax(y),  error = kappa (p - onehot(label)),  g = W_c^T error
 # with kappa = S/B (0 for padding or evaluation samples) from the TimedArray `sample_kappa`
 # and the label from `sample_label`.

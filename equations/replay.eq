@@ -1,5 +1,5 @@
-# Event-driven gradient accumulation: the replay window (DESIGN.md "One model, every device";
-# PLATFORM.md). Used where a synaptic run_regularly may not read pre/post variables (GeNN;
+# Event-driven gradient accumulation: the replay window (docs/devices.md,
+# synaptic_rr_reads_groups). Used where a synaptic run_regularly may not read pre/post variables (GeNN;
 # capability synaptic_rr_reads_groups). Two model steps are added after the step at which
 # beta is fixed (replay_start). The events of the spikes of a model step are delivered
 # before the next model step's run_regularly operations on every device (schedule.eq:

@@ -1,5 +1,5 @@
-# The per-sample time slot shared by every group of the model (SPIDE_SPEC 7; DESIGN.md
-# "The central decision"). Each sample owns slot_length consecutive model steps:
+# The per-sample time slot shared by every group of the model (docs/method.md
+# M7). Each sample owns slot_length consecutive model steps:
 #   step 0                    commit: gradients of the previous sample are accumulated, the
 #                             weights are updated at the end of a mini-batch (update_flag),
 #                             the input of this sample is loaded and F x is summed

@@ -5,7 +5,7 @@ clamp equilibrium ``a*`` of a single-layer feedback network on digits. Backward:
 error of ``beta`` from ternary spikes against the exact adjoint ``(I - J^T)^-1 g``, both with the
 network's own forward masks, for the readout's gradient current ``g = (S/B) W_c^T (p - y)``.
 The modified reset (threshold ``V_th``, subtract ``2 V_th``) rounds where the standard reset
-floors, so it halves the error (SPIDE_SPEC 1.4).
+floors, so it halves the error (docs/method.md M1).
 
 Usage: ``python figures/fig1_rate_error.py [--out DIR] [--full]``
 """

@@ -1,6 +1,6 @@
 """Figure 2: beta from ternary spikes against the exact adjoint, and its error against T_b.
 
-A three-layer feedback network (SPIDE_SPEC 2.6: 120-100-80 neurons, feedback from the last
+A three-layer feedback network (120-100-80 neurons, feedback from the last
 layer to the first) runs its forward stage on digits; the readout's gradient current
 ``g = (S/B) W_c^T (p - y)`` then drives the ternary couples for ``T_b`` steps. Their signed rates
 ``beta`` are compared with the exact solution of ``beta = g + J^T beta`` for the network's own

@@ -1,4 +1,4 @@
-"""CIFAR-10 and CIFAR-100 from the python pickles, normalised and augmented as SPIDE_SPEC §4.
+"""CIFAR-10 and CIFAR-100 from the python pickles, normalised and augmented as docs/data.md D2 states.
 
 Files are read from the extracted folder (``cifar-10-batches-py/`` or ``cifar-100-python/``) or
 straight from the official archive (``cifar-10-python.tar.gz`` / ``cifar-100-python.tar.gz``),
@@ -166,7 +166,7 @@ def load_cifar(source, data_dir=None, download=True, normalize=True):
     download : bool
         Download the archive when no copy is found.
     normalize : bool
-        Standardise per channel (SPIDE_SPEC §4); otherwise pixels / 255.
+        Standardise per channel (docs/data.md D2); otherwise pixels / 255.
 
     Returns
     -------

@@ -3,7 +3,7 @@
 Every field maps 1:1 to a command-line flag of ``spide-brian train`` (``time_step`` is
 ``--time-step``, ``scale_factor`` is ``--scale-factor`` ...), with the names of the reference
 implementation. The defaults are the F400-digits configuration: 64 inputs -> 400 IF neurons with
-400 x 400 feedback, T = 30, T_b = 100, S = 100 (SPIDE_SPEC sections 1.1, 2.5, 3.2).
+400 x 400 feedback, T = 30, T_b = 100, S = 100 (docs/method.md M0).
 """
 from __future__ import annotations
 

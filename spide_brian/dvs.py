@@ -2,16 +2,16 @@
 
 Events are tonic-style structured numpy arrays with fields ``t`` (microseconds), ``x``, ``y``
 and ``p`` (polarity), the dtype of ``tonic.datasets.CIFAR10DVS``
-(:data:`EVENT_DTYPE`). They become network input as ``T`` frames of equal event count (SPIDE_SPEC
-§4): frame ``k`` of a sample holds the events with index in ``[k N_T, (k+1) N_T)``, ``N_T =
+(:data:`EVENT_DTYPE`). They become network input as ``T`` frames of equal event count (docs/data.md
+D3): frame ``k`` of a sample holds the events with index in ``[k N_T, (k+1) N_T)``, ``N_T =
 floor(N / T)``, counted per polarity and pixel, then resized to ``size x size`` and flattened in
 the order ``(polarity, y, x)``. The network receives frame ``k`` at forward step ``k``
-(SPIDE_SPEC §1.5).
+(docs/method.md M1).
 
 Frame modes (:class:`FrameSettings`):
 
 ``'reference'``
-    The reference pipeline, quirks included (SPIDE_SPEC §6.8): the last frame also takes the
+    The reference pipeline, quirks included (docs/data.md D3): the last frame also takes the
     ``N - T N_T`` remaining events; each count frame ``c`` is turned into bytes as
     ``ToPILImage`` does with a float tensor, ``v = (255 c) mod 256`` (so one event gives 255,
     two give 254, 256 events give 0); the two polarity planes form one Pillow ``LA`` image,
@@ -26,7 +26,7 @@ Frame modes (:class:`FrameSettings`):
     As ``'counts'``, then 1 where a pixel has at least one event.
 
 For CIFAR10-DVS the reference also mirrors ``x -> 127 - x`` and swaps ``p -> 1 - p`` when it reads
-the original ``.aedat`` files (SPIDE_SPEC §4); :func:`load_cifar10_dvs` does the same by default
+the original ``.aedat`` files (docs/data.md D3); :func:`load_cifar10_dvs` does the same by default
 in ``'reference'`` mode (``reference_reader``). Whether tonic's ``.aedat4`` conversion of the
 recordings kept the raw addresses has not been checked; mirroring and swapping matter for the
 numbers only through the ``La`` weighting above.
@@ -437,7 +437,7 @@ def _read_recording(dataset, index):
 @register_dataset("cifar10-dvs")
 def load_cifar10_dvs(data_dir=None, settings=FrameSettings(), reference_reader=None,
                      samples_per_class=None, train_fraction=0.9, download=True):
-    """CIFAR10-DVS through ``tonic.datasets.CIFAR10DVS``, framed as SPIDE_SPEC §4.
+    """CIFAR10-DVS through ``tonic.datasets.CIFAR10DVS``, framed as docs/data.md D3 states.
 
     Parameters
     ----------
@@ -498,7 +498,7 @@ def load_cifar10_dvs(data_dir=None, settings=FrameSettings(), reference_reader=N
 def frame_augmentation(size=48, padding=4):
     """The reference DVS training augmentation: ``Padding(4)`` then ``RandomCrop(48)``.
 
-    One crop per sample for all its frames, zero border, no flip (SPIDE_SPEC §4). Returns a
+    One crop per sample for all its frames, zero border, no flip (docs/data.md D3). Returns a
     callable ``augment(x, rng)`` for frames ``(n, T, 2 size^2)``.
     """
     from .cifar import RandomCropFlip

@@ -3,7 +3,7 @@ r"""Operation counts and energy estimates of SPIDE training from the actual spik
 Every count is per sample and is computed from plain arrays: the parameter dictionary (weight
 matrices of shape ``(n_post, n_pre)``, dense or ``scipy.sparse``, whose nonzero structure
 gives the synapses) and per-layer spike counts of shape ``(B, n_l)``. The numpy reference and
-the Brian2 model feed the same functions. Counting conventions (SPIDE_SPEC 5.1):
+the Brian2 model feed the same functions. Counting conventions (docs/method.md M9):
 
 **Forward synaptic operations** (accumulates). Each forward spike of a presynaptic neuron ``j``
 adds one weight to each of its targets:
@@ -39,7 +39,7 @@ synapse whose postsynaptic couple emitted a ternary spike and whose presynaptic 
 (``x_j != 0`` for the input weight), plus one per bias whose couple spiked.
 
 **Neuron updates**: one membrane update per neuron per step, ``T sum_l n_l`` forward and
-``T_b sum_l n_l`` backward (one signed membrane per couple, SPIDE_SPEC 2.2).
+``T_b sum_l n_l`` backward (one signed membrane per couple, docs/method.md M3).
 
 **Equivalent ANN**: the same layers and nonzero weights with real-valued activations, every
 product computed (dense). One forward pass costs the input and readout operations of the SNN
@@ -51,8 +51,8 @@ iterations to reach its equilibrium (IDE uses up to 30 Broyden steps).
 Energy in picojoules is ``E = E_AC N_AC + E_MAC N_MAC + E_neuron N_neuron``. The defaults,
 ``E_AC = 0.9 pJ`` and ``E_MAC = 4.6 pJ`` (32-bit floating-point add and multiply-add, 45 nm
 CMOS), are from M. Horowitz, "Computing's energy problem (and what we can do about it)",
-ISSCC 2014, pp. 10-14; a neuron update defaults to one accumulate. SPIDE_SPEC 5.1 notes that
-the paper's own constants were not available: pass :class:`EnergyCosts` to change them.
+ISSCC 2014, pp. 10-14; a neuron update defaults to one accumulate. The paper's own constants
+are not restated here: pass :class:`EnergyCosts` to change them.
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Every piece of the model (forward neuron, ternary couple halves, connections, pl
 readout, input, feedback norm, the per-sample slot) is a text file ``equations/<piece>.eq``
 made of a header comment and sections::
 
-    # what the file models, SPIDE_SPEC section, meaning of the variables
+    # what the file models, docs/method.md section, meaning of the variables
     [model]
     v : 1      # Brian2 equations (comments allowed)
     [every_step]

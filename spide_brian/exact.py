@@ -16,7 +16,7 @@ and its derivative is ``m = [0 < z/V < 1]``. The adjoint (implicit differentiati
     \beta_{N-1} = g + W_{fb}^\top (m_0 \odot \beta_0) / V, \qquad
     \beta_l = W_l^\top (m_{l+1} \odot \beta_{l+1}) / V,
 
-i.e. ``beta = (I - J^T)^{-1} g``, and the loss gradients are SPIDE_SPEC 3.1 with the exact
+i.e. ``beta = (I - J^T)^{-1} g``, and the loss gradients are those of docs/method.md M4 with the exact
 ``a``, ``m`` and ``beta``. The signed rates of the ternary couples approach this ``beta``
 for every backward spike magnitude ``M = 2 V_th^b`` that exceeds ``|beta|``.
 """

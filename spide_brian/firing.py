@@ -11,7 +11,7 @@ steps and ternary spike counts ``c^b_{bj} = \sum_t |s^b_{bj}[t]|`` over ``T_b`` 
 and the shares of (sample, neuron) pairs that are *partial* (``0 < c < T``, i.e. the gate
 ``m = [0 < a < 1]`` is open; also for LIF, whose leak-weighted rate is 0 or 1 exactly when the
 count is), *silent* (``c = 0``) and *saturated* (``c = T``). Silent and saturated neurons pass
-no error in either stage (SPIDE_SPEC 6.3).
+no error in either stage (docs/method.md M3).
 
 The inputs are plain arrays, so spike records of the numpy reference and of the Brian2 model
 give the same statistics. :class:`FiringAccumulator` sums them over the mini-batches of an epoch.

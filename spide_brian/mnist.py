@@ -11,7 +11,7 @@ up in this order:
 3. the cache folder ``~/.cache/spide-brian/<name>``, where missing files are downloaded (MD5
    checked) when the machine is online.
 
-Pixels are scaled to ``[0, 1]`` and standardised as in the SPIDE MNIST scripts (SPIDE_SPEC §4):
+Pixels are scaled to ``[0, 1]`` and standardised as in the SPIDE MNIST scripts (docs/data.md D1):
 
 .. math:: x = \\frac{p / 255 - \\mu}{\\sigma},
 

@@ -10,7 +10,7 @@ checkpoints and the Brian2 synapses all address them by the same names:
 ``readout_weight``      ``W_c``, shape ``(n_classes, n_{N-1})``
 ``readout_bias``        ``b_c``, shape ``(n_classes,)``
 
-Initialisation follows SPIDE_SPEC section 3.3: ``kaiming`` draws ``N(0, 2/fan_in)``;
+Initialisation follows docs/method.md M6: ``kaiming`` draws ``N(0, 2/fan_in)``;
 ``unit_row_norm`` draws ``U(-1, 1)`` and scales every row (one post-synaptic neuron) to unit
 L2 norm; the readout uses PyTorch's ``nn.Linear`` default ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``;
 spiking-layer biases start at 0; the feedback weight is projected onto ``||W_fb||_F <= r``.

@@ -1,6 +1,6 @@
 r"""Numpy reference implementation of SPIDE: the test oracle and the fast CPU baseline.
 
-Vectorised over a batch, float64, faithful to SPIDE_SPEC sections 1-3 and 7.
+Vectorised over a batch, float64, as docs/method.md states the method (M1-M4, M7).
 
 Forward (IF, ``lambda = 1``; LIF multiplies the post-reset membrane by ``lambda``):
 
@@ -12,7 +12,7 @@ Forward (IF, ``lambda = 1``; LIF multiplies the post-reset membrane by ``lambda`
 with ``I_0[t] = F x[t] + b_0 + W_fb s_{N-1}[t-1]`` and ``I_l[t] = W_{l-1} s_{l-1}[t'] + b_l``.
 ``t' = t`` in the ``'reference'`` timing (feed-forward hops within a step, as the PyTorch
 code) and ``t' = t-1`` in the ``'brian'`` timing (every synaptic hop one step late, as Brian2's
-default schedule). The rate is ``a = (1/T) sum_t s[t]`` (LIF: leak-weighted, SPIDE_SPEC 1.3) and
+default schedule). The rate is ``a = (1/T) sum_t s[t]`` (LIF: leak-weighted, docs/method.md M1) and
 the surrogate derivative ``m = [0 < a < 1]``.
 
 Backward: one ternary neuron (couple) per forward neuron, threshold ``theta_b``, spikes
@@ -43,7 +43,7 @@ The PyTorch code lets every ternary unit spike and multiplies ``beta`` by ``m`` 
 since only ``beta * m`` is ever transmitted or used, the two give identical ``beta * m``,
 gradients and weights. ``beta`` returned here is that gated quantity.
 
-Gradients (SPIDE_SPEC 3.1), summed over the batch:
+Gradients (docs/method.md M4), summed over the batch:
 ``dW_l = (beta_{l+1} m_{l+1})^T a_l / V``, ``dW_fb = (beta_0 m_0)^T a_{N-1} / V``,
 ``dF = (beta_0 m_0)^T xbar / V``, ``db_l = sum (beta_l m_l) / V``.
 """

@@ -33,7 +33,7 @@ def test_modified_reset_rate_error_within_rounding_bound_and_half_of_standard(si
     modified = _rate_error(sizes, "modified", steps)
     standard = _rate_error(sizes, "standard", steps)
     assert modified <= 1.0 / (2 * steps) * 1.1
-    # measured ratio 0.43-0.51 (SPIDE_SPEC 1.4: rounding instead of flooring halves the error)
+    # measured ratio 0.43-0.51 (docs/method.md M1: rounding instead of flooring halves the error)
     assert 0.3 <= modified / standard <= 0.6
 
 
