@@ -39,12 +39,22 @@ beta_post = beta_pre : 1 (summed)
 [coupling_model]
 magnitude : 1 (shared, constant)   # M, the couple's spike magnitude
 
-[positive_coupling_on_pre]
-u_back_post = u_back_post - magnitude
-pos_count_post = pos_count_post + 1
-weighted_back_post = weighted_back_post + magnitude
+# The coupled reset, one Synapses per written variable (GeNN allows one postsynaptic write
+# per on_pre, with +=); replay spikes of the replay route (replay_gate = 1) change nothing.
+[positive_coupling_magnitude_on_pre]
+u_back_post += -(magnitude*(1 - replay_gate_post))
 
-[negative_coupling_on_pre]
-u_back_post = u_back_post + magnitude
-neg_count_post = neg_count_post + 1
-weighted_back_post = weighted_back_post - magnitude
+[positive_coupling_count_on_pre]
+pos_count_post += 1 - replay_gate_post
+
+[positive_coupling_weighted_on_pre]
+weighted_back_post += magnitude*(1 - replay_gate_post)
+
+[negative_coupling_magnitude_on_pre]
+u_back_post += magnitude*(1 - replay_gate_post)
+
+[negative_coupling_count_on_pre]
+neg_count_post += 1 - replay_gate_post
+
+[negative_coupling_weighted_on_pre]
+weighted_back_post += -(magnitude*(1 - replay_gate_post))

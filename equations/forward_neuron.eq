@@ -46,6 +46,7 @@ weighted_back : 1       # leak-weighted sum of the couple spikes s^b (M per unit
 beta : 1                # backward rate (gated) of the last sample
 fro_sq : 1              # sum of the squared incoming feedback weights (layer 0 only)
 fro_scale : 1           # min(1, r / ||W_fb||_F) (first and last layer only)
+replay_gate : 1         # 1 in the replay window of the replay route (replay.eq); else 0
 bias_grad : 1           # accumulated bias gradient (sum of beta over the mini-batch)
 bias_momentum : 1       # momentum buffer of the bias
 lam : 1 (shared, constant)
@@ -63,9 +64,11 @@ SLOT_TIME
 forward_phase and v >= threshold
 
 [reset]
-v = v - reset_amount
-count = count + 1
-weighted_count = weighted_count + 1
+# only spikes of the forward phase count (the replay route's replay spikes change nothing;
+# elsewhere this group fires only in the forward phase, and the factor is 1)
+v = v - int(forward_phase)*reset_amount
+count = count + int(forward_phase)
+weighted_count = weighted_count + int(forward_phase)
 
 [every_step]
 # forward integration (the first forward step starts from v = 0)

@@ -19,8 +19,9 @@
 # gate of 1 multiplies exactly), so gradients and weights are bitwise those of that route
 # and the copies stay equal. The SGD step stays a synaptic run_regularly that reads only
 # synaptic variables (feedback copies keep fro_scale in fro_syn, stored by on_pre).
-# Replay spikes change no count (the forward reset is phase-gated below); their other writes
-# (I_syn, I_back, rate_sum, g) are cleared before they are next read.
+# Replay spikes change no count (the forward reset of forward_neuron.eq is phase-gated, the
+# coupled reset of couple.eq gated by replay_gate); their other writes (I_syn, I_back,
+# rate_sum, g) are cleared before they are next read.
 # GeNN rules respected: on_pre writes at most one postsynaptic variable and only with +=,
 # on_pre reads no presynaptic and on_post no postsynaptic variable, no subexpression in
 # synaptic code.
@@ -29,18 +30,15 @@
 replay_fire = step_start and (slot_step == replay_start or slot_step == replay_start + 1) : boolean
 
 [gate_model]
-replay_gate : 1         # 1 from the first replay wave to the slot's end
 accumulate_gate : 1     # 1 at the second replay wave
+
+[output_gate_model]
+replay_gate : 1         # 1 from the first replay wave to the slot's end (forward groups
+                        # declare it in forward_neuron.eq)
 
 [gates]
 replay_gate = int(slot_step > replay_start - 0.5)
 accumulate_gate = int(abs(slot_step - (replay_start + 1)) < 0.5)
-
-[forward_reset]
-# forward_neuron.eq [reset], without effect for replay spikes
-v = v - int(forward_phase)*reset_amount
-count = count + int(forward_phase)
-weighted_count = weighted_count + int(forward_phase)
 
 [synapse_model]
 pre_factor : 1          # the pre side's gradient factor, stored by the first replay wave
@@ -59,23 +57,3 @@ grad = grad + accumulate_gate_post*(POST_FACTOR*pre_factor)
 
 [feedback_on_pre]
 fro_syn = fro_scale_post
-
-# coupled reset (couple.eq), one Synapses per written variable (GeNN: one postsynaptic
-# write per on_pre, with +=), without effect in the replay window
-[positive_coupling_magnitude_on_pre]
-u_back_post += -(magnitude*(1 - replay_gate_post))
-
-[positive_coupling_count_on_pre]
-pos_count_post += 1 - replay_gate_post
-
-[positive_coupling_weighted_on_pre]
-weighted_back_post += magnitude*(1 - replay_gate_post)
-
-[negative_coupling_magnitude_on_pre]
-u_back_post += magnitude*(1 - replay_gate_post)
-
-[negative_coupling_count_on_pre]
-neg_count_post += 1 - replay_gate_post
-
-[negative_coupling_weighted_on_pre]
-weighted_back_post += -(magnitude*(1 - replay_gate_post))

@@ -306,13 +306,15 @@ class SPIDENetwork:
         return half
 
     def _coupling(self, half, group, sign):
-        """One-to-one synapses of the coupled reset of a couple half (couple.eq)."""
-        coupling = self._add(Synapses(
-            half, group, eq.model_equations("couple", "coupling_model"),
-            on_pre=eq.statements("couple", f"{sign}_coupling_on_pre"),
-            namespace=self.namespace, name=f"{half.name}_coupling"))
-        coupling.connect(j="i")
-        self._constant(coupling, "magnitude")
+        """One-to-one synapses of the coupled reset of a couple half, one per variable it
+        writes (couple.eq)."""
+        for part in ("magnitude", "count", "weighted"):
+            coupling = self._add(Synapses(
+                half, group, eq.model_equations("couple", "coupling_model"),
+                on_pre=eq.statements("couple", f"{sign}_coupling_{part}_on_pre"),
+                namespace=self.namespace, name=f"{half.name}_coupling_{part}"))
+            coupling.connect(j="i")
+            self._constant(coupling, "magnitude")
 
     def _copy(self, connection, transposed, source, target, model, slow=False,
               accumulate=None, **kwargs):

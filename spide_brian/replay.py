@@ -10,9 +10,8 @@ waves). The capability table chooses it (``synaptic_rr_reads_groups`` false, see
 
 * the slot is two model steps longer (:class:`ReplaySlotSchedule`);
 * forward, couple, input and output groups also fire at the replay steps, forward and output
-  groups compute the two gates of ``replay.eq``, the forward reset is phase-gated;
-* the coupled reset of a couple half is three Synapses, one per written variable (GeNN
-  allows one postsynaptic write per ``on_pre``), without effect during the replay;
+  groups compute the two gates of ``replay.eq`` (the forward reset and the coupled reset,
+  written once in ``forward_neuron.eq`` and ``couple.eq``, read them);
 * every weight copy has an ``on_post`` that stores its pre side's factor and an ``on_pre``
   that accumulates, both derived from the copy's accumulation statement; its synaptic
   ``run_regularly`` only does the SGD step;
@@ -25,8 +24,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
-from brian2 import Synapses
 
 from . import equations as eq
 from .network import SPIDENetwork
@@ -101,8 +98,8 @@ class ReplaySPIDENetwork(SPIDENetwork):
             reset = reset if reset is not None else ""
         if role in self._GATED_ROLES:
             model = model + eq.model_equations("replay", "gate_model")
-        if role == "forward":
-            reset = _replay("forward_reset")
+        if role == "output":
+            model = model + eq.model_equations("replay", "output_gate_model")
         group = super()._neuron_group(size, model, name, threshold, reset, role)
         if role in self._GATED_ROLES:
             self._gated = getattr(self, "_gated", set()) | {group.name}
@@ -114,15 +111,6 @@ class ReplaySPIDENetwork(SPIDENetwork):
             code += "\n" + _replay("gates")
         self._add(group.run_regularly(code, dt=self.dt,
                                       name=f"{group.name}_run_regularly_every_step"))
-
-    def _coupling(self, half, group, sign):
-        for part in ("magnitude", "count", "weighted"):
-            coupling = self._add(Synapses(
-                half, group, eq.model_equations("couple", "coupling_model"),
-                on_pre=_replay(f"{sign}_coupling_{part}_on_pre"), namespace=self.namespace,
-                name=f"{half.name}_coupling_{part}"))
-            coupling.connect(j="i")
-            self._constant(coupling, "magnitude")
 
     # -- weight copies ------------------------------------------------------------------------
     def _copy(self, connection, transposed, source, target, model, slow=False,
