@@ -30,11 +30,7 @@ from pathlib import Path
 from brian2 import Equations
 from brian2.utils.stringtools import word_substitute
 
-__all__ = ["equations_dir", "load_sections", "model_equations", "statements", "PIECES"]
-
-#: The model pieces, one file each.
-PIECES = ("schedule", "forward_neuron", "couple", "connection", "plasticity",
-          "input", "readout", "feedback_norm")
+__all__ = ["equations_dir", "load_sections", "model_equations", "statements"]
 
 #: Names of the optimiser constants inside Synapses (they may not shadow pre/post names).
 SYNAPTIC_HYPERPARAMETERS = {"lr": "lr_syn", "momentum": "momentum_syn",
