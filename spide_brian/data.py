@@ -39,7 +39,3 @@ def load_dataset(name="digits", data_dir=None, limit=None):
     if limit is not None and "limit" in inspect.signature(loader).parameters:
         return loader(data_dir, limit=limit).limited(limit)
     return loader(data_dir).limited(limit)
-
-
-# The loaders of the other datasets register themselves on import.
-from . import cifar, dvs, mnist  # noqa: E402,F401

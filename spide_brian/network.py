@@ -274,7 +274,6 @@ class SPIDENetwork:
             self._constant(obj, "reset_amount" + suffix)
 
     def _build_layers(self):
-        config = self.config
         self.layers, self.positives, self.negatives = [], [], []
         for layer in self.topology.layers:
             group = self._neuron_group(
@@ -293,7 +292,7 @@ class SPIDENetwork:
 
     def _couple_half(self, group, layer, sign):
         """The ``sign`` ('positive' or 'negative') half of the couples of layer ``group``."""
-        config, ns = self.config, self.namespace
+        ns = self.namespace
         half = self._neuron_group(
             len(group), eq.model_equations("couple"), f"{self.name}_layer{layer}_{sign}",
             threshold=eq.statements("couple", f"{sign}_threshold"), reset="", role="couple")
@@ -394,7 +393,7 @@ class SPIDENetwork:
             self._connection(connection)
 
     def _build_readout(self):
-        config, ns = self.config, self.namespace
+        ns = self.namespace
         events = self.caps.event_reads_source
         # with error events, each output neuron emits one event at the error step and the
         # gradient copy adds w*error to g (once per sample instead of a sum every step)

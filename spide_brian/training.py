@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from brian2.utils.logger import get_logger
 
-from . import energy, firing, reference
+from . import firing, reference
 from .parameters import check_parameters, init_parameters, prepare_parameters
 from .tally import SpikeTally, batch_major
 
