@@ -147,7 +147,8 @@ def prepare_parameters(params, config, n_inputs=None, n_classes=None):
         weight = prepared[connection.parameter]
         norm = float(np.linalg.norm(weight))
         if norm > connection.restriction:
-            logger.info(f"{connection.parameter} of Frobenius norm {norm:.6g} projected onto "
-                        f"the ball of radius {connection.restriction:g} (feedback_norm)")
+            if norm > connection.restriction * (1 + 1e-9):   # more than rounding of a projection
+                logger.info(f"{connection.parameter} of Frobenius norm {norm:.6g} projected "
+                            f"onto the ball of radius {connection.restriction:g} (feedback_norm)")
             prepared[connection.parameter] = project_feedback(weight, connection.restriction)
     return prepared
