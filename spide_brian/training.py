@@ -1,8 +1,9 @@
 """The training driver: epochs, shuffling, evaluation, statistics and logs, for any backend.
 
-A backend ("trainer") owns the parameters and runs one epoch on samples in a given order; the
-driver shuffles, evaluates and reports. The numpy reference trainer lives here; the Brian2
-trainer (:mod:`spide_brian.brian_backend`) has the same interface:
+A backend ("trainer", :class:`spide_brian.trainer.Trainer`) owns the parameters and runs one
+epoch on samples in a given order; the driver shuffles, evaluates and reports. The numpy
+reference trainer lives here; the Brian2 trainer (:mod:`spide_brian.brian_backend`) has the
+same interface:
 
 ``trainer.params``                 current parameters (dict of numpy arrays)
 ``trainer.train_epoch(x, y)``      dict: loss_sum, correct, samples, forward_spikes, backward_spikes
@@ -26,9 +27,10 @@ from brian2.utils.logger import get_logger
 from . import firing, reference
 from .parameters import check_parameters, init_parameters, prepare_parameters
 from .tally import SpikeTally, batch_major
+from .trainer import Trainer
 
-__all__ = ["SpikeTally", "ReferenceTrainer", "batch_major", "EpochRecord", "train", "epoch_order", "make_trainer", "BACKENDS",
-           "DivergenceError"]
+__all__ = ["SpikeTally", "ReferenceTrainer", "Trainer", "batch_major", "EpochRecord", "train",
+           "epoch_order", "make_trainer", "BACKENDS", "DivergenceError"]
 
 logger = get_logger(__name__)
 

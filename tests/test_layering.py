@@ -22,7 +22,7 @@ LAYERS = (
     ("data", {"dataset", "mnist", "cifar", "dvs", "data"}),
     ("science", {"reference", "exact", "equations", "schedule", "energy", "firing", "plotting"}),
     ("model", {"network", "replay", "devices"}),
-    ("trainers", {"tally", "training", "brian_backend", "checkpoint"}),
+    ("trainers", {"trainer", "tally", "training", "brian_backend", "checkpoint"}),
     ("interface", {"cli", "figures"}),
 )
 PACKAGE = Path(spide_brian.__file__).resolve().parent

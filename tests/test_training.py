@@ -4,7 +4,7 @@ import pytest
 
 from spide_brian.brian_backend import BrianTrainer
 from spide_brian.data import load_dataset
-from spide_brian.training import ReferenceTrainer, train
+from spide_brian.training import ReferenceTrainer, Trainer, train
 
 from conftest import make_network
 
@@ -20,3 +20,10 @@ def test_backends_report_equal_firing_statistics_and_energy():
     assert reference.train_energy_pj == pytest.approx(brian.train_energy_pj, rel=1e-12)
     assert reference.test_energy_pj == pytest.approx(brian.test_energy_pj, rel=1e-12)
     assert np.isfinite(brian.train_energy_pj) and brian.train_energy_pj > 0
+
+
+def test_both_backends_are_trainers():
+    config, params = make_network((5,), n_inputs=64, n_classes=10)
+    assert isinstance(ReferenceTrainer(config, params), Trainer)
+    assert isinstance(BrianTrainer(config, params, device="numpy"), Trainer)
+    assert not isinstance(object(), Trainer)

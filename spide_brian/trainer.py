@@ -1,0 +1,46 @@
+"""What a trainer is: the interface both backends implement and the training driver uses.
+
+A trainer owns the parameters and the optimiser state and runs one epoch on samples in the
+order it is given; :func:`spide_brian.training.train` shuffles, evaluates, logs and
+checkpoints. :class:`spide_brian.training.ReferenceTrainer` (numpy) and
+:class:`spide_brian.brian_backend.BrianTrainer` (the Brian2 model) implement it.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Protocol, runtime_checkable
+
+__all__ = ["Trainer"]
+
+
+@runtime_checkable
+class Trainer(Protocol):
+    """The interface of a SPIDE trainer.
+
+    Attributes
+    ----------
+    params : dict of str -> ndarray
+        The current parameters.
+    progress : callable or None
+        ``progress(n)``: ``n`` more samples trained, called during :meth:`train_epoch`.
+    """
+
+    params: dict
+    progress: Optional[Callable[[int], None]]
+
+    def train_epoch(self, x, y) -> dict:
+        """Train on ``x, y`` in the given order.
+
+        Returns ``loss_sum``, ``correct``, ``samples``, ``forward_spikes``,
+        ``backward_spikes``, ``operations`` and ``firing`` (and ``compile_seconds``, the
+        part of the call spent compiling, where the backend compiles).
+        """
+
+    def evaluate(self, x, y) -> dict:
+        """Forward stage and readout only: ``correct``, ``samples``, ``forward_spikes``,
+        ``predictions`` and ``operations``; the parameters do not change."""
+
+    def optimizer_state(self) -> dict:
+        """Momentum buffers by parameter name."""
+
+    def load_optimizer_state(self, state) -> None:
+        """Restore what :meth:`optimizer_state` returned."""
