@@ -2,8 +2,8 @@
 
 F400-digits: 64 inputs -> 400 IF neurons with 400 x 400 feedback, T = 30, T_b = 100,
 B = 128 (the SPIDEConfig defaults). Prints the standalone compile seconds, the run seconds
-of each epoch and samples per second, next to the reference (``reference.train_batch``
-loop over the same samples), then the median epoch and its ratio to the reference (the
+of each epoch and samples per second, next to the reference (``ReferenceTrainer`` on the
+same samples), then the median epoch and its ratio to the reference (the
 machine is shared: compare ratios measured in one run).
 
 Usage: ``python benchmarks/bench_brian.py [--device cpp_standalone] [--epochs 2]
@@ -14,11 +14,11 @@ import time
 
 import numpy as np
 
-from spide_brian import reference as ref
 from spide_brian.brian_backend import BrianTrainer
 from spide_brian.config import SPIDEConfig
 from spide_brian.data import load_dataset
 from spide_brian.parameters import init_parameters
+from spide_brian.training import ReferenceTrainer
 
 
 def main():
@@ -33,13 +33,11 @@ def main():
     config = SPIDEConfig(timing="brian")
     params = init_parameters(config, x.shape[1], dataset.n_classes)
 
-    reference_params = {k: v.copy() for k, v in params.items()}
-    optimizer = ref.SGDMomentum(config)
+    reference = ReferenceTrainer(config, params)
     start = time.perf_counter()
-    for first in range(0, len(x), config.batch_size):
-        ref.train_batch(reference_params, config, optimizer, x[first:first + config.batch_size],
-                        y[first:first + config.batch_size])
+    reference.train_epoch(x, y)
     reference_s = time.perf_counter() - start
+    reference_params = reference.params
     print(f"reference: {reference_s:.2f} s per epoch, {len(x) / reference_s:.0f} samples/s")
 
     trainer = BrianTrainer(config, params, device=args.device, build_dir=args.build_dir)

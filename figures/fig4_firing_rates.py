@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from spide_brian import firing, plotting
-from spide_brian import reference as ref
 from spide_brian.config import SPIDEConfig
 from spide_brian.data import load_dataset
 from spide_brian.figures import figure_arguments, read_log
 from spide_brian.parameters import init_parameters
-from spide_brian.training import epoch_order
+from spide_brian.training import ReferenceTrainer, epoch_order
 
 NAME = "fig4_firing_rates"
 QUICK = dict(hidden_sizes=(64, 48, 32), epochs=10, batch_size=32)
@@ -30,21 +29,14 @@ FULL = dict(hidden_sizes=(400, 200, 100), epochs=30, batch_size=128)
 
 def train_statistics(config, dataset):
     """Train with the reference and return one row of per-layer statistics per epoch."""
-    params = init_parameters(config, dataset.n_inputs, dataset.n_classes)
-    optimizer = ref.SGDMomentum(config)
+    trainer = ReferenceTrainer(config, init_parameters(config, dataset.n_inputs,
+                                                       dataset.n_classes))
     rows = []
     for epoch in range(config.epochs):
         order = epoch_order(config.seed, epoch, len(dataset.y_train))
-        x, y = dataset.x_train[order], dataset.y_train[order]
-        accumulator = firing.FiringAccumulator(config.time_step, config.time_step_back)
-        correct = 0
-        for start in range(0, len(y), config.batch_size):
-            batch = slice(start, start + config.batch_size)
-            result, out = ref.train_batch(params, config, optimizer, x[batch], y[batch])
-            accumulator.add(result.forward.counts, result.backward.spike_counts)
-            correct += int(np.sum(out.probabilities.argmax(axis=1) == y[batch]))
-        rows.append(dict(epoch=epoch + 1, train_accuracy=correct / len(y),
-                         **firing.statistics_columns(accumulator.result())))
+        stats = trainer.train_epoch(dataset.x_train[order], dataset.y_train[order])
+        rows.append(dict(epoch=epoch + 1, train_accuracy=stats["correct"] / stats["samples"],
+                         **firing.statistics_columns(stats["firing"])))
     return rows
 
 

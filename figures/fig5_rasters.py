@@ -20,6 +20,7 @@ from spide_brian.config import SPIDEConfig
 from spide_brian.data import load_dataset
 from spide_brian.figures import figure_arguments
 from spide_brian.parameters import init_parameters
+from spide_brian.training import ReferenceTrainer
 
 NAME = "fig5_rasters"
 QUICK = dict(hidden_sizes=(40, 30, 20), epochs=3, batch_size=32)
@@ -34,13 +35,11 @@ def compute(quick=True, sample=None):
     """
     config = SPIDEConfig(**(QUICK if quick else FULL))
     dataset = load_dataset("digits")
-    params = init_parameters(config, dataset.n_inputs, dataset.n_classes)
-    optimizer = ref.SGDMomentum(config)
-    for epoch in range(config.epochs):
-        for start in range(0, len(dataset.y_train), config.batch_size):
-            batch = slice(start, start + config.batch_size)
-            ref.train_batch(params, config, optimizer, dataset.x_train[batch],
-                            dataset.y_train[batch])
+    trainer = ReferenceTrainer(config, init_parameters(config, dataset.n_inputs,
+                                                       dataset.n_classes))
+    for _ in range(config.epochs):
+        trainer.train_epoch(dataset.x_train, dataset.y_train)
+    params = trainer.params
     if sample is None:
         wrong = np.flatnonzero(ref.predict(params, config, dataset.x_test)[0].argmax(axis=1)
                                != dataset.y_test)

@@ -22,6 +22,7 @@ from spide_brian.config import SPIDEConfig
 from spide_brian.data import load_dataset
 from spide_brian.figures import figure_arguments
 from spide_brian.parameters import init_parameters
+from spide_brian.training import ReferenceTrainer
 
 NAME = "fig6_energy"
 QUICK = dict(hidden_sizes=(100,), epochs=3, batch_size=32)
@@ -34,14 +35,11 @@ CATEGORIES = {"input": "input current", "forward": "forward", "readout": "readou
 
 
 def _train(config, dataset):
-    params = init_parameters(config, dataset.n_inputs, dataset.n_classes)
-    optimizer = ref.SGDMomentum(config)
+    trainer = ReferenceTrainer(config, init_parameters(config, dataset.n_inputs,
+                                                       dataset.n_classes))
     for _ in range(config.epochs):
-        for start in range(0, len(dataset.y_train), config.batch_size):
-            batch = slice(start, start + config.batch_size)
-            ref.train_batch(params, config, optimizer, dataset.x_train[batch],
-                            dataset.y_train[batch])
-    return params
+        trainer.train_epoch(dataset.x_train, dataset.y_train)
+    return trainer.params
 
 
 def compute(quick=True, ann_iterations=1):
