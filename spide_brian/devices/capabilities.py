@@ -49,15 +49,11 @@ applies them and tests the thresholds. A runtime target run with this schedule a
 other fields reproduces GeNN's spike counts (used by the tests; brian2genn itself accepts
 no custom schedule).
 
-``cuda_standalone`` (brian2cuda 1.0a3, the release for brian2 2.5.4; measured without a
-GPU): nvcc compiles the project of the route brian2 2.5.4 selects for a one-layer feedback
-net (replay route: ``on_pre`` reading presynaptic variables, the SGD step on a mini-batch
-clock, monitors on a slot clock) and also the other route (synaptic ``run_regularly``
-reading pre/post variables, summed variables on slot-long clocks, ``order``). Its generated
-main loop calls the code objects in Brian2's schedule (start, groups, thresholds, synapses,
-resets), so events are delivered in the step of the spike.
-brian2 2.5.4 has no ``run_args``: one build per run, as on genn. :mod:`spide_brian.devices.cuda`
-holds the build preferences.
+``cuda_standalone`` has the full row: nvcc compiles both routes of the model, and the
+generated program keeps Brian2's schedule, so events are delivered in the step of the
+spike; without ``run_args`` on its Brian2 it builds one program per run, as genn does. The
+measurements behind every row, with their versions and dates, are in ``docs/devices.md``;
+:mod:`spide_brian.devices.cuda` holds brian2cuda's build preferences.
 """
 from __future__ import annotations
 
