@@ -1,6 +1,6 @@
 """The devices the Brian2 model runs on.
 
-* :mod:`~spide_brian.devices.capabilities`: the one capability table (what the model may use
+* :mod:`~spide_brian.devices.table`: the one capability table (what the model may use
   on each device);
 * :mod:`~spide_brian.devices.adapters`: one adapter per device (what it needs here, its
   options, selecting and running a build, its errors);
@@ -10,7 +10,7 @@
 """
 from .adapters import (ADAPTERS, DEVICE_ERRORS, DeviceAdapter, DeviceOption,  # noqa: F401
                        adapter_for, device_options, device_status)
-from .capabilities import (CAPABILITIES, DEVICE_ALIASES, GENN_STEP_ORDER,  # noqa: F401
+from .table import (CAPABILITIES, DEVICE_ALIASES, GENN_STEP_ORDER,  # noqa: F401
                            Capabilities, brian2_at_least, capabilities, default_device)
 from .processes import bound_make_jobs, tie_children_to_this_process  # noqa: F401
 

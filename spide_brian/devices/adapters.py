@@ -3,7 +3,7 @@ and run, and how its known failures read.
 
 The trainer (:class:`spide_brian.brian_backend.BrianTrainer`), the command line and
 ``spide-brian info`` talk to a device only through its adapter and its row of the
-capability table (:mod:`spide_brian.devices.capabilities`); none of them compares device
+capability table (:mod:`spide_brian.devices.table`); none of them compares device
 names. Adding a device is one adapter here and one row there.
 
 An adapter answers:
@@ -29,7 +29,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
-from .capabilities import CAPABILITIES, DEVICE_ALIASES, capabilities
+from .table import CAPABILITIES, DEVICE_ALIASES, capabilities
 from .cuda import (DEFAULT_COMPUTE_CAPABILITY, CUDARunError, CUDASetupError,
                    configure_brian2cuda, gpu_present, has_curand, run_on_cuda)
 from .genn import GeNNNotFoundError, run_on_genn

@@ -1,4 +1,4 @@
-"""The one capability table of the Brian2 model.
+"""The one capability table of the Brian2 model (what the model may use on each device).
 
 Every device difference of the model is a field of :class:`Capabilities`; the builder and
 the trainer ask the table, never the device name.
