@@ -278,7 +278,8 @@ def _pair_count(post_active, weight, pre_active):
     return np.sum(reached * np.asarray(pre_active, dtype=np.float64), axis=1)
 
 
-def weight_update_operations(params, forward_counts, backward_counts, inputs) -> np.ndarray:
+def weight_update_operations(params, forward_counts, backward_counts, inputs,
+                             topology=None) -> np.ndarray:
     """Multiply-accumulates of the local weight update per sample (see the module notes).
 
     Parameters
@@ -290,13 +291,15 @@ def weight_update_operations(params, forward_counts, backward_counts, inputs) ->
         Per layer ``(B, n_l)`` forward spike counts and ternary spike counts ``|s^b|``.
     inputs : ndarray
         ``(B, n_in)`` or ``(T, B, n_in)``.
+    topology : Topology, optional
+        Defaults to :meth:`Topology.from_parameters`.
 
     Returns
     -------
     ndarray
         ``(B,)``.
     """
-    topology = Topology.from_parameters(params)
+    topology = topology or Topology.from_parameters(params)
     fired = [_counts(c) > 0 for c in forward_counts]
     sent = [_counts(c) > 0 for c in backward_counts]
     source, readout = topology.input, topology.readout
@@ -310,8 +313,8 @@ def weight_update_operations(params, forward_counts, backward_counts, inputs) ->
     return operations + readout_ops + np.size(params[topology.readout_bias])
 
 
-def _readout_operations(params, n_samples, training):
-    readout = Topology.from_parameters(params).readout
+def _readout_operations(params, topology, n_samples, training):
+    readout = topology.readout
     per_pass = float(fan_out(params[readout.parameter]).sum())
     return np.full(n_samples, per_pass * (2 if training else 1))
 
@@ -354,26 +357,27 @@ def spike_operations(params, forward_counts, time_step, inputs, backward_counts=
     """
     sizes = [np.shape(c)[1] for c in forward_counts]
     n_samples = np.shape(forward_counts[0])[0]
+    topology = Topology.from_parameters(params)
     counts = OperationCounts()
-    input_ops, input_kind = input_operations(inputs, params[Topology.from_parameters(params)
-                                                            .input.parameter])
+    input_ops, input_kind = input_operations(inputs, params[topology.input.parameter])
     getattr(counts, input_kind)["input"] = np.asarray(input_ops, dtype=np.float64)
     counts.accumulates["forward"] = sum(
-        (synaptic_operations(forward_counts[pre], params[name])
-         for name, pre, post in spiking_connections(params)), np.zeros(n_samples))
+        (synaptic_operations(forward_counts[c.pre], params[c.parameter])
+         for c in topology.spiking), np.zeros(n_samples))
     training = backward_counts is not None
-    counts.multiply_accumulates["readout"] = _readout_operations(params, n_samples, training)
+    counts.multiply_accumulates["readout"] = _readout_operations(params, topology, n_samples,
+                                                                 training)
     counts.neuron_updates["forward"] = np.full(n_samples, float(time_step * sum(sizes)))
     if not training:
         return counts
     if time_step_back is None:
         raise ValueError("time_step_back is needed to count the backward stage")
     counts.accumulates["backward"] = sum(
-        (transposed_synaptic_operations(backward_counts[post], params[name])
-         for name, pre, post in spiking_connections(params)), np.zeros(n_samples))
+        (transposed_synaptic_operations(backward_counts[c.post], params[c.parameter])
+         for c in topology.spiking), np.zeros(n_samples))
     counts.neuron_updates["backward"] = np.full(n_samples, float(time_step_back * sum(sizes)))
     counts.multiply_accumulates["weight_update"] = weight_update_operations(
-        params, forward_counts, backward_counts, inputs)
+        params, forward_counts, backward_counts, inputs, topology)
     return counts
 
 
@@ -409,7 +413,8 @@ def ann_operations(params, inputs, iterations=1, training=True) -> OperationCoun
     input_ops, _ = input_operations(mean, params[topology.input.parameter])
     counts.multiply_accumulates["input"] = np.asarray(input_ops, dtype=np.float64)
     counts.multiply_accumulates["forward"] = np.full(n_samples, float(iterations * hidden_synapses))
-    counts.multiply_accumulates["readout"] = _readout_operations(params, n_samples, training)
+    counts.multiply_accumulates["readout"] = _readout_operations(params, topology, n_samples,
+                                                                 training)
     counts.neuron_updates["forward"] = np.full(n_samples, float(iterations * neurons))
     if training:
         counts.multiply_accumulates["backward"] = np.full(n_samples,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .reference import readout, spike_gradients
+from .reference import input_currents, layer_current, readout, spike_gradients
 from .topology import topology_of
 
 __all__ = ["Equilibrium", "equilibrium", "adjoint", "equilibrium_loss", "implicit_gradients"]
@@ -46,19 +46,14 @@ def _layer_inputs(params, config, topology, x, rates):
     (feedback connections read the previous iteration's rates, feed-forward ones this
     iteration's, so a feed-forward chain is solved in one sweep)."""
     scale = config.reset_amount
-    source = topology.input
+    current = input_currents(params, topology, x, 1)
     pre, new = [], []
+
+    def delivered(connection):
+        return (rates if connection.is_feedback else new)[connection.pre]
+
     for layer in topology.layers:
-        if layer.index == source.post:
-            z = source.kind.propagate(params[source.parameter], x) + params[layer.bias]
-        else:
-            z = None
-        for connection in topology.incoming(layer.index):
-            activity = (rates if connection.is_feedback else new)[connection.pre]
-            term = connection.kind.propagate(params[connection.parameter], activity)
-            z = term if z is None else z + term
-        if layer.index != source.post:
-            z = z + params[layer.bias]
+        z = layer_current(params, topology, layer.index, delivered, lambda: current(0))
         pre.append(z)
         new.append(np.clip(z / scale, 0.0, 1.0))
     return pre, new

@@ -59,7 +59,8 @@ from .topology import topology_of
 
 __all__ = [
     "ForwardResult", "BackwardResult", "ReadoutResult", "SPIDEResult",
-    "forward", "backward", "readout", "spike_gradients", "forward_backward",
+    "forward", "backward", "readout", "spike_gradients", "forward_backward", "input_currents",
+    "layer_current",
     "SGDMomentum", "train_batch", "predict", "rate_normaliser", "backward_gain",
 ]
 
@@ -123,7 +124,7 @@ def _as_float(array, name):
     return array
 
 
-def _input_currents(params, topology, x, steps):
+def input_currents(params, topology, x, steps):
     """Per-step input current ``F x[t] + b`` of the input's layer (computed once for a
     static input)."""
     connection = topology.input
@@ -138,12 +139,28 @@ def _input_currents(params, topology, x, steps):
     return lambda t: propagate(weight, x[t]) + bias
 
 
-def _layer_drive(terms, start=None):
-    """Sum of the currents ``terms`` into a layer, in the topology's order, after ``start``."""
+def _sum_terms(terms, start=None):
+    """Sum of the currents ``terms``, in the topology's order, after ``start``."""
     drive = start
     for term in terms:
         drive = term if drive is None else drive + term
     return drive
+
+
+def layer_current(params, topology, layer, activity, input_current):
+    """The forward current into ``layer``, in the one summation order every implementation
+    uses: the input's layer gets ``F x + b`` and then the term of each incoming connection;
+    any other layer the terms and then its bias.
+
+    ``activity(connection)`` is the pre activity a connection delivers (spikes of this or
+    the previous step, or rates); ``input_current()`` gives ``F x + b`` (called only for the
+    input's layer).
+    """
+    terms = (c.kind.propagate(params[c.parameter], activity(c))
+             for c in topology.incoming(layer))
+    if layer == topology.input.post:
+        return _sum_terms(terms, input_current())
+    return _sum_terms(terms) + params[topology.layers[layer].bias]
 
 
 def _arrival(connection, now, previous, same_step):
@@ -176,7 +193,7 @@ def forward(params, config, x, record=False, topology=None):
     steps, lam = config.time_step, config.leaky
     theta, reset = config.threshold, config.reset_amount
     batch = x.shape[-2]
-    current = _input_currents(params, topology, x, steps)
+    current = input_currents(params, topology, x, steps)
     sizes = [layer.size for layer in topology.layers]
     v = [np.zeros((batch, n)) for n in sizes]
     counts = [np.zeros((batch, n)) for n in sizes]
@@ -184,18 +201,14 @@ def forward(params, config, x, record=False, topology=None):
     previous = [np.zeros((batch, n)) for n in sizes]
     recorded = [np.zeros((steps, batch, n), dtype=bool) for n in sizes] if record else None
     same_step = config.timing == "reference"
-    input_layer = topology.input.post
     for t in range(steps):
         now = [None] * len(sizes)
+
+        def arriving(connection):
+            return _arrival(connection, now, previous, same_step)[connection.pre]
+
         for layer in range(len(sizes)):
-            # the input's layer: (F x + b) + synaptic terms; other layers: terms + b
-            terms = (c.kind.propagate(params[c.parameter],
-                                      _arrival(c, now, previous, same_step)[c.pre])
-                     for c in topology.incoming(layer))
-            if layer == input_layer:
-                drive = _layer_drive(terms, current(t))
-            else:
-                drive = _layer_drive(terms) + params[topology.layers[layer].bias]
+            drive = layer_current(params, topology, layer, arriving, lambda: current(t))
             v[layer] = lam * v[layer] + drive
             spikes = (v[layer] >= theta).astype(np.float64)
             v[layer] -= reset * spikes
@@ -259,7 +272,7 @@ def backward(params, config, masks, gradient_current, record=False, topology=Non
             terms = (c.kind.transpose(params[c.parameter],
                                       _arrival(c, now, previous, same_step)[c.post]) * gain
                      for c in topology.outgoing(layer))
-            drive = _layer_drive(terms, g if layer == readout_layer else None)
+            drive = _sum_terms(terms, g if layer == readout_layer else None)
             u[layer] = lam * u[layer] + drive
             positive = (u[layer] >= theta) & gates[layer]
             negative = (u[layer] <= -theta) & gates[layer]

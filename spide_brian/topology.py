@@ -27,6 +27,7 @@ kept in a Frobenius ball of radius ``r`` (``restriction``, M5).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -250,13 +251,22 @@ class Topology:
         """Connections whose weight is kept in a Frobenius ball."""
         return tuple(c for c in self.connections if c.restriction is not None)
 
+    @cached_property
+    def _by_layer(self):
+        """``(incoming, outgoing)``: the spiking connections of each layer, found once
+        (the simulations ask for them at every step)."""
+        return ({layer.index: tuple(c for c in self.spiking if c.post == layer.index)
+                 for layer in self.layers},
+                {layer.index: tuple(c for c in self.spiking if c.pre == layer.index)
+                 for layer in self.layers})
+
     def incoming(self, layer):
         """Spiking connections into ``layer``, in summation order."""
-        return tuple(c for c in self.spiking if c.post == layer)
+        return self._by_layer[0][layer]
 
     def outgoing(self, layer):
         """Spiking connections out of ``layer``, in summation order (of the backward stage)."""
-        return tuple(c for c in self.spiking if c.pre == layer)
+        return self._by_layer[1][layer]
 
     def connection(self, parameter):
         """The connection whose weight is ``parameter``."""
