@@ -3,7 +3,7 @@
 The direct route accumulates every synapse's gradient in a synaptic ``run_regularly`` that
 reads neuron variables; the replay route (the one GeNN and Brian2 < 2.6 use) accumulates the
 same products from a two-step window of spike events at the end of each slot
-(``spide_brian.replay``). Both train F400-digits from the same parameters on the same
+(``spide_brian.routes``). Both train F400-digits from the same parameters on the same
 device; the script prints, per route, the compile seconds and the samples per second of each
 epoch, the medians, their ratio, and the largest difference of the two routes' weights.
 The routes run one after the other (one compiled standalone program exists at a time).
@@ -22,7 +22,7 @@ from spide_brian.brian_backend import BrianTrainer
 from spide_brian.config import SPIDEConfig
 from spide_brian.data import load_dataset
 from spide_brian.parameters import init_parameters
-from spide_brian.replay import ReplaySPIDENetwork, network_class
+from spide_brian.routes import route_for
 
 
 def _trainer(route, config, params, device, folder):
@@ -48,7 +48,7 @@ def main():
     with tempfile.TemporaryDirectory() as root:
         for route in rates:
             with _trainer(route, config, params, args.device, f"{root}/{route}") as trainer:
-                assert (network_class(trainer.caps) is ReplaySPIDENetwork) == (route == "replay")
+                assert route_for(trainer.caps).name == route
                 for epoch in range(args.epochs):
                     before = trainer.timings["compile_s"]
                     start = time.perf_counter()

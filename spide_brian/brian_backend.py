@@ -51,8 +51,7 @@ from brian2 import Network, defaultclock, device, second, set_device
 from brian2.utils.logger import get_logger
 
 from .devices import adapter_for, brian2_at_least, default_device
-from .network import MODEL_DT
-from .replay import network_class
+from .network import MODEL_DT, SPIDENetwork
 from .parameters import prepare_parameters
 from .schedule import SampleTables
 from .tally import SpikeTally, batch_major
@@ -359,9 +358,8 @@ class BrianTrainer:
         """The model of this trainer's device for one run (or one compiled program), on a
         step of :data:`~spide_brian.network.MODEL_DT` (exact clock times)."""
         defaultclock.dt = MODEL_DT
-        return network_class(self.caps)(self.config, self.n_inputs, self.n_classes,
-                                        self.capacity, device=self.caps, tables=tables,
-                                        frame_input=self.frame_input)
+        return SPIDENetwork(self.config, self.n_inputs, self.n_classes, self.capacity,
+                            device=self.caps, tables=tables, frame_input=self.frame_input)
 
     def _build_and_run(self, tables):
         """One program for this run (genn, cuda_standalone; cpp_standalone without

@@ -39,7 +39,8 @@ from brian2.utils.logger import get_logger
 from . import equations as eq
 from .devices import Capabilities, capabilities
 from .parameters import project_feedback
-from .schedule import SampleTables, SlotSchedule
+from .routes import Plasticity, route_for
+from .schedule import SampleTables
 from .topology import READOUT, Topology
 
 __all__ = ["SPIDENetwork", "WeightCopy", "MODEL_DT", "check_step_duration"]
@@ -152,13 +153,15 @@ class SPIDENetwork:
         self.frame_input = bool(frame_input)
         self.n_inputs, self.n_classes, self.capacity = int(n_inputs), int(n_classes), int(capacity)
         self.caps = device if isinstance(device, Capabilities) else capabilities(device)
+        #: What the device's restrictions add to the objects (:mod:`spide_brian.routes`).
+        self.route = route_for(self.caps)
         #: Layers and connections of the model (:class:`~spide_brian.topology.Topology`).
         self.topology = Topology.from_config(config, self.n_inputs, self.n_classes)
         if len(self.topology.restricted) > 1:
             raise NotImplementedError("the Brian2 model restricts one feedback connection; "
                                       f"this topology has {len(self.topology.restricted)}")
         self._constant_value = _constant_table(config)
-        self.schedule = self._make_schedule()
+        self.schedule = self.route.schedule(config, self._substeps())
         self.name = name
         #: Duration of one model step (``substeps`` device steps of ``defaultclock.dt``).
         self.dt = self.schedule.substeps * defaultclock.dt
@@ -185,6 +188,7 @@ class SPIDENetwork:
         if self.frame_input:
             self.namespace["frame_dt"] = self.input_dt
         self.objects = []
+        self._roles = {}
         self._constants = []
         self.copies = {}
         self.monitors = {}
@@ -228,37 +232,23 @@ class SPIDENetwork:
         applied before the next model step's run_regularly operations (schedule.eq)."""
         return 1 + int(self.caps.event_delivery_steps)
 
-    def _make_schedule(self):
-        return SlotSchedule.from_config(self.config, self._substeps())
-
     def _add(self, obj):
         self.objects.append(obj)
         return obj
 
     def _neuron_group(self, size, model, name, threshold=None, reset=None, role=None):
-        """A NeuronGroup of the model; ``role`` ('forward', 'couple', 'input', 'output' or
-        None) lets a subclass specialise groups (see :mod:`spide_brian.replay`)."""
-        return self._add(NeuronGroup(size, model, threshold=threshold, reset=reset,
-                                     namespace=self.namespace, name=name))
+        """A NeuronGroup of the model; its ``role`` ('forward', 'couple', 'input', 'output'
+        or None) tells the route what to add."""
+        model, threshold, reset = self.route.neuron_group(role, model, threshold, reset)
+        group = self._add(NeuronGroup(size, model, threshold=threshold, reset=reset,
+                                      namespace=self.namespace, name=name))
+        self._roles[group.name] = role
+        return group
 
     def _every_step(self, group, piece, section="every_step"):
-        self._add(group.run_regularly(eq.statements(piece, section), dt=self.dt,
+        code = self.route.every_step(self._roles.get(group.name), eq.statements(piece, section))
+        self._add(group.run_regularly(code, dt=self.dt,
                                       name=f"{group.name}_run_regularly_every_step"))
-
-    def _learning(self, synapses, piece, accumulate, divide_by=None, project=None):
-        if self.batch_dt is None:
-            code = eq.learning_code(piece, accumulate, divide_by, project)
-            self._add(synapses.run_regularly(code, dt=self.slot_dt,
-                                             name=f"{synapses.name}_run_regularly_learning"))
-            return
-        # accumulate every slot; SGD only at slots that may end a mini-batch, after the
-        # accumulation of the same commit step (order)
-        code = eq.learning_code(piece, accumulate, part="accumulate")
-        self._add(synapses.run_regularly(code, dt=self.slot_dt, order=0,
-                                         name=f"{synapses.name}_run_regularly_accumulate"))
-        code = eq.learning_code(piece, accumulate, divide_by, project, part="update")
-        self._add(synapses.run_regularly(code, dt=self.batch_dt, order=1,
-                                         name=f"{synapses.name}_run_regularly_update"))
 
     def _constant(self, obj, *names):
         """Set the (shared, constant) parameters ``names`` of ``obj`` to their values for
@@ -315,16 +305,19 @@ class SPIDENetwork:
             coupling.connect(j="i")
             self._constant(coupling, "magnitude")
 
-    def _copy(self, connection, transposed, source, target, model, slow=False,
-              accumulate=None, **kwargs):
-        """One Synapses copy of the weights of ``connection``; ``accumulate`` = (piece,
-        section, project) names its gradient accumulation (used by :mod:`spide_brian.replay`)."""
+    def _copy(self, connection, transposed, source, target, model, plasticity, slow=False,
+              on_pre=None):
+        """One Synapses copy of the weights of ``connection`` that learns by ``plasticity``
+        (a :class:`~spide_brian.routes.Plasticity`), with its optimiser constants; ``slow``:
+        it may run on a slot-long clock."""
         parameter = connection.parameter
+        events = {"on_pre": on_pre} if on_pre else {}
+        model, events, slow = self.route.weight_copy(plasticity, model, events, slow)
         clock_dt = self.slot_dt if slow and self.caps.slow_clock_summed else None
         index = len(self.copies.get(parameter, []))
         syn = self._add(Synapses(source, target, model, namespace=self.namespace,
                                  dt=clock_dt, name=f"{self.name}_{parameter}_copy{index}",
-                                 **kwargs))
+                                 **events))
         if clock_dt is not None:
             # Brian2 runs a summed variable on the target's clock; a per-sample constant
             # only needs the Synapses' own slot-long clock (summed once, at the commit step).
@@ -332,6 +325,10 @@ class SPIDENetwork:
                 updater._clock = syn.clock
         copy = WeightCopy(syn, connection, transposed)
         self.copies.setdefault(parameter, []).append(copy)
+        self._optimiser_constants(syn, divide=plasticity.divide_by is not None)
+        for operation in self.route.learning(plasticity, self.slot_dt, self.batch_dt):
+            self._add(syn.run_regularly(operation.code, dt=operation.dt, order=operation.order,
+                                        name=f"{syn.name}_run_regularly_{operation.suffix}"))
         return syn
 
     def _build_input(self):
@@ -346,16 +343,12 @@ class SPIDENetwork:
                          "frames_every_step" if self.frame_input else "every_step")
         connection = self.topology.input
         model = eq.model_equations("input", "synapse_model")
-        events = {}
-        if frame_events:
-            events["on_pre"] = eq.statements("input", "frame_on_pre")
-        else:
+        if not frame_events:
             model = model + eq.model_equations("input", "summed_input_model")
-        syn = self._copy(connection, False, self.input_group, self.layers[connection.post], model,
-                         slow=not self.frame_input,
-                         accumulate=("input", "synapse_accumulate", None), **events)
-        self._optimiser_constants(syn)
-        self._learning(syn, "input", "synapse_accumulate", divide_by="reset_amount_syn")
+        self._copy(connection, False, self.input_group, self.layers[connection.post], model,
+                   Plasticity("input", "synapse_accumulate", "reset_amount_syn"),
+                   slow=not self.frame_input,
+                   on_pre=eq.statements("input", "frame_on_pre") if frame_events else None)
 
     def _connection(self, connection):
         """The Synapses of a spiking connection: a forward copy, a transposed copy per couple
@@ -367,26 +360,19 @@ class SPIDENetwork:
         model = eq.model_equations("connection")
         prefix = "feedback_" if feedback else ""
         project = "fro_scale_post" if feedback else None
-        forward = self._copy(connection, False, source, target, model,
-                             on_pre=eq.statements("connection", f"{prefix}forward_on_pre"),
-                             accumulate=("connection", "forward_accumulate", project))
-        self._learning(forward, "connection", "forward_accumulate", "reset_amount_syn", project)
-        synapses = [forward]
+
+        def plasticity(section):
+            return Plasticity("connection", section, "reset_amount_syn", project)
+
+        self._copy(connection, False, source, target, model, plasticity("forward_accumulate"),
+                   on_pre=eq.statements("connection", f"{prefix}forward_on_pre"))
         for sign, half in (("positive", positive_source), ("negative", negative_source)):
-            syn = self._copy(connection, True, half, source, model,
-                             on_pre=eq.statements("connection", f"{prefix}{sign}_on_pre"),
-                             accumulate=("connection", "transposed_accumulate", project))
-            self._learning(syn, "connection", "transposed_accumulate", "reset_amount_syn",
-                           project)
-            synapses.append(syn)
+            self._copy(connection, True, half, source, model, plasticity("transposed_accumulate"),
+                       on_pre=eq.statements("connection", f"{prefix}{sign}_on_pre"))
         if feedback:
             norm_model = model + eq.model_equations("connection", "feedback_norm_model")
-            norm = self._copy(connection, False, source, target, norm_model, slow=True,
-                              accumulate=("connection", "feedback_norm_accumulate", project))
-            self._learning(norm, "connection", "feedback_norm_accumulate", "reset_amount_syn", project)
-            synapses.append(norm)
-        for syn in synapses:
-            self._optimiser_constants(syn)
+            self._copy(connection, False, source, target, norm_model,
+                       plasticity("feedback_norm_accumulate"), slow=True)
 
     def _build_connections(self):
         for connection in self.topology.spiking:
@@ -415,21 +401,17 @@ class SPIDENetwork:
         connection = self.topology.readout
         last = self.layers[connection.pre]
         model = eq.model_equations("readout", "synapse_model")
-        readout = self._copy(connection, False, last, self.output, model,
-                             on_pre=eq.statements("readout", "readout_on_pre"),
-                             accumulate=("readout", "readout_accumulate", None))
-        gradient_accumulate = ("readout", "gradient_accumulate", None)
+        self._copy(connection, False, last, self.output, model,
+                   Plasticity("readout", "readout_accumulate"),
+                   on_pre=eq.statements("readout", "readout_on_pre"))
         if events:
-            gradient = self._copy(connection, True, self.output, last, model,
-                                  on_pre=eq.statements("readout", "gradient_on_pre"),
-                                  accumulate=gradient_accumulate)
+            self._copy(connection, True, self.output, last, model,
+                       Plasticity("readout", "gradient_accumulate"),
+                       on_pre=eq.statements("readout", "gradient_on_pre"))
         else:
-            gradient = self._copy(connection, True, self.output, last,
-                                  model + eq.model_equations("readout", "gradient_model"),
-                                  accumulate=gradient_accumulate)
-        for syn, section in ((readout, "readout_accumulate"), (gradient, "gradient_accumulate")):
-            self._optimiser_constants(syn, divide=False)
-            self._learning(syn, "readout", section)
+            self._copy(connection, True, self.output, last,
+                       model + eq.model_equations("readout", "gradient_model"),
+                       Plasticity("readout", "gradient_accumulate"))
 
     def _build_feedback_norm(self, connection):
         """The norm of a restricted weight: summed into a one-neuron group from the post

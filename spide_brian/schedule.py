@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SlotSchedule", "SampleTables"]
+__all__ = ["SlotSchedule", "ReplaySlotSchedule", "SampleTables"]
 
 #: Settle steps between the commit and the forward phase: the feedback Frobenius scale of the
 #: updated weights passes two summed-variable hops and one neuron update.
@@ -77,6 +77,25 @@ class SlotSchedule:
     def run_steps(self, capacity: int) -> int:
         """Model steps of a run over ``capacity`` slots, including the final commit step."""
         return capacity * self.slot_length + 1
+
+
+@dataclass(frozen=True)
+class ReplaySlotSchedule(SlotSchedule):
+    """:class:`SlotSchedule` with the replay window of the replay route
+    (``equations/replay.eq``): two more steps after the step at which beta is fixed."""
+
+    @property
+    def replay_start(self) -> int:
+        """Slot step of the first replay spikes (the step at which beta is fixed)."""
+        return self.backward_start + self.backward_steps
+
+    @property
+    def slot_length(self) -> int:
+        return self.replay_start + 2
+
+    def namespace(self) -> dict:
+        return dict(super().namespace(), slot_length=self.slot_length,
+                    replay_start=self.replay_start)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from spide_brian.devices.cuda import (CUDARunError, CUDASetupError, configure_br
                               find_curand, has_curand, nvcc_release, run_on_cuda)
 from spide_brian.devices import capabilities
 from spide_brian.devices import adapter_for
-from spide_brian.replay import network_class
+from spide_brian.network import SPIDENetwork
 from spide_brian.schedule import SampleTables
 
 from test_brian_model import (CAPACITY, N_CLASSES, N_INPUTS, STRUCTURES,
@@ -133,8 +133,7 @@ def test_cuda_project_compiles(tmp_path, cuda_stack):
     tables = SampleTables.build(x, y, CAPACITY, batch_size=config.batch_size,
                                 scale_factor=config.scale_factor)
     caps = capabilities("cuda_standalone")
-    model = network_class(caps)(config, N_INPUTS, N_CLASSES, CAPACITY, device=caps,
-                                tables=tables)
+    model = SPIDENetwork(config, N_INPUTS, N_CLASSES, CAPACITY, device=caps, tables=tables)
     model.assign(params)
     Network(*model.objects).run(model.run_duration, namespace={})
     device.build(directory=str(directory), compile=True, run=False, with_output=False)

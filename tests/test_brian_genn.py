@@ -1,4 +1,4 @@
-"""The GeNN construction of the model (event-driven gradients, spide_brian.replay).
+"""The GeNN construction of the model (event-driven gradients: the replay route of spide_brian.routes).
 
 * runtime (numpy target) with GeNN's capabilities (single clock, no synaptic run_regularly
   reading pre/post variables, no event reading the source, events applied one step after
@@ -20,7 +20,7 @@ from brian2 import Network, prefs
 from spide_brian.devices import CAPABILITIES, capabilities
 from spide_brian.devices.genn import GeNNNotFoundError, run_on_genn
 from spide_brian.network import SPIDENetwork
-from spide_brian.replay import ReplaySPIDENetwork, network_class, replay_factors
+from spide_brian.routes import ROUTES, route_for, replay_factors
 from spide_brian.schedule import SampleTables
 
 from test_brian_model import (N_CLASSES, N_INPUTS, STRUCTURES, VARIANTS,
@@ -39,13 +39,13 @@ def genn_rules_on_numpy(**changes):
 def run_replay_runtime(config, params, x, y, caps):
     """One run of the replay route on the numpy target, the capacity being the data."""
     model = run_runtime(config, params, x, y, capacity=len(x), caps=caps)
-    assert isinstance(model, ReplaySPIDENetwork)
+    assert model.route is ROUTES["replay"]
     return model
 
 
 def test_capability_table_selects_the_replay_route():
-    assert network_class(capabilities("genn")) is ReplaySPIDENetwork
-    assert network_class(CAPABILITIES["cpp_standalone"]) is SPIDENetwork
+    assert route_for(capabilities("genn")) is ROUTES["replay"]
+    assert route_for(CAPABILITIES["cpp_standalone"]) is ROUTES["direct"]
     assert replay_factors("grad = grad + beta_pre*rate_post") == ("beta_pre", "rate_post")
     with pytest.raises(ValueError):
         replay_factors("grad = grad + beta_post*rate_post")
@@ -93,8 +93,9 @@ def _genn_model(structure, directory, learn, use_gpu=False, frames=False):
     batch = config.batch_size if learn else None
     tables = SampleTables.build(x, y, len(x), batch_size=batch,
                                 scale_factor=config.scale_factor)
-    model = ReplaySPIDENetwork(config, N_INPUTS, N_CLASSES, len(x), device="genn",
-                               tables=tables, frame_input=frames)
+    model = SPIDENetwork(config, N_INPUTS, N_CLASSES, len(x), device="genn", tables=tables,
+                         frame_input=frames)
+    assert model.route is ROUTES["replay"]
     model.assign(params)
     return model, (config, params, x, y)
 

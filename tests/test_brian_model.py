@@ -16,7 +16,6 @@ from spide_brian.brian_backend import BrianTrainer
 from spide_brian.config import SPIDEConfig
 from spide_brian.devices import capabilities
 from spide_brian.network import SPIDENetwork
-from spide_brian.replay import ReplaySPIDENetwork, network_class
 from spide_brian.parameters import init_parameters
 from spide_brian.schedule import SampleTables
 from spide_brian.topology import Topology
@@ -90,8 +89,8 @@ def run_runtime(config, params, x, y, extra=(), capacity=CAPACITY, caps=None):
     prefs.codegen.target = "numpy"
     tables = SampleTables.build(x, y, capacity, batch_size=config.batch_size,
                                 scale_factor=config.scale_factor)
-    model = network_class(caps)(config, N_INPUTS, N_CLASSES, capacity, device=caps,
-                                tables=tables, frame_input=x.ndim == 3)
+    model = SPIDENetwork(config, N_INPUTS, N_CLASSES, capacity, device=caps, tables=tables,
+                         frame_input=x.ndim == 3)
     model.assign(params)
     network = Network(*model.objects, *extra)
     if caps.step_order is not None:
@@ -179,8 +178,7 @@ def test_user_network_with_own_monitor():
     prefs.codegen.target = "numpy"
     tables = SampleTables.build(x, y, len(x), batch_size=config.batch_size,
                                 scale_factor=config.scale_factor)
-    model = network_class(capabilities("numpy"))(config, N_INPUTS, N_CLASSES, len(x),
-                                                 tables=tables, name="mine")
+    model = SPIDENetwork(config, N_INPUTS, N_CLASSES, len(x), tables=tables, name="mine")
     assert model.batch_dt is None
     model.assign(params)
     spikes = SpikeMonitor(model.layers[0], name="users_monitor")
@@ -195,7 +193,7 @@ def test_user_network_with_own_monitor():
     assert_matches_reference(config, params, x, y, records, trained, buffers)
     # forward spikes come from the forward group only, couple spikes from the two halves
     # (the replay route, brian2 < 2.6, adds two replay spikes per neuron and slot)
-    replay = 2 * len(model.layers[0]) * len(x) if isinstance(model, ReplaySPIDENetwork) else 0
+    replay = 2 * len(model.layers[0]) * len(x) if model.route.name == "replay" else 0
     assert spikes.num_spikes == records["forward_counts"][0].sum() + replay
     assert positive.num_spikes == (records["backward_counts"][0].sum()
                                    + records["backward_signed"][0].sum()) // 2 + replay

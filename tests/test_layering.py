@@ -21,7 +21,7 @@ LAYERS = (
     ("structure", {"config", "topology", "parameters"}),
     ("data", {"dataset", "mnist", "cifar", "dvs", "data"}),
     ("science", {"reference", "exact", "equations", "schedule", "energy", "firing", "plotting"}),
-    ("model", {"network", "replay", "devices"}),
+    ("model", {"network", "routes", "devices"}),
     ("trainers", {"trainer", "tally", "training", "brian_backend", "checkpoint"}),
     ("interface", {"cli", "figures"}),
 )

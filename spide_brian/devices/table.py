@@ -19,8 +19,8 @@ step_order                Brian2   Brian2   Brian2          GeNN  Brian2
 by Synapses on a slot-long clock; otherwise every step (brian2genn has a single clock).
 ``synaptic_rr_reads_groups``: the per-sample gradient accumulation is a synaptic
 ``run_regularly`` reading pre/post variables (GeNN cannot compile that; a replay window of
-spike events replaces it there: :mod:`spide_brian.replay`). ``rerun_without_build``: a compiled program is run
-again with new weights and data (``device.run(run_args=...)``).
+spike events replaces it there: the replay route of :mod:`spide_brian.routes`).
+``rerun_without_build``: a compiled program is run again with new weights and data (``device.run(run_args=...)``).
 ``batch_clock_update``: the SGD step of the weight copies is a second synaptic
 ``run_regularly`` on a mini-batch-long clock, ordered after the per-slot accumulation
 (``order``, which brian2genn does not accept); otherwise the accumulation and the SGD step
@@ -103,7 +103,7 @@ CAPABILITIES = {
                          batch_clock_update=False, event_reads_source=False,
                          event_delivery_steps=1, step_order=GENN_STEP_ORDER,
                          note="brian2genn (brian2 2.5.x stack): event-driven gradients "
-                              "(spide_brian.replay), one build per run"),
+                              "(the replay route of spide_brian.routes), one build per run"),
     "cuda_standalone": Capabilities("cuda_standalone", standalone=True,
                                     rerun_without_build=False,
                                     note="brian2cuda (brian2 2.5.4 stack): nvcc build per run, "
