@@ -54,7 +54,7 @@ from .devices import adapter_for, brian2_at_least, default_device
 from .network import MODEL_DT, SPIDENetwork
 from .parameters import prepare_parameters
 from .schedule import SampleTables
-from .tally import SpikeTally, batch_major
+from .tally import EpochTally, batch_major
 
 __all__ = ["BrianTrainer", "DEFAULT_MAX_CAPACITY", "BuildFolderLock", "BuildFolderBusy",
            "DEFAULT_PROGRESS_PERIOD"]
@@ -233,17 +233,15 @@ class BrianTrainer:
         batch = int(self.config.batch_size)
         self._choose_capacity(len(x))
         compiled_before = self.timings["compile_s"]
-        totals = dict(loss_sum=0.0, correct=0, samples=0, forward_spikes=0, backward_spikes=0)
-        tally = SpikeTally(self.config)
+        tally = EpochTally(self.config)
         for start in range(0, len(x), self.capacity):
             xs, ys = x[start:start + self.capacity], y[start:start + self.capacity]
             tables = SampleTables.build(xs, ys, self.capacity, batch_size=batch,
                                         scale_factor=self.config.scale_factor)
             records = self._run(tables, learn=True)
-            self._add_totals(totals, records, ys)
-            tally.add(self.params, batch_major(xs), records["forward_counts"],
-                      records["backward_counts"])
-        totals.update(tally.summary())
+            tally.add(self.params, batch_major(xs), ys, records["prob"],
+                      records["forward_counts"], records["backward_counts"])
+        totals = tally.result()
         totals["compile_seconds"] = self.timings["compile_s"] - compiled_before
         return totals
 
@@ -258,18 +256,13 @@ class BrianTrainer:
         """
         x, y = self._check_data(x, y)
         self._choose_capacity(len(x))
-        totals = dict(loss_sum=0.0, correct=0, samples=0, forward_spikes=0, backward_spikes=0)
-        predictions, tally = [], SpikeTally(self.config)
+        tally = EpochTally(self.config, training=False)
         for start in range(0, len(x), self.capacity):
             xs, ys = x[start:start + self.capacity], y[start:start + self.capacity]
             records = self._run(SampleTables.build(xs, ys, self.capacity), learn=False)
-            self._add_totals(totals, records, ys)
-            predictions.append(np.argmax(records["prob"], axis=1))
-            tally.add(self.params, batch_major(xs), records["forward_counts"])
-        totals.pop("backward_spikes")
-        totals.update(tally.summary(with_firing=False))
-        totals["predictions"] = np.concatenate(predictions) if predictions else np.zeros(0, int)
-        return totals
+            tally.add(self.params, batch_major(xs), ys, records["prob"],
+                      records["forward_counts"])
+        return tally.result()
 
     # -- internals -----------------------------------------------------------------------------
     def _choose_capacity(self, n_samples):
@@ -303,16 +296,6 @@ class BrianTrainer:
         if len(y) != len(x) or (len(y) and (y.min() < 0 or y.max() >= self.n_classes)):
             raise ValueError(f"labels must be {len(x)} integers in [0, {self.n_classes})")
         return x, y
-
-    @staticmethod
-    def _add_totals(totals, records, labels):
-        n = len(labels)
-        prob = records["prob"]
-        totals["samples"] += n
-        totals["correct"] += int(np.sum(np.argmax(prob, axis=1) == labels))
-        totals["loss_sum"] += float(-np.sum(np.log(prob[np.arange(n), labels])))
-        totals["forward_spikes"] += int(sum(c.sum() for c in records["forward_counts"]))
-        totals["backward_spikes"] += int(sum(c.sum() for c in records["backward_counts"]))
 
     @property
     def reruns(self):

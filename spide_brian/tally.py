@@ -1,8 +1,9 @@
-"""What every trainer gathers over an epoch: per-layer firing statistics and operation counts.
+"""What every trainer gathers over an epoch: loss, accuracy, spike totals, per-layer firing
+statistics and operation counts.
 
 Both trainers (the numpy reference in :mod:`spide_brian.training` and the Brian2 model in
-:mod:`spide_brian.brian_backend`) feed the spike counts they record into one
-:class:`SpikeTally`, so their reports are computed the same way.
+:mod:`spide_brian.brian_backend`) feed each mini-batch or run they simulate into one
+:class:`EpochTally`, so their results carry the same keys, computed the same way.
 """
 from __future__ import annotations
 
@@ -10,33 +11,92 @@ import numpy as np
 
 from . import energy, firing
 
-__all__ = ["SpikeTally", "batch_major"]
+__all__ = ["EpochTally", "batch_major", "cross_entropy_sum"]
 
 
-class SpikeTally:
-    """Per-layer firing statistics and operation counts of an epoch, gathered run by run.
+def cross_entropy_sum(probabilities, labels):
+    r"""Summed cross-entropy :math:`-\sum_i \log p_{i, y_i}` of class probabilities
+    ``(n, classes)`` against integer ``labels`` ``(n,)``."""
+    labels = np.asarray(labels)
+    return float(-np.sum(np.log(probabilities[np.arange(len(labels)), labels])))
 
-    Both trainers feed it the spike counts they record, so their reports agree.
+
+class EpochTally:
+    """Totals of one training epoch or one evaluation pass, gathered batch by batch.
+
+    Parameters
+    ----------
+    config : SPIDEConfig
+        Supplies ``T`` and ``T_b`` for the firing statistics and operation counts.
+    training : bool
+        Whether backward spike counts are recorded (a training epoch) or not (evaluation).
+
+    Notes
+    -----
+    :meth:`result` returns ``loss_sum`` (summed cross-entropy), ``correct``, ``samples``,
+    ``forward_spikes`` and ``operations`` (:class:`spide_brian.energy.OperationCounts`);
+    a training epoch adds ``backward_spikes`` and ``firing`` (per-layer statistics of both
+    stages), an evaluation adds ``predictions`` (the argmax class of every sample, in order).
+    Loss and accuracy of a training sample are those at the weights it saw.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, training=True):
         self.config = config
+        self.training = bool(training)
+        self.loss_sum = 0.0
+        self.correct = 0
+        self.samples = 0
+        self.forward_spikes = 0
+        self.backward_spikes = 0
+        self.predictions = []
         self.firing = firing.FiringAccumulator(config.time_step, config.time_step_back)
         self.operations = []
 
-    def add(self, params, inputs, forward_counts, backward_counts=None):
-        """Counts ``(B, n_l)`` per layer of one run; ``backward_counts`` only when training."""
-        config = self.config
-        self.firing.add(forward_counts, backward_counts)
-        self.operations.append(energy.spike_operations(
-            params, forward_counts, config.time_step, inputs, backward_counts,
-            None if backward_counts is None else config.time_step_back))
+    def add(self, params, inputs, labels, probabilities, forward_counts, backward_counts=None):
+        """Add one batch or run.
 
-    def summary(self, with_firing=True):
-        """``operations`` (and ``firing`` if asked) entries of a trainer's result dict."""
-        result = {"operations": energy.OperationCounts.concatenate(self.operations)}
-        if with_firing:
+        Parameters
+        ----------
+        params : dict
+            Parameters the batch was simulated with (its synapse counts price the events).
+        inputs : ndarray
+            ``(B, n_in)`` samples or ``(T, B, n_in)`` frames (see :func:`batch_major`).
+        labels : ndarray of int, shape (B,)
+        probabilities : ndarray, shape (B, classes)
+            Readout probabilities.
+        forward_counts, backward_counts : list of ndarray ``(B, n_l)``
+            Spike counts per layer; ``backward_counts`` when training only.
+        """
+        if self.training and backward_counts is None:
+            raise ValueError("a training tally needs the backward spike counts")
+        config = self.config
+        labels = np.asarray(labels)
+        predicted = np.argmax(probabilities, axis=1)
+        self.loss_sum += cross_entropy_sum(probabilities, labels)
+        self.correct += int(np.sum(predicted == labels))
+        self.samples += len(labels)
+        self.forward_spikes += int(sum(c.sum() for c in forward_counts))
+        if self.training:
+            self.backward_spikes += int(sum(c.sum() for c in backward_counts))
+            self.firing.add(forward_counts, backward_counts)
+        else:
+            self.predictions.append(predicted)
+        self.operations.append(energy.spike_operations(
+            params, forward_counts, config.time_step, inputs,
+            backward_counts if self.training else None,
+            config.time_step_back if self.training else None))
+
+    def result(self):
+        """The epoch's totals as a dict (keys in the class notes)."""
+        result = dict(loss_sum=self.loss_sum, correct=self.correct, samples=self.samples,
+                      forward_spikes=self.forward_spikes,
+                      operations=energy.OperationCounts.concatenate(self.operations))
+        if self.training:
+            result["backward_spikes"] = self.backward_spikes
             result["firing"] = self.firing.result()
+        else:
+            result["predictions"] = (np.concatenate(self.predictions) if self.predictions
+                                     else np.zeros(0, dtype=int))
         return result
 
 

@@ -30,14 +30,18 @@ class Trainer(Protocol):
     def train_epoch(self, x, y) -> dict:
         """Train on ``x, y`` in the given order.
 
-        Returns ``loss_sum``, ``correct``, ``samples``, ``forward_spikes``,
-        ``backward_spikes``, ``operations`` and ``firing`` (and ``compile_seconds``, the
-        part of the call spent compiling, where the backend compiles).
+        Returns :meth:`spide_brian.tally.EpochTally.result` of a training tally:
+        ``loss_sum``, ``correct``, ``samples``, ``forward_spikes``, ``backward_spikes``,
+        ``operations`` and ``firing`` (and ``compile_seconds``, the part of the call spent
+        compiling, where the backend compiles).
         """
 
     def evaluate(self, x, y) -> dict:
-        """Forward stage and readout only: ``correct``, ``samples``, ``forward_spikes``,
-        ``predictions`` and ``operations``; the parameters do not change."""
+        """Forward stage and readout only; the parameters do not change.
+
+        Returns :meth:`spide_brian.tally.EpochTally.result` of an evaluation tally:
+        ``loss_sum``, ``correct``, ``samples``, ``forward_spikes``, ``predictions`` and
+        ``operations``."""
 
     def optimizer_state(self) -> dict:
         """Momentum buffers by parameter name."""

@@ -12,7 +12,7 @@ same interface:
                                    seconds and rate)
 ``trainer.progress``               optional ``progress(n)``: n more samples trained
 ``trainer.notify``                 optional ``notify(message)``: a message for the user
-``trainer.evaluate(x, y)``         dict: correct, samples, forward_spikes, predictions
+``trainer.evaluate(x, y)``         dict: loss_sum, correct, samples, forward_spikes, predictions
 ``trainer.optimizer_state()``      momentum buffers by parameter name
 ``trainer.load_optimizer_state(state)``
 """
@@ -26,10 +26,10 @@ from brian2.utils.logger import get_logger
 
 from . import firing, reference
 from .parameters import check_parameters, init_parameters, prepare_parameters
-from .tally import SpikeTally, batch_major
+from .tally import EpochTally, batch_major
 from .trainer import Trainer
 
-__all__ = ["SpikeTally", "ReferenceTrainer", "Trainer", "batch_major", "EpochRecord", "train",
+__all__ = ["EpochTally", "ReferenceTrainer", "Trainer", "batch_major", "EpochRecord", "train",
            "epoch_order", "make_trainer", "BACKENDS", "DivergenceError"]
 
 logger = get_logger(__name__)
@@ -82,37 +82,27 @@ class ReferenceTrainer:
         self.optimizer.load_state_dict(state)
 
     def train_epoch(self, x, y):
-        totals = dict(loss_sum=0.0, correct=0, samples=0, forward_spikes=0, backward_spikes=0)
         batch = self.config.batch_size
-        tally = SpikeTally(self.config)
+        tally = EpochTally(self.config)
         for start in range(0, len(y), batch):
             xb, yb = batch_major(x[start:start + batch]), y[start:start + batch]
             result, out = reference.train_batch(self.params, self.config, self.optimizer, xb, yb)
             if _non_finite(0.0, self.params):
                 break  # the next batch would fail on non-finite weights; train() reports it
-            totals["loss_sum"] += out.loss * len(yb)
-            totals["correct"] += int(np.sum(out.probabilities.argmax(axis=1) == yb))
-            totals["samples"] += len(yb)
-            totals["forward_spikes"] += int(sum(c.sum() for c in result.forward.counts))
-            totals["backward_spikes"] += int(sum(c.sum() for c in result.backward.spike_counts))
-            tally.add(self.params, xb, result.forward.counts, result.backward.spike_counts)
+            tally.add(self.params, xb, yb, out.probabilities, result.forward.counts,
+                      result.backward.spike_counts)
             if self.progress is not None:
                 self.progress(len(yb))
-        totals.update(tally.summary())
-        return totals
+        return tally.result()
 
     def evaluate(self, x, y, batch=500):
-        predictions, spikes, tally = [], 0, SpikeTally(self.config)
+        tally = EpochTally(self.config, training=False)
         for start in range(0, len(x), batch):
-            xb = batch_major(x[start:start + batch])
-            logits, fwd = reference.predict(self.params, self.config, xb)
-            predictions.append(logits.argmax(axis=1))
-            spikes += int(sum(c.sum() for c in fwd.counts))
-            tally.add(self.params, xb, fwd.counts)
-        predictions = np.concatenate(predictions) if predictions else np.zeros(0, dtype=int)
-        return dict(correct=int(np.sum(predictions == y)), samples=len(y),
-                    forward_spikes=spikes, predictions=predictions,
-                    **tally.summary(with_firing=False))
+            xb, yb = batch_major(x[start:start + batch]), y[start:start + batch]
+            _, fwd = reference.predict(self.params, self.config, xb)
+            out = reference.readout(self.params, fwd.rates[-1], yb, 0.0)
+            tally.add(self.params, xb, yb, out.probabilities, fwd.counts)
+        return tally.result()
 
 
 @dataclass
