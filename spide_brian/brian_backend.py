@@ -1,14 +1,13 @@
 """Training and evaluation with the Brian2 model: one simulation run per epoch (or chunk).
 
 :class:`BrianTrainer` keeps the current parameters and momentum buffers in Python and hands
-them, with the epoch's data, to a :class:`~spide_brian.network.SPIDENetwork` run. On
-``cpp_standalone`` the program is compiled once (at the first call) for runs of
-``capacity`` samples and rerun with ``device.run(run_args=...)`` for every later epoch,
-chunk and evaluation; runtime devices (numpy, cython) build the objects for each run.
-Devices without reruns build one program per run: ``genn`` (brian2genn allows one ``run()``
-per build: one build per epoch chunk and per evaluation, each with the current weights and
-the data compiled in), ``cuda_standalone`` (brian2cuda 1.0a3 exists for brian2 2.5.4 only)
-and ``cpp_standalone`` on brian2 < 2.6 (no ``run_args``).
+them, with the epoch's data, to a :class:`~spide_brian.network.SPIDENetwork` run. A device
+whose capability row has ``rerun_without_build`` compiles its program once (at the first
+call) for runs of ``capacity`` samples and reruns it with ``device.run(run_args=...)`` for
+every later epoch, chunk and evaluation; runtime devices (numpy, cython) build the objects
+for each run; the other standalone devices build one program per run (one per epoch chunk
+and per evaluation, each with the current weights and the data compiled in). Which device
+has which row, and why, is in ``docs/devices.md``.
 
 Build folders: without ``build_dir`` the trainer compiles in a temporary folder that it
 removes when it is closed (:meth:`BrianTrainer.close`, the end of a ``with`` block, garbage
@@ -61,7 +60,52 @@ __all__ = ["BrianTrainer", "DEFAULT_MAX_CAPACITY", "BuildFolderLock", "BuildFold
 
 logger = get_logger(__name__)
 
-_STANDALONE_OWNER = {"trainer": None}
+
+
+class StandaloneProgram:
+    """Which trainer's program Brian2's standalone device holds.
+
+    Brian2 keeps one standalone device per process, so one compiled program (or one
+    brian2genn / brian2cuda build) at a time. A trainer that builds while another open
+    trainer's program is held takes the device over: the other trainer's program is
+    discarded, that trainer is told so (its ``notify``) and it compiles again when it is
+    next used; nothing it trained is lost (parameters and momentum live in Python). Close
+    trainers you are done with (:meth:`BrianTrainer.close`, or a ``with`` block) to avoid
+    the recompile.
+    """
+
+    def __init__(self):
+        self.trainer = None
+
+    def held_by(self, trainer):
+        """Whether ``trainer``'s program is the one the device holds."""
+        return self.trainer is trainer
+
+    def take(self, trainer):
+        """Give the device to ``trainer``: reset it (a fresh program is about to be
+        declared), after closing another trainer whose program it held."""
+        previous = self.trainer
+        if previous is not None and previous is not trainer:
+            previous._say("Brian2 holds one standalone program per process: another "
+                          "trainer builds now, so this trainer's program is discarded and "
+                          "compiles again when it is next used")
+            trainer._say("another open trainer's standalone program is discarded (one "
+                         "program per process); close trainers you are done with")
+            previous.close()
+        if previous is not None or trainer.model is not None:
+            device.reinit()
+        self.trainer = trainer
+
+    def release(self, trainer):
+        """``trainer`` is closed: reset the device if it held it."""
+        if self.trainer is trainer:
+            device.reinit()
+            set_device("runtime")
+            self.trainer = None
+
+
+#: The one standalone device of this process and the trainer whose program it holds.
+STANDALONE_PROGRAM = StandaloneProgram()
 
 #: Largest default number of samples per run: longer data runs in chunks, which bounds the
 #: memory of the input tables and per-sample records, and the padding of a test set.
@@ -89,6 +133,10 @@ class BrianTrainer:
     Parameters
     ----------
     config : SPIDEConfig
+        Kept with ``timing='brian'``, the only timing the Brian2 model computes (every
+        synaptic hop one step late). With one spiking layer both timings are the same
+        network; a deeper config with ``timing='reference'`` is refused (that network exists
+        in the numpy reference only).
     params : dict of ndarray
         Initial parameters (names and shapes of :mod:`spide_brian.parameters`); copied.
     device : str
@@ -130,7 +178,13 @@ class BrianTrainer:
 
     def __init__(self, config, params, device=None, n_inputs=None, n_classes=None,
                  build_dir=None, capacity=None, **device_options):
-        self.config = config
+        if config.timing != "brian" and config.n_layers > 1:
+            raise ValueError(
+                f"the Brian2 model computes timing 'brian' (every synaptic hop one step late), "
+                f"not this config's timing {config.timing!r}, which for {config.n_layers} "
+                "layers is another network: pass config.replace(timing='brian') or train "
+                "with the reference backend")
+        self.config = config.replace(timing="brian")
         self.adapter = adapter_for(device or default_device(), **device_options)
         self.device_name = self.adapter.name
         self.caps = self.adapter.caps
@@ -159,10 +213,7 @@ class BrianTrainer:
     def close(self):
         """Release the build folder: unlock it and, if the trainer made it (no
         ``build_dir`` given), remove it. A later run compiles again in a new folder."""
-        if _STANDALONE_OWNER["trainer"] is self:
-            device.reinit()
-            set_device("runtime")
-            _STANDALONE_OWNER["trainer"] = None
+        STANDALONE_PROGRAM.release(self)
         self.model = None
         if self._release_build is not None:
             temporary = self._release_build()
@@ -230,14 +281,12 @@ class BrianTrainer:
             program was already built or the device compiles nothing).
         """
         x, y = self._check_data(x, y)
-        batch = int(self.config.batch_size)
         self._choose_capacity(len(x))
         compiled_before = self.timings["compile_s"]
         tally = EpochTally(self.config)
         for start in range(0, len(x), self.capacity):
             xs, ys = x[start:start + self.capacity], y[start:start + self.capacity]
-            tables = SampleTables.build(xs, ys, self.capacity, batch_size=batch,
-                                        scale_factor=self.config.scale_factor)
+            tables = SampleTables.build(xs, ys, self.capacity, self.config)
             records = self._run(tables, learn=True)
             tally.add(self.params, batch_major(xs), ys, records["prob"],
                       records["forward_counts"], records["backward_counts"])
@@ -350,16 +399,11 @@ class BrianTrainer:
         Compile time goes to ``compile_s``, the rest to ``run_s`` (brian2genn reports no
         split: all of a genn run counts as ``compile_s`` except the simulation time it
         logs)."""
-        previous = _STANDALONE_OWNER["trainer"]
-        if previous is not None and previous is not self:
-            previous.close()   # its program is discarded; frees its folder for a new build
+        STANDALONE_PROGRAM.take(self)
         directory = self._build_directory()
         if not self.timings["compile_s"]:
             self._say(_compile_message(self.device_name, directory))
         start = time.perf_counter()
-        if _STANDALONE_OWNER["trainer"] is not None or self.model is not None:
-            device.reinit()
-        _STANDALONE_OWNER["trainer"] = self
         run = self.adapter.select_build(directory)
         model = self._make_model(tables)
         model.assign(self.params, self.buffers)
@@ -373,15 +417,9 @@ class BrianTrainer:
         return model
 
     def _standalone_model(self):
-        if self.model is not None and _STANDALONE_OWNER["trainer"] is self:
+        if self.model is not None and STANDALONE_PROGRAM.held_by(self):
             return self.model
-        previous = _STANDALONE_OWNER["trainer"]
-        if previous is not None:
-            logger.info("a new standalone trainer replaces the previous one's compiled program")
-            if previous is not self:
-                previous.close()   # its program is discarded; frees its folder for this build
-            else:
-                device.reinit()
+        STANDALONE_PROGRAM.take(self)
         directory = self._build_directory()
         self._say(_compile_message(self.device_name, directory))
         start = time.perf_counter()
@@ -395,7 +433,6 @@ class BrianTrainer:
         self.timings["compile_s"] += elapsed
         _store_compile_seconds(directory, elapsed)
         self._say(f"compiled the SPIDE model in {elapsed:.1f} s")
-        _STANDALONE_OWNER["trainer"] = self
         self.model = model
         return model
 

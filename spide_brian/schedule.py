@@ -122,11 +122,13 @@ class SampleTables:
     n_samples: int
 
     @classmethod
-    def build(cls, x, y, capacity, batch_size=None, scale_factor=None):
-        """Tables for ``len(x) <= capacity`` samples; training if ``batch_size`` is given.
+    def build(cls, x, y, capacity, config=None):
+        """Tables for ``len(x) <= capacity`` samples; training with ``config``'s mini-batches
+        if a config is given, evaluation otherwise.
 
-        Mini-batches are consecutive groups of ``batch_size`` samples; a shorter last batch
-        gets ``kappa = S / len(batch)``, as the reference. The update of a mini-batch is
+        Mini-batches are consecutive groups of ``B = config.batch_size`` samples; each sample
+        gets ``kappa = config.kappa(len(batch))`` (``S / B``; a shorter last batch divides by
+        its own length, as the reference). The update of a mini-batch is
         flagged at the commit step of the slot after its last sample, except for a short last
         one: its update waits until the end of its padded range of ``batch_size`` slots (or
         the end of the run), so that every update falls on a multiple of ``batch_size`` slots
@@ -149,10 +151,11 @@ class SampleTables:
         label[:n] = y
         kappa = np.zeros(capacity)
         update = np.zeros(capacity + 1)
-        if batch_size:
+        if config is not None:
+            batch_size = int(config.batch_size)
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
-                kappa[start:stop] = scale_factor / (stop - start)
+                kappa[start:stop] = config.kappa(stop - start)
                 padded_stop = min(start + batch_size, capacity)
                 update[padded_stop] = 1.0
         return cls(stimulus, label, kappa, update, n)

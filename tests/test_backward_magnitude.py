@@ -137,8 +137,7 @@ def test_constants_of_another_magnitude():
     ``constant_items`` (as run_args reuse a compiled program): M and M/V reach every group."""
     config, params, x, y = _magnitude_case(1.0)
     prefs.codegen.target = "numpy"
-    tables = SampleTables.build(x, y, len(x), batch_size=config.batch_size,
-                                scale_factor=config.scale_factor)
+    tables = SampleTables.build(x, y, len(x), config)
     model = SPIDENetwork(config.replace(vth_back=0.5), N_INPUTS, N_CLASSES, len(x),
                          tables=tables)
     model.assign(params)

@@ -130,8 +130,7 @@ def test_cuda_project_compiles(tmp_path, cuda_stack):
     directory = tmp_path / "cuda"
     set_device("cuda_standalone", directory=str(directory), build_on_run=False)
     config, params, x, y = make_case(STRUCTURES["one_layer"], 1.0, "modified")
-    tables = SampleTables.build(x, y, CAPACITY, batch_size=config.batch_size,
-                                scale_factor=config.scale_factor)
+    tables = SampleTables.build(x, y, CAPACITY, config)
     caps = capabilities("cuda_standalone")
     model = SPIDENetwork(config, N_INPUTS, N_CLASSES, CAPACITY, device=caps, tables=tables)
     model.assign(params)

@@ -90,9 +90,7 @@ def _genn_model(structure, directory, learn, use_gpu=False, frames=False):
     set_device("genn", use_GPU=use_gpu, directory=str(directory))
     make = make_frame_case if frames else make_case
     config, params, x, y = make(STRUCTURES[structure], 1.0, "modified")
-    batch = config.batch_size if learn else None
-    tables = SampleTables.build(x, y, len(x), batch_size=batch,
-                                scale_factor=config.scale_factor)
+    tables = SampleTables.build(x, y, len(x), config if learn else None)
     model = SPIDENetwork(config, N_INPUTS, N_CLASSES, len(x), device="genn", tables=tables,
                          frame_input=frames)
     assert model.route is ROUTES["replay"]

@@ -87,8 +87,7 @@ def run_runtime(config, params, x, y, extra=(), capacity=CAPACITY, caps=None):
     ``caps`` (default: the numpy row), under ``caps.step_order`` if it has one."""
     caps = caps or capabilities("numpy")
     prefs.codegen.target = "numpy"
-    tables = SampleTables.build(x, y, capacity, batch_size=config.batch_size,
-                                scale_factor=config.scale_factor)
+    tables = SampleTables.build(x, y, capacity, config)
     model = SPIDENetwork(config, N_INPUTS, N_CLASSES, capacity, device=caps, tables=tables,
                          frame_input=x.ndim == 3)
     model.assign(params)
@@ -176,8 +175,7 @@ def test_user_network_with_own_monitor():
     """
     config, params, x, y = make_case(STRUCTURES["one_layer"], 1.0, "modified")
     prefs.codegen.target = "numpy"
-    tables = SampleTables.build(x, y, len(x), batch_size=config.batch_size,
-                                scale_factor=config.scale_factor)
+    tables = SampleTables.build(x, y, len(x), config)
     model = SPIDENetwork(config, N_INPUTS, N_CLASSES, len(x), tables=tables, name="mine")
     assert model.batch_dt is None
     model.assign(params)
@@ -234,8 +232,7 @@ def _check_standalone_variants(model, structure):
     """Run every IF/LIF and reset variant through the compiled ``model`` with run_args."""
     for leaky, reset in VARIANTS:
         config, params, x, y = make_case(STRUCTURES[structure], leaky, reset)
-        tables = SampleTables.build(x, y, CAPACITY, batch_size=config.batch_size,
-                                    scale_factor=config.scale_factor)
+        tables = SampleTables.build(x, y, CAPACITY, config)
         run_args = dict(model.constant_values(config))
         run_args.update(model.state_values(params))
         run_args.update(model.table_values(tables))

@@ -1,0 +1,54 @@
+"""The Brian2 trainer records what it computes and says when it discards a program."""
+import pytest
+
+from spide_brian.brian_backend import BrianTrainer, StandaloneProgram
+from spide_brian.config import SPIDEConfig
+from spide_brian.parameters import init_parameters
+
+
+def test_timing_is_recorded_as_the_model_computes_it():
+    config = SPIDEConfig(hidden_sizes=(6,), time_step=4, time_step_back=4)
+    assert config.timing == "reference"        # the default; one layer: the same network
+    trainer = BrianTrainer(config, init_parameters(config, 5, 3), device="numpy")
+    assert trainer.config.timing == "brian"
+
+
+def test_deeper_reference_timing_network_is_refused():
+    config = SPIDEConfig(hidden_sizes=(6, 4), time_step=4, time_step_back=4)
+    with pytest.raises(ValueError, match="timing 'brian'.*replace\\(timing='brian'\\)"):
+        BrianTrainer(config, init_parameters(config, 5, 3), device="numpy")
+    ok = BrianTrainer(config.replace(timing="brian"), init_parameters(config, 5, 3),
+                      device="numpy")
+    assert ok.config.timing == "brian"
+
+
+class _Owner:
+    """A trainer as the program slot sees it."""
+
+    def __init__(self, slot):
+        self.slot, self.model, self.messages, self.closed = slot, None, [], 0
+
+    def _say(self, message):
+        self.messages.append(message)
+
+    def close(self):
+        self.closed += 1
+        self.slot.release(self)
+
+
+def test_a_second_trainer_taking_the_program_tells_both():
+    slot = StandaloneProgram()
+    first, second = _Owner(slot), _Owner(slot)
+    slot.take(first)
+    assert slot.held_by(first) and not first.messages
+    slot.take(first)                             # the same trainer again: nothing to tell
+    assert first.closed == 0 and not first.messages
+    slot.take(second)
+    assert slot.held_by(second) and not slot.held_by(first)
+    assert first.closed == 1
+    assert "compiles again when it is next used" in first.messages[0]
+    assert "close trainers you are done with" in second.messages[0]
+    slot.release(first)                          # a released trainer cannot free another's
+    assert slot.held_by(second)
+    slot.release(second)
+    assert slot.trainer is None
