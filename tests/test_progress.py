@@ -172,7 +172,7 @@ def test_temporary_build_folder_is_removed_when_the_interpreter_ends(tmp_path):
         import spide_brian.brian_backend as backend
         config = SPIDEConfig(hidden_sizes=(4,))
         trainer = BrianTrainer(config, init_parameters(config, 5, 3), device="numpy")
-        backend._STANDALONE_OWNER["trainer"] = trainer   # as after a compile: kept alive
+        backend.STANDALONE_PROGRAM.trainer = trainer   # as after a compile: kept alive
         print(trainer._build_directory())
         """)
     out, err = process.communicate(timeout=120)
