@@ -337,6 +337,11 @@ def test_cli_summary_and_log_separate_compile_seconds(tmp_path, monkeypatch, cap
 def test_standalone_epoch_reports_progress_and_compile(tmp_path):
     from brian2 import device, set_device
 
+    import spide_brian.brian_backend as backend
+
+    held = backend.STANDALONE_PROGRAM.trainer
+    if held is not None:          # an earlier test's trainer: close it so no takeover is told
+        held.close()
     config, params, data = small_case(64)
     messages, calls = [], []
     try:
