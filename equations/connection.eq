@@ -24,7 +24,6 @@
 w : 1                   # the weight, W[post_forward, pre_forward]
 grad : 1                # gradient accumulated over the mini-batch
 momentum_buffer : 1     # SGD momentum buffer
-lr_syn : 1 (shared, constant)
 momentum_syn : 1 (shared, constant)
 weight_decay_syn : 1 (shared, constant)
 reset_amount_syn : 1 (shared, constant)

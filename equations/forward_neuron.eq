@@ -55,7 +55,6 @@ reset_amount : 1 (shared, constant)
 rate_norm : 1 (shared, constant)
 rate_norm_back : 1 (shared, constant)
 back_gain : 1 (shared, constant)   # M/V: a unit couple spike of magnitude M, divided by V
-lr : 1 (shared, constant)
 momentum : 1 (shared, constant)
 weight_decay : 1 (shared, constant)
 SLOT_TIME

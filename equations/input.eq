@@ -45,7 +45,6 @@ I_input_post += w*x_pre
 w : 1
 grad : 1
 momentum_buffer : 1
-lr_syn : 1 (shared, constant)
 momentum_syn : 1 (shared, constant)
 weight_decay_syn : 1 (shared, constant)
 reset_amount_syn : 1 (shared, constant)

@@ -25,7 +25,6 @@ bias_grad : 1
 bias_momentum : 1
 lam : 1 (shared, constant)
 rate_norm : 1 (shared, constant)
-lr : 1 (shared, constant)
 momentum : 1 (shared, constant)
 weight_decay : 1 (shared, constant)
 SLOT_TIME
@@ -61,7 +60,6 @@ normaliser_post = total_pre : 1 (summed)
 w : 1
 grad : 1
 momentum_buffer : 1
-lr_syn : 1 (shared, constant)
 momentum_syn : 1 (shared, constant)
 weight_decay_syn : 1 (shared, constant)
 

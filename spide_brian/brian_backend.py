@@ -266,9 +266,10 @@ class BrianTrainer:
                         for k, v in self.params.items()}
 
     # -- public API ----------------------------------------------------------------------------
-    def train_epoch(self, x, y):
+    def train_epoch(self, x, y, epoch=0):
         """Train on ``x`` (n, n_in), or frames (n, T, n_in), with labels ``y`` in the given
-        order.
+        order, as epoch ``epoch`` (0 first) of the learning-rate schedule: each mini-batch's
+        rate reaches the model through the ``sgd_rate`` table, so it changes inside a run.
 
         Returns
         -------
@@ -284,9 +285,13 @@ class BrianTrainer:
         self._choose_capacity(len(x))
         compiled_before = self.timings["compile_s"]
         tally = EpochTally(self.config)
+        rates = self.config.sgd_learning_rates(epoch, len(y))
+        batch = int(self.config.batch_size)
         for start in range(0, len(x), self.capacity):
             xs, ys = x[start:start + self.capacity], y[start:start + self.capacity]
-            tables = SampleTables.build(xs, ys, self.capacity, self.config)
+            first = start // batch     # the capacity is a whole number of mini-batches
+            tables = SampleTables.build(xs, ys, self.capacity, self.config,
+                                        rates[first:first + -(-len(ys) // batch)])
             records = self._run(tables, learn=True)
             tally.add(self.params, batch_major(xs), ys, records["prob"],
                       records["forward_counts"], records["backward_counts"])

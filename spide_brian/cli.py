@@ -42,6 +42,10 @@ def _add_config_flags(parser):
         if item.name == "hidden_sizes":
             group.add_argument(flag, type=int, nargs="+", default=None, metavar="N",
                                help=f"spiking layer sizes (default: {' '.join(map(str, default))})")
+        elif isinstance(default, tuple):
+            group.add_argument(flag, type=int, nargs="*", default=None, metavar="EPOCH",
+                               help="epochs at which the learning rate is multiplied by "
+                                    "--lr-decay (default: none)")
         elif isinstance(default, bool):
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
                                help=f"(default: {default})")
@@ -158,7 +162,11 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a network")
-    train.add_argument("--dataset", default="digits", help="dataset name (default: digits)")
+    train.add_argument("--recipe", default=None, metavar="NAME",
+                       help="start from a named recipe (see 'spide-brian info --recipes'); "
+                            "config flags given as well override its single values")
+    train.add_argument("--dataset", default=None,
+                       help="dataset name (default: the recipe's, else digits)")
     train.add_argument("--data-dir", default=None, help="folder with dataset files")
     train.add_argument("--limit", type=int, default=None,
                        help="use only the first N training and test samples")
@@ -198,7 +206,9 @@ def build_parser():
     figures.add_argument("--full", action="store_true",
                          help="full size (minutes) instead of quick (seconds each)")
 
-    commands.add_parser("info", help="versions and devices")
+    info = commands.add_parser("info", help="versions and devices")
+    info.add_argument("--recipes", action="store_true",
+                      help="list the named recipes with their values and measured accuracy")
     return parser
 
 
@@ -222,7 +232,8 @@ def _notify(message):
 
 
 def _format(record):
-    line = (f"epoch {record.epoch:3d}  loss {record.loss:.4f}  train {record.train_accuracy:.4f}"
+    line = (f"epoch {record.epoch:3d}  lr {record.lr:.4g}  loss {record.loss:.4f}"
+            f"  train {record.train_accuracy:.4f}"
             f"  test {record.test_accuracy:.4f}  fwd-rate {record.forward_rate:.4f}"
             f"  bwd-rate {record.backward_rate:.4f}  {record.seconds:.2f} s")
     if record.compile_seconds:
@@ -315,6 +326,7 @@ def _command_train(args):
     from .training import make_trainer, train
 
     _check_backend_flags(args, args.backend)
+    recipe = _recipe(args)
     _check_out(args)
     device_options = _device_options(args, args.backend)
     checkpoint = load_checkpoint(args.out) if args.resume else None
@@ -332,7 +344,7 @@ def _command_train(args):
         origin = f"the checkpoint in {args.out}"
         print(f"resuming from epoch {start_epoch} ({checkpoint['path']})")
     else:
-        config = _config_from_args(args)
+        config = _config_from_args(args, base=recipe.config() if recipe else None)
         params = init_parameters(config, dataset.n_inputs, dataset.n_classes)
     if args.backend == "brian":
         # record the network the Brian2 model computes, so that a reference run of the
@@ -419,10 +431,10 @@ def _check_frames(config, dataset):
 def _write_log(path, history):
     from .checkpoint import atomic_write
 
-    columns = list(history[0])
-    lines = ["\t".join(columns)]
-    lines += ["\t".join(f"{row[c]:.6g}" if isinstance(row[c], float) else str(row[c])
-                        for c in columns) for row in history]
+    columns = list(dict.fromkeys(c for row in history for c in row))   # rows of older runs
+    lines = ["\t".join(columns)]                                       # may lack a column
+    lines += ["\t".join(f"{row[c]:.6g}" if isinstance(row.get(c), float) else
+                        str(row.get(c, "")) for c in columns) for row in history]
     text = "\n".join(lines) + "\n"
     atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))
 
@@ -485,10 +497,44 @@ def _command_figures(args):
     return 0
 
 
+def _recipe(args):
+    """The ``--recipe`` of a train command (None without one); fills in its dataset."""
+    from .recipes import get_recipe
+
+    recipe = None
+    if args.recipe is not None:
+        if args.resume:
+            raise UsageError("--recipe starts a new run; a resumed run continues with its "
+                             "checkpoint's config: drop --recipe")
+        try:
+            recipe = get_recipe(args.recipe)
+        except ValueError as error:
+            raise UsageError(f"--{error}") from None
+    if args.dataset is None:
+        args.dataset = recipe.dataset if recipe else "digits"
+    return recipe
+
+
+def _print_recipes():
+    from .recipes import RECIPES
+
+    for recipe in RECIPES.values():
+        print(f"{recipe.name} (--dataset {recipe.dataset}): {recipe.summary}")
+        values = " ".join(f"{key}={value}" for key, value in sorted(recipe.values.items()))
+        print(f"  values:    {values or 'the defaults'}")
+        print(f"  source:    {recipe.source}")
+        print(f"  reached:   {recipe.reached}")
+        if recipe.published:
+            print(f"  published: {recipe.published}")
+    return 0
+
+
 def _command_info(args):
     from .checkpoint import versions
     from .data import available_datasets
 
+    if getattr(args, "recipes", False):
+        return _print_recipes()
     for name, version in versions().items():
         print(f"{name:12s} {version}")
     try:

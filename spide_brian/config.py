@@ -22,9 +22,10 @@ INITS = ("kaiming", "unit_row_norm")
 TIMINGS = ("reference", "brian")
 
 # the type of every field but hidden_sizes (a tuple of integers)
-INT_FIELDS = ("time_step", "time_step_back", "batch_size", "epochs", "seed")
+INT_FIELDS = ("time_step", "time_step_back", "batch_size", "epochs", "seed",
+              "warmup_iterations")
 FLOAT_FIELDS = ("vth", "vth_back", "leaky", "scale_factor", "lr", "momentum", "weight_decay",
-                "feedback_norm")
+                "feedback_norm", "lr_decay")
 BOOL_FIELDS = ("feedback",)
 CHOICE_FIELDS = ("reset", "input_init", "hidden_init", "feedback_init", "timing")
 
@@ -86,6 +87,14 @@ class SPIDEConfig:
     timing : {'reference', 'brian'}
         Synaptic delays of the numpy reference: ``'reference'`` propagates feed-forward hops
         within a step (the PyTorch code), ``'brian'`` delays every hop by one step (Brian2).
+    lr_milestones : tuple of int
+        Epochs from which the learning rate is multiplied by ``lr_decay`` (once per
+        milestone passed; e.g. ``(30, 60, 90)``); see :meth:`learning_rate`.
+    lr_decay : float
+        Factor ``gamma`` applied at each milestone.
+    warmup_iterations : int
+        Mini-batches over which the learning rate rises linearly from ``lr0 / W`` to ``lr0``
+        at the start of training (0: no warm-up).
     """
 
     hidden_sizes: tuple = (400,)
@@ -108,6 +117,9 @@ class SPIDEConfig:
     hidden_init: str = "kaiming"
     feedback_init: str = "unit_row_norm"
     timing: str = "reference"
+    lr_milestones: tuple = ()
+    lr_decay: float = 0.1
+    warmup_iterations: int = 0
 
     def __post_init__(self):
         self._check_types()
@@ -125,6 +137,12 @@ class SPIDEConfig:
                 _is_integer(n) for n in sizes):
             raise ConfigError(f"hidden_sizes must be a tuple of integers, got {sizes!r}")
         object.__setattr__(self, "hidden_sizes", tuple(int(n) for n in sizes))
+        milestones = self.lr_milestones
+        if isinstance(milestones, (str, bytes)) or not isinstance(milestones, (tuple, list)) \
+                or not all(_is_integer(m) for m in milestones):
+            raise ConfigError(f"lr_milestones must be a tuple of epoch numbers, got "
+                              f"{milestones!r}")
+        object.__setattr__(self, "lr_milestones", tuple(int(m) for m in milestones))
         for item in dataclasses.fields(self):
             name, value = item.name, getattr(self, item.name)
             if name in INT_FIELDS:
@@ -189,6 +207,35 @@ class SPIDEConfig:
         """Learning rate of the SGD step, ``lr0 / S`` (the gradients are ``S``-scaled)."""
         return self.lr / self.scale_factor
 
+    def learning_rate(self, epoch, iteration) -> float:
+        r"""Learning rate ``lr0`` in force for a mini-batch (before the division by ``S``).
+
+        .. math:: \eta(e, i) = \mathrm{lr} \cdot \gamma^{\#\{m \in M : m \le e\}}
+                  \cdot \min\left(1, \frac{i + 1}{W}\right)
+
+        with ``e`` the number of epochs done before this one (0 in the first), ``M`` the
+        ``lr_milestones``, ``gamma`` the ``lr_decay``, ``i`` the mini-batches done before this
+        one over the whole run (0 first) and ``W`` the ``warmup_iterations`` (no warm-up
+        when 0): the rate is multiplied by ``gamma`` from each milestone epoch on, and rises
+        linearly over the first ``W`` mini-batches.
+        """
+        rate = self.lr * self.lr_decay ** sum(1 for m in self.lr_milestones if epoch >= m)
+        if iteration < self.warmup_iterations:
+            rate = rate * (iteration + 1) / self.warmup_iterations
+        return rate
+
+    def sgd_learning_rates(self, epoch, n_samples) -> list:
+        """SGD rates ``learning_rate / S`` of the mini-batches of ``epoch`` over
+        ``n_samples`` training samples (every epoch has the same number of mini-batches)."""
+        batches = -(-int(n_samples) // int(self.batch_size))
+        return [self.learning_rate(epoch, epoch * batches + b) / self.scale_factor
+                for b in range(batches)]
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the learning rate changes during training (milestones or warm-up)."""
+        return bool(self.lr_milestones) or self.warmup_iterations > 0
+
     def kappa(self, batch) -> float:
         """Scale ``kappa = S / B`` of the gradient current for a mini-batch of ``batch``."""
         return self.scale_factor / batch
@@ -212,6 +259,14 @@ class SPIDEConfig:
             value = float(getattr(self, name))
             if not math.isfinite(value) or value < 0:
                 raise ConfigError(f"{name} must be a finite number >= 0, got {value}")
+        if any(m < 1 for m in self.lr_milestones) or \
+                list(self.lr_milestones) != sorted(set(self.lr_milestones)):
+            raise ConfigError(f"lr_milestones must be increasing epoch numbers >= 1, got "
+                              f"{self.lr_milestones}")
+        if not math.isfinite(float(self.lr_decay)) or float(self.lr_decay) <= 0:
+            raise ConfigError(f"lr_decay must be a finite positive factor, got {self.lr_decay}")
+        if self.warmup_iterations < 0:
+            raise ConfigError(f"warmup_iterations must be >= 0, got {self.warmup_iterations}")
         if not (0.0 < float(self.leaky) <= 1.0):
             raise ConfigError(f"leaky must lie in (0, 1] (1 = IF, <1 = LIF), got {self.leaky}")
         self._check_choice("reset", RESETS)
@@ -234,6 +289,7 @@ class SPIDEConfig:
         """Plain-JSON dictionary of all fields."""
         data = dataclasses.asdict(self)
         data["hidden_sizes"] = list(self.hidden_sizes)
+        data["lr_milestones"] = list(self.lr_milestones)
         return data
 
     @classmethod

@@ -33,8 +33,7 @@ from brian2.utils.stringtools import word_substitute
 __all__ = ["equations_dir", "load_sections", "model_equations", "statements"]
 
 #: Names of the optimiser constants inside Synapses (they may not shadow pre/post names).
-SYNAPTIC_HYPERPARAMETERS = {"lr": "lr_syn", "momentum": "momentum_syn",
-                            "weight_decay": "weight_decay_syn"}
+SYNAPTIC_HYPERPARAMETERS = {"momentum": "momentum_syn", "weight_decay": "weight_decay_syn"}
 
 _SECTION = re.compile(r"^\[(\w+)\]\s*$")
 _MACRO = re.compile(r"^(SGD|PROJECT)\(([^)]*)\)\s*$")

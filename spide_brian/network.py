@@ -113,7 +113,6 @@ def _constant_table(config):
         "back_gain": config.backward_gain, "radius": config.feedback_norm,
     }
     for suffix in ("", "_syn"):
-        values["lr" + suffix] = config.sgd_lr
         values["momentum" + suffix] = config.momentum
         values["weight_decay" + suffix] = config.weight_decay
     return lambda obj, name: values[name]
@@ -183,6 +182,7 @@ class SPIDENetwork:
             "sample_label": TimedArray(tables.label, dt=self.slot_dt, name=f"{name}_label"),
             "sample_kappa": TimedArray(tables.kappa, dt=self.slot_dt, name=f"{name}_kappa"),
             "update_flag": TimedArray(tables.update, dt=self.slot_dt, name=f"{name}_update"),
+            "sgd_rate": TimedArray(tables.rate, dt=self.slot_dt, name=f"{name}_rate"),
         }
         self.namespace = dict(self.schedule.namespace(), **self.timed_arrays)
         if self.frame_input:
@@ -259,7 +259,7 @@ class SPIDENetwork:
             self._constants.append((obj, name, value))
 
     def _optimiser_constants(self, obj, divide=True, suffix="_syn"):
-        self._constant(obj, *(name + suffix for name in ("lr", "momentum", "weight_decay")))
+        self._constant(obj, *(name + suffix for name in ("momentum", "weight_decay")))
         if divide:
             self._constant(obj, "reset_amount" + suffix)
 
@@ -505,7 +505,8 @@ class SPIDENetwork:
         return {self.timed_arrays[self.input_table]: self._input_rows(tables),
                 self.timed_arrays["sample_label"]: tables.label,
                 self.timed_arrays["sample_kappa"]: tables.kappa,
-                self.timed_arrays["update_flag"]: tables.update}
+                self.timed_arrays["update_flag"]: tables.update,
+                self.timed_arrays["sgd_rate"]: tables.rate}
 
     def assign(self, params, buffers=None):
         """Set weights, biases and momentum buffers directly (runtime devices)."""

@@ -424,8 +424,11 @@ class SGDMomentum:
         self.buffers = {name: np.array(buf, dtype=np.float64) for name, buf in state.items()}
 
 
-def train_batch(params, config, optimizer, x, labels):
+def train_batch(params, config, optimizer, x, labels, lr=None):
     """Forward, readout, backward and one SGD step on a mini-batch; updates ``params``.
+
+    ``lr`` is the SGD rate of the step (``lr0 / S`` of the schedule); ``config.sgd_lr`` by
+    default.
 
     Returns
     -------
@@ -442,7 +445,7 @@ def train_batch(params, config, optimizer, x, labels):
     result = forward_backward(params, config, x, gradient_current)
     grads = dict(result.gradients)
     grads.update(holder["readout"].gradients)
-    optimizer.step(params, grads, config.sgd_lr)
+    optimizer.step(params, grads, config.sgd_lr if lr is None else lr)
     return result, holder["readout"]
 
 

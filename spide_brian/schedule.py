@@ -111,6 +111,8 @@ class SampleTables:
         ``S / B_actual`` for a training sample, 0 for evaluation or padding.
     update : ndarray, shape (capacity + 1,)
         1 at the commit step that ends a mini-batch (slot index after its last sample).
+    rate : ndarray, shape (capacity + 1,)
+        SGD rate ``lr0 / S`` of that mini-batch at its commit step, 0 elsewhere.
     n_samples : int
         Real samples (the rest is padding).
     """
@@ -119,10 +121,11 @@ class SampleTables:
     label: np.ndarray
     kappa: np.ndarray
     update: np.ndarray
+    rate: np.ndarray
     n_samples: int
 
     @classmethod
-    def build(cls, x, y, capacity, config=None):
+    def build(cls, x, y, capacity, config=None, learning_rates=None):
         """Tables for ``len(x) <= capacity`` samples; training with ``config``'s mini-batches
         if a config is given, evaluation otherwise.
 
@@ -134,6 +137,10 @@ class SampleTables:
         the end of the run), so that every update falls on a multiple of ``batch_size`` slots
         when the capacity is one. Padding slots have ``kappa = 0``: they add exactly nothing
         to any gradient, so the later update gives the same weights.
+
+        ``learning_rates`` gives the SGD rate of each mini-batch in order (from
+        :meth:`SPIDEConfig.sgd_learning_rates`); by default every mini-batch uses
+        ``config.sgd_lr``.
         """
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y)
@@ -151,11 +158,19 @@ class SampleTables:
         label[:n] = y
         kappa = np.zeros(capacity)
         update = np.zeros(capacity + 1)
+        rate = np.zeros(capacity + 1)
         if config is not None:
             batch_size = int(config.batch_size)
-            for start in range(0, n, batch_size):
+            n_batches = -(-n // batch_size)
+            if learning_rates is None:
+                learning_rates = [config.sgd_lr] * n_batches
+            if len(learning_rates) != n_batches:
+                raise ValueError(f"{len(learning_rates)} learning rates for {n_batches} "
+                                 "mini-batches")
+            for index, start in enumerate(range(0, n, batch_size)):
                 stop = min(start + batch_size, n)
                 kappa[start:stop] = config.kappa(stop - start)
                 padded_stop = min(start + batch_size, capacity)
                 update[padded_stop] = 1.0
-        return cls(stimulus, label, kappa, update, n)
+                rate[padded_stop] = learning_rates[index]
+        return cls(stimulus, label, kappa, update, rate, n)

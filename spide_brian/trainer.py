@@ -27,8 +27,9 @@ class Trainer(Protocol):
     params: dict
     progress: Optional[Callable[[int], None]]
 
-    def train_epoch(self, x, y) -> dict:
-        """Train on ``x, y`` in the given order.
+    def train_epoch(self, x, y, epoch=0) -> dict:
+        """Train on ``x, y`` in the given order, as epoch ``epoch`` (0 first) of the
+        learning-rate schedule (:meth:`spide_brian.config.SPIDEConfig.learning_rate`).
 
         Returns :meth:`spide_brian.tally.EpochTally.result` of a training tally:
         ``loss_sum``, ``correct``, ``samples``, ``forward_spikes``, ``backward_spikes``,

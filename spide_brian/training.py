@@ -6,7 +6,7 @@ reference trainer lives here; the Brian2 trainer (:mod:`spide_brian.brian_backen
 same interface:
 
 ``trainer.params``                 current parameters (dict of numpy arrays)
-``trainer.train_epoch(x, y)``      dict: loss_sum, correct, samples, forward_spikes, backward_spikes
+``trainer.train_epoch(x, y, e)``   dict: loss_sum, correct, samples, forward_spikes, backward_spikes
                                    (optional: compile_seconds, the part of the call spent
                                    compiling, which the driver keeps out of the epoch's
                                    seconds and rate)
@@ -81,12 +81,14 @@ class ReferenceTrainer:
     def load_optimizer_state(self, state):
         self.optimizer.load_state_dict(state)
 
-    def train_epoch(self, x, y):
+    def train_epoch(self, x, y, epoch=0):
         batch = self.config.batch_size
+        rates = self.config.sgd_learning_rates(epoch, len(y))
         tally = EpochTally(self.config)
-        for start in range(0, len(y), batch):
+        for index, start in enumerate(range(0, len(y), batch)):
             xb, yb = batch_major(x[start:start + batch]), y[start:start + batch]
-            result, out = reference.train_batch(self.params, self.config, self.optimizer, xb, yb)
+            result, out = reference.train_batch(self.params, self.config, self.optimizer, xb, yb,
+                                                lr=rates[index])
             if _non_finite(0.0, self.params):
                 break  # the next batch would fail on non-finite weights; train() reports it
             tally.add(self.params, xb, yb, out.probabilities, result.forward.counts,
@@ -109,12 +111,14 @@ class ReferenceTrainer:
 class EpochRecord:
     """One line of the training log.
 
-    ``seconds`` is the epoch's training time without compiling, ``samples_per_second`` the
+    ``lr`` is the learning rate ``lr0`` in force at the epoch's last mini-batch (see
+    :meth:`spide_brian.config.SPIDEConfig.learning_rate`). ``seconds`` is the epoch's training time without compiling, ``samples_per_second`` the
     rate over that time, ``compile_seconds`` the time the epoch spent compiling (a
     cpp_standalone program is compiled in the first epoch only).
     """
 
     epoch: int
+    lr: float
     loss: float
     train_accuracy: float
     test_accuracy: float
@@ -228,11 +232,11 @@ def train(config, dataset, trainer=None, backend="reference", device=None, start
             with progress_factory(len(y), f"epoch {epoch + 1}/{config.epochs}") as bar:
                 trainer.progress = bar.update
                 try:
-                    stats = trainer.train_epoch(x, y)
+                    stats = trainer.train_epoch(x, y, epoch)
                 finally:
                     trainer.progress = None   # the bar is closed after this block
         else:
-            stats = trainer.train_epoch(x, y)
+            stats = trainer.train_epoch(x, y, epoch)
         compile_seconds = float(stats.get("compile_seconds", 0.0))
         seconds = time.perf_counter() - started - compile_seconds
         # checked before on_epoch, so that no checkpoint of a diverged run is written
@@ -243,6 +247,7 @@ def train(config, dataset, trainer=None, backend="reference", device=None, start
         forward_rate, backward_rate = _rates(config, stats, stats["samples"])
         record = EpochRecord(
             epoch=epoch + 1,
+            lr=config.learning_rate(epoch, (epoch + 1) * -(-len(y) // config.batch_size) - 1),
             loss=stats["loss_sum"] / max(1, stats["samples"]),
             train_accuracy=stats["correct"] / max(1, stats["samples"]),
             test_accuracy=test["correct"] / max(1, test["samples"]),

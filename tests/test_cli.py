@@ -29,7 +29,7 @@ def test_train_writes_summary_log_and_checkpoint(tmp_path, capsys):
         assert key in data
     assert 0.0 <= data["test_accuracy"] <= 1.0 and data["epochs"] == 2
     log = (tmp_path / "run" / "log.tsv").read_text().splitlines()
-    assert log[0].startswith("epoch\tloss") and len(log) == 3
+    assert log[0].startswith("epoch\tlr\tloss") and len(log) == 3
     checkpoint = load_checkpoint(tmp_path / "run")
     assert checkpoint["epoch"] == 2 and checkpoint["schema_version"] == 1
     assert set(checkpoint["optimizer"]) == set(checkpoint["params"])
@@ -41,9 +41,32 @@ def test_train_writes_summary_log_and_checkpoint(tmp_path, capsys):
     assert evaluation["energy_pj_per_sample"] > 0
 
 
+SCHEDULE = ["--lr-milestones", "2", "--lr-decay", "0.2", "--warmup-iterations", "5"]
+
+
 @pytest.mark.parametrize("backend", sorted(BACKENDS))
-def test_resume_equals_uninterrupted(tmp_path, backend):
-    flags = BACKENDS[backend]
+def test_lr_in_force_is_logged_per_epoch(tmp_path, backend, capsys):
+    """Warm-up over 5 mini-batches (the reference's 120 samples in batches of 16 are 8 per
+    epoch, the Brian2 case's 24 in batches of 8 are 3), then x0.2 from the third epoch on."""
+    summary = tmp_path / "summary.json"
+    assert main(["train", *BACKENDS[backend], *SCHEDULE, "--epochs", "3", "--out",
+                 str(tmp_path / "run"), "--json", str(summary)]) == 0
+    history = json.loads(summary.read_text())["history"]
+    per_epoch = 8 if backend == "reference" else 3
+    expected = [0.05 * min(1.0, per_epoch * e / 5) for e in (1, 2, 3)]
+    expected[2] *= 0.2
+    assert [r["lr"] for r in history] == pytest.approx(expected)
+    log = (tmp_path / "run" / "log.tsv").read_text().splitlines()
+    lrs = [float(line.split("\t")[1]) for line in log[1:]]
+    assert lrs == pytest.approx(expected, rel=1e-5)
+    assert f"lr {expected[2]:.4g}" in capsys.readouterr().out
+    assert load_checkpoint(tmp_path / "run")["config"].lr_milestones == (2,)
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("schedule", [(), tuple(SCHEDULE)], ids=["constant", "scheduled"])
+def test_resume_equals_uninterrupted(tmp_path, backend, schedule):
+    flags = BACKENDS[backend] + list(schedule)
     assert main(["train", *flags, "--epochs", "3", "--out", str(tmp_path / "full")]) == 0
     assert main(["train", *flags, "--epochs", "1", "--out", str(tmp_path / "part")]) == 0
     assert main(["train", *flags, "--epochs", "3", "--out", str(tmp_path / "part"),

@@ -18,7 +18,7 @@ from pathlib import Path
 import spide_brian
 
 LAYERS = (
-    ("structure", {"config", "topology", "parameters"}),
+    ("structure", {"config", "topology", "parameters", "recipes"}),
     ("data", {"dataset", "mnist", "cifar", "dvs", "data"}),
     ("science", {"reference", "exact", "equations", "schedule", "energy", "firing", "plotting"}),
     ("model", {"network", "routes", "devices"}),

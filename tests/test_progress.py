@@ -271,7 +271,7 @@ class CompilingTrainer:
         self.notify = None
         self.epochs = 0
 
-    def train_epoch(self, x, y):
+    def train_epoch(self, x, y, epoch=0):
         compile_s = self.compile_s if self.epochs == 0 else 0.0
         if compile_s and self.notify:
             self.notify("compiling")
