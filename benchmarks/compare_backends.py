@@ -1,7 +1,9 @@
 """Train one configuration with the numpy reference and with the Brian2 model, side by side.
 
-Usage: ``python benchmarks/compare_backends.py [--dataset digits] [--epochs 20] [--seed 0]
-[--device cpp_standalone] [--limit N] [--lr LR] [--batch-size B] [--samples-per-run N]``.
+Usage: ``python benchmarks/compare_backends.py [--recipe NAME] [--dataset digits] [--epochs 20]
+[--seed 0] [--device cpp_standalone] [--limit N] [--lr LR] [--batch-size B]
+[--samples-per-run N]``. ``--recipe`` starts from a named recipe's values (its schedule and
+dropout included; the dataset stays ``--dataset``).
 Both start from the same initial weights and see the samples in the same order. Prints the
 test accuracy of both per epoch, their difference, and seconds per epoch (for the Brian2
 model, the first epoch includes compilation; the compile seconds are printed separately).
@@ -13,11 +15,13 @@ import numpy as np
 from spide_brian.config import SPIDEConfig
 from spide_brian.data import load_dataset
 from spide_brian.parameters import init_parameters
+from spide_brian.recipes import get_recipe
 from spide_brian.training import make_trainer, train
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--recipe", default=None)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpp_standalone")
@@ -32,7 +36,8 @@ def main():
     changes = {k: v for k, v in (("lr", args.lr), ("batch_size", args.batch_size))
                if v is not None}
     # the Brian2 model's timing: every synaptic hop one step late
-    config = SPIDEConfig(epochs=args.epochs, seed=args.seed, timing="brian", **changes)
+    base = get_recipe(args.recipe).config() if args.recipe else SPIDEConfig()
+    config = base.replace(epochs=args.epochs, seed=args.seed, timing="brian", **changes)
     params = init_parameters(config, dataset.n_inputs, dataset.n_classes)
     results = {}
     for backend in ("reference", "brian"):
@@ -41,10 +46,12 @@ def main():
         trainer = make_trainer(backend, config, params, n_inputs=dataset.n_inputs,
                                n_classes=dataset.n_classes, **options)
         results[backend] = (train(config, dataset, trainer=trainer), trainer)
-    print("epoch\treference\tbrian\tdifference\tref_s\tbrian_s")
+    print("epoch\treference\tbrian\tdifference\tsame_rates\tref_s\tbrian_s")
     for ref, brian in zip(results["reference"][0], results["brian"][0]):
+        same = (ref.forward_rate, ref.backward_rate, ref.train_accuracy, ref.lr) == \
+            (brian.forward_rate, brian.backward_rate, brian.train_accuracy, brian.lr)
         print(f"{ref.epoch}\t{ref.test_accuracy:.4f}\t{brian.test_accuracy:.4f}\t"
-              f"{brian.test_accuracy - ref.test_accuracy:+.4f}\t{ref.seconds:.2f}\t"
+              f"{brian.test_accuracy - ref.test_accuracy:+.4f}\t{same}\t{ref.seconds:.2f}\t"
               f"{brian.seconds:.2f}")
     timings = getattr(results["brian"][1], "timings", {})
     print(f"brian compile seconds: {timings.get('compile_s', float('nan')):.1f}")

@@ -12,6 +12,11 @@
 # the source layer:
 #   on_pre   negative couple spike: I_back_post += -w   (brian2genn accepts only += on a
 #            postsynaptic variable; x + (-w) equals x - w exactly)
+# The transposed copies multiply w by keep, the dropout mask of the couple's neuron for this
+# connection (W^T (D s^b) / V), read per slot from the post layer's dropout_syn table
+# ([transposed_dropout_load], only with dropout; keep = 1 otherwise, which changes no bit).
+# The forward-orientation copies accumulate beta_syn = beta*drop_syn (forward_neuron.eq), the
+# couples copy it as their beta.
 # Forward spikes thus drive only the forward pathway and couple spikes only the backward ones.
 # Every copy accumulates the same local two-stage gradient at every commit step,
 #     grad += beta_target * a_source        (gated beta: beta = 0 where m = 0)
@@ -28,17 +33,23 @@ momentum_syn : 1 (shared, constant)
 weight_decay_syn : 1 (shared, constant)
 reset_amount_syn : 1 (shared, constant)
 
+[transposed_model]
+keep : 1                # dropout mask of the couple (pre) neuron: 0 or 1/(1-p); 1 without dropout
+
+[transposed_dropout_load]
+keep = dropout_syn(t, i)
+
 [forward_on_pre]
 I_syn_post += w
 
 [forward_accumulate]
-grad = grad + beta_post*rate_pre
+grad = grad + beta_syn_post*rate_pre
 
 [positive_on_pre]
-I_back_post += w
+I_back_post += w*keep
 
 [negative_on_pre]
-I_back_post += -w
+I_back_post += -(w*keep)
 
 [transposed_accumulate]
 grad = grad + beta_pre*rate_post
@@ -47,13 +58,13 @@ grad = grad + beta_pre*rate_post
 I_syn_post += w*fro_scale_post
 
 [feedback_positive_on_pre]
-I_back_post += w*fro_scale_post
+I_back_post += (w*fro_scale_post)*keep
 
 [feedback_negative_on_pre]
-I_back_post += -(w*fro_scale_post)
+I_back_post += -((w*fro_scale_post)*keep)
 
 [feedback_norm_accumulate]
-grad = grad + beta_post*rate_pre
+grad = grad + beta_syn_post*rate_pre
 
 [feedback_norm_model]
 fro_sq_post = w*w : 1 (summed)

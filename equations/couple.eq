@@ -20,7 +20,8 @@
 
 [model]
 u_mirror : 1            # gated signed membrane of the partner
-beta : 1                # the partner's beta (copied every step)
+beta : 1                # the partner's beta_syn (beta times the dropout mask of the
+                        # layer's incoming spiking connection; copied every step)
 threshold_back : 1 (shared, constant)
 SLOT_TIME
 
@@ -34,7 +35,7 @@ backward_phase and u_mirror <= -threshold_back
 u_mirror_post = u_back_pre*gate_pre : 1 (summed)
 
 [beta_copy_model]
-beta_post = beta_pre : 1 (summed)
+beta_post = beta_syn_pre : 1 (summed)
 
 [coupling_model]
 magnitude : 1 (shared, constant)   # M, the couple's spike magnitude

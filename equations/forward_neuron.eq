@@ -3,8 +3,16 @@
 #
 # One time step is one dt; every update below is a discrete map, so dt cancels.
 # Forward, at the steps of the forward phase (slot steps forward_start ...):
-#     v <- lam*v + (((input_current + I_input) + bias) + I_syn);  spike if v >= threshold;
+#     v <- lam*v + (drop_input*((input_current + I_input) + bias*bias_on_input)
+#                   + drop_syn*(I_syn + bias*(1 - bias_on_input)));  spike if v >= threshold;
 #     v <- v - V
+#   drop_input / drop_syn are the sample's dropout masks of the input connection and of the
+#   incoming spiking connection (0 or 1/(1-p); 1 without dropout, which leaves the sum
+#   ((input_current + I_input) + bias) + I_syn unchanged to the last bit). The bias joins the
+#   input's current in the input's layer (bias_on_input = 1) and the incoming spiking
+#   connection's current elsewhere. [dropout_input_load] / [dropout_syn_load] read the masks
+#   from the tables dropout_input / dropout_syn (one row per slot) at each slot's commit step
+#   (only with dropout).
 #   input_current is F x for layer 0 (0 elsewhere), I_input the F x of an event frame that
 #   arrived by input events during the previous step (layer 0 with event frames, else 0), I_syn
 #   the sum of the weights of the spikes that arrived during the previous step (every hop is
@@ -21,7 +29,9 @@
 #   moves u_back by -s^b, adds s^b to weighted_back and 1 to pos_count (resp. neg_count).
 #   It reaches the previous layer as s^b through the transposed weights divided by V: the
 #   events add w per unit spike to I_back, and back_gain = M/V scales the sum.
-#   beta = weighted_back / rate_norm_back, the leak-weighted mean of s^b.
+#   beta = weighted_back / rate_norm_back, the leak-weighted mean of s^b. With it, at the
+#   same step, the post factors of the gradients: beta_input = beta*drop_input (input
+#   connection), beta_syn = beta*drop_syn (incoming spiking connection), beta_bias (bias).
 # The bias b_l is learnt at the commit step (slot step 0) from the summed beta (docs/method.md M4).
 # Names: lam = leak (1 for IF), threshold / reset_amount = V_th (or 2 V_th) / V = 2 V_th;
 # the couple's threshold_back = V_th^b (or 2 V_th^b) and M = 2 V_th^b are in couple.eq,
@@ -33,6 +43,8 @@ I_syn : 1               # forward synaptic input received during the previous st
 I_input : 1             # F x of the event frame received during the previous step
 input_current : 1       # F x (layer 0, summed from the input synapses; 0 in other layers)
 bias : 1                # constant current b_l
+drop_input : 1          # dropout mask of the input connection's current (1 without dropout)
+drop_syn : 1            # dropout mask of the incoming spiking connection's current
 count : 1               # forward spikes of the current sample
 weighted_count : 1      # leak-weighted forward spike count (= count for IF)
 rate : 1                # forward rate a of the last sample
@@ -44,6 +56,9 @@ pos_count : 1           # positive couple spikes of the sample (written by coupl
 neg_count : 1           # negative couple spikes of the sample (written by coupling synapses)
 weighted_back : 1       # leak-weighted sum of the couple spikes s^b (M per unit spike)
 beta : 1                # backward rate (gated) of the last sample
+beta_input : 1          # beta*drop_input of the last sample (gradient of F)
+beta_syn : 1            # beta*drop_syn of the last sample (gradient of the incoming weights)
+beta_bias : 1           # beta times the mask of the current the bias joins (gradient of b)
 fro_sq : 1              # sum of the squared incoming feedback weights (layer 0 only)
 fro_scale : 1           # min(1, r / ||W_fb||_F) (first and last layer only)
 replay_gate : 1         # 1 in the replay window of the replay route (replay.eq); else 0
@@ -57,6 +72,7 @@ rate_norm_back : 1 (shared, constant)
 back_gain : 1 (shared, constant)   # M/V: a unit couple spike of magnitude M, divided by V
 momentum : 1 (shared, constant)
 weight_decay : 1 (shared, constant)
+bias_on_input : 1 (shared, constant)   # 1 in the input's layer (its bias joins F x), else 0
 SLOT_TIME
 
 [threshold]
@@ -73,7 +89,7 @@ weighted_count = weighted_count + int(forward_phase)
 # forward integration (the first forward step starts from v = 0)
 fwd = int(forward_phase)
 fwd_first = int(forward_first)
-v = fwd*((1 - fwd_first)*(lam*v) + (((input_current + I_input) + bias) + I_syn)) + (1 - fwd)*v
+v = fwd*((1 - fwd_first)*(lam*v) + (drop_input*((input_current + I_input) + bias*bias_on_input) + drop_syn*(I_syn + bias*(1 - bias_on_input)))) + (1 - fwd)*v
 weighted_count = fwd*((1 - fwd_first)*(lam*weighted_count)) + (1 - fwd)*weighted_count
 count = (1 - fwd_first)*count
 I_syn = 0
@@ -93,9 +109,18 @@ I_back = 0
 grad_current = (1 - int(readout_error_step))*grad_current
 bwd_end = int(backward_end)
 beta = bwd_end*(weighted_back/rate_norm_back) + (1 - bwd_end)*beta
+beta_input = bwd_end*(beta*drop_input) + (1 - bwd_end)*beta_input
+beta_syn = bwd_end*(beta*drop_syn) + (1 - bwd_end)*beta_syn
+beta_bias = bwd_end*(beta*(bias_on_input*drop_input + (1 - bias_on_input)*drop_syn)) + (1 - bwd_end)*beta_bias
 # commit step: accumulate the bias gradient of the last sample, update every mini-batch
 commit = int(commit_step)
-bias_grad = bias_grad + commit*beta
+bias_grad = bias_grad + commit*beta_bias
 update_now = commit*update_flag(t)
 gradient = bias_grad/reset_amount
 SGD(bias, bias_grad, bias_momentum)
+
+[dropout_input_load]
+drop_input = dropout_input(t, i)
+
+[dropout_syn_load]
+drop_syn = dropout_syn(t, i)

@@ -15,6 +15,7 @@
 # ([frame_event]) that adds w*x to I_input of layer 0, read at the next step like the summed
 # variable; elsewhere input_current is summed every step.
 #     grad_F += beta_0 * x_mean ;  gradient = grad / V
+# (beta_input = beta times the input connection's dropout mask, forward_neuron.eq)
 
 [model]
 x : 1                   # input of the current sample
@@ -53,4 +54,4 @@ reset_amount_syn : 1 (shared, constant)
 input_current_post = w*x_pre : 1 (summed)
 
 [synapse_accumulate]
-grad = grad + beta_post*x_mean_pre
+grad = grad + beta_input_post*x_mean_pre

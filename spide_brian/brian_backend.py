@@ -50,10 +50,13 @@ from brian2 import Network, defaultclock, device, second, set_device
 from brian2.utils.logger import get_logger
 
 from .devices import adapter_for, brian2_at_least, default_device
+from .dropout import dropout_masks
 from .network import MODEL_DT, SPIDENetwork
 from .parameters import prepare_parameters
+from .routes import check_dropout
 from .schedule import SampleTables
 from .tally import EpochTally, batch_major
+from .topology import Topology
 
 __all__ = ["BrianTrainer", "DEFAULT_MAX_CAPACITY", "BuildFolderLock", "BuildFolderBusy",
            "DEFAULT_PROGRESS_PERIOD"]
@@ -192,6 +195,10 @@ class BrianTrainer:
         shapes_from = params["input_weight"].shape, params["readout_weight"].shape
         self.n_inputs = int(n_inputs if n_inputs is not None else shapes_from[0][1])
         self.n_classes = int(n_classes if n_classes is not None else shapes_from[1][0])
+        if self.config.dropout:
+            check_dropout(self.caps)
+        #: Layers and connections of the network (:class:`~spide_brian.topology.Topology`).
+        self.topology = Topology.from_config(self.config, self.n_inputs, self.n_classes)
         self.params = prepare_parameters(params, config, self.n_inputs, self.n_classes)
         self.buffers = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.build_dir = build_dir
@@ -290,8 +297,9 @@ class BrianTrainer:
         for start in range(0, len(x), self.capacity):
             xs, ys = x[start:start + self.capacity], y[start:start + self.capacity]
             first = start // batch     # the capacity is a whole number of mini-batches
+            masks = dropout_masks(self.config, self.topology, epoch, start, start + len(ys))
             tables = SampleTables.build(xs, ys, self.capacity, self.config,
-                                        rates[first:first + -(-len(ys) // batch)])
+                                        rates[first:first + -(-len(ys) // batch)], masks)
             records = self._run(tables, learn=True)
             tally.add(self.params, batch_major(xs), ys, records["prob"],
                       records["forward_counts"], records["backward_counts"])

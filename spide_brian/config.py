@@ -25,7 +25,7 @@ TIMINGS = ("reference", "brian")
 INT_FIELDS = ("time_step", "time_step_back", "batch_size", "epochs", "seed",
               "warmup_iterations")
 FLOAT_FIELDS = ("vth", "vth_back", "leaky", "scale_factor", "lr", "momentum", "weight_decay",
-                "feedback_norm", "lr_decay")
+                "feedback_norm", "lr_decay", "dropout")
 BOOL_FIELDS = ("feedback",)
 CHOICE_FIELDS = ("reset", "input_init", "hidden_init", "feedback_init", "timing")
 
@@ -95,6 +95,11 @@ class SPIDEConfig:
     warmup_iterations : int
         Mini-batches over which the learning rate rises linearly from ``lr0 / W`` to ``lr0``
         at the start of training (0: no warm-up).
+    dropout : float
+        Probability ``p`` in ``[0, 1)`` that a neuron's input from one connection is dropped
+        for a training sample (one mask per sample and connection, fixed over both stages,
+        kept inputs scaled by ``1 / (1 - p)``; :mod:`spide_brian.dropout`). 0: no dropout.
+        Evaluation never drops.
     """
 
     hidden_sizes: tuple = (400,)
@@ -120,6 +125,7 @@ class SPIDEConfig:
     lr_milestones: tuple = ()
     lr_decay: float = 0.1
     warmup_iterations: int = 0
+    dropout: float = 0.0
 
     def __post_init__(self):
         self._check_types()
@@ -267,6 +273,8 @@ class SPIDEConfig:
             raise ConfigError(f"lr_decay must be a finite positive factor, got {self.lr_decay}")
         if self.warmup_iterations < 0:
             raise ConfigError(f"warmup_iterations must be >= 0, got {self.warmup_iterations}")
+        if not (0.0 <= float(self.dropout) < 1.0):
+            raise ConfigError(f"dropout must be a probability in [0, 1), got {self.dropout}")
         if not (0.0 < float(self.leaky) <= 1.0):
             raise ConfigError(f"leaky must lie in (0, 1] (1 = IF, <1 = LIF), got {self.leaky}")
         self._check_choice("reset", RESETS)

@@ -39,7 +39,7 @@ from brian2.utils.logger import get_logger
 from . import equations as eq
 from .devices import Capabilities, capabilities
 from .parameters import project_feedback
-from .routes import Plasticity, route_for
+from .routes import Plasticity, check_dropout, route_for
 from .schedule import SampleTables
 from .topology import READOUT, Topology
 
@@ -159,6 +159,10 @@ class SPIDENetwork:
         if len(self.topology.restricted) > 1:
             raise NotImplementedError("the Brian2 model restricts one feedback connection; "
                                       f"this topology has {len(self.topology.restricted)}")
+        #: Whether training samples drop inputs (masks from the ``dropout_*`` tables).
+        self.dropout = float(config.dropout) > 0.0
+        if self.dropout:
+            self._check_dropout()
         self._constant_value = _constant_table(config)
         self.schedule = self.route.schedule(config, self._substeps())
         self.name = name
@@ -185,6 +189,13 @@ class SPIDENetwork:
             "sgd_rate": TimedArray(tables.rate, dt=self.slot_dt, name=f"{name}_rate"),
         }
         self.namespace = dict(self.schedule.namespace(), **self.timed_arrays)
+        #: Dropout mask tables by name (``dropout_input``, ``dropout_layer<l>``); empty
+        #: without dropout.
+        self.dropout_tables = {}
+        if self.dropout:
+            for name, values in self._dropout_rows(tables).items():
+                self.dropout_tables[name] = TimedArray(values, dt=self.slot_dt,
+                                                       name=f"{self.name}_{name}")
         if self.frame_input:
             self.namespace["frame_dt"] = self.input_dt
         self.objects = []
@@ -224,6 +235,53 @@ class SPIDENetwork:
         """The input table as TimedArray rows (frames: row ``sample*T + k``)."""
         return tables.stimulus.reshape(-1, self.n_inputs)
 
+    # -- dropout ----------------------------------------------------------------------------
+    def _check_dropout(self):
+        check_dropout(self.caps)
+        crowded = [layer.index for layer in self.topology.layers
+                   if len(self.topology.incoming(layer.index)) > 1]
+        if crowded:
+            raise NotImplementedError(f"dropout in the Brian2 model needs at most one incoming "
+                                      f"spiking connection per layer; layers {crowded} have more")
+
+    def _dropout_sources(self):
+        """``{table name: (connection parameter, layer size)}`` of the mask tables: the
+        input's layer's ``dropout_input`` and each layer's ``dropout_layer<l>`` (its
+        incoming spiking connection)."""
+        sources = {"dropout_input": (self.topology.input.parameter,
+                                     self.topology.layers[self.topology.input.post].size)}
+        for layer in self.topology.layers:
+            incoming = self.topology.incoming(layer.index)
+            if incoming:
+                sources[f"dropout_{layer.name}"] = (incoming[0].parameter, layer.size)
+        return sources
+
+    def _dropout_rows(self, tables):
+        """Mask table values for ``tables`` (all ones where it has no masks: evaluation)."""
+        masks = tables.dropout or {}
+        rows = {}
+        for name, (parameter, size) in self._dropout_sources().items():
+            values = masks.get(parameter)
+            if values is None:
+                values = np.ones((self.capacity, size))
+            if values.shape != (self.capacity, size):
+                raise ValueError(f"dropout table of {parameter} must have shape "
+                                 f"{(self.capacity, size)}; got {values.shape}")
+            rows[name] = values
+        return rows
+
+    def _dropout_namespace(self, layer):
+        """The shared namespace plus the mask tables of ``layer`` under the names the model
+        text reads (``dropout_input``, ``dropout_syn``)."""
+        namespace = dict(self.namespace)
+        if self.dropout:
+            if layer == self.topology.input.post:
+                namespace["dropout_input"] = self.dropout_tables["dropout_input"]
+            syn = self.dropout_tables.get(f"dropout_{self.topology.layers[layer].name}")
+            if syn is not None:
+                namespace["dropout_syn"] = syn
+        return namespace
+
     # -- construction -----------------------------------------------------------------------
     # Names of run_regularly operations contain "_run_regularly_": brian2genn recognises
     # them by that name (others are silently left out of its GeNN model).
@@ -236,12 +294,13 @@ class SPIDENetwork:
         self.objects.append(obj)
         return obj
 
-    def _neuron_group(self, size, model, name, threshold=None, reset=None, role=None):
+    def _neuron_group(self, size, model, name, threshold=None, reset=None, role=None,
+                      namespace=None):
         """A NeuronGroup of the model; its ``role`` ('forward', 'couple', 'input', 'output'
         or None) tells the route what to add."""
         model, threshold, reset = self.route.neuron_group(role, model, threshold, reset)
         group = self._add(NeuronGroup(size, model, threshold=threshold, reset=reset,
-                                      namespace=self.namespace, name=name))
+                                      namespace=namespace or self.namespace, name=name))
         self._roles[group.name] = role
         return group
 
@@ -269,16 +328,35 @@ class SPIDENetwork:
             group = self._neuron_group(
                 layer.size, eq.model_equations("forward_neuron"), f"{self.name}_{layer.name}",
                 threshold=eq.statements("forward_neuron", "threshold"),
-                reset=eq.statements("forward_neuron", "reset"), role="forward")
+                reset=eq.statements("forward_neuron", "reset"), role="forward",
+                namespace=self._dropout_namespace(layer.index))
             self._constant(group, "lam", "threshold", "rate_norm", "rate_norm_back",
                            "back_gain", "reset_amount")
             self._optimiser_constants(group, divide=False, suffix="")
+            # structure, not a setting: the bias joins the input's current in its layer
+            group.bias_on_input = float(layer.index == self.topology.input.post)
+            group.drop_input = 1.0
+            group.drop_syn = 1.0
             self._every_step(group, "forward_neuron")
+            if self.dropout:
+                self._load_dropout(group, layer.index)
             halves = [self._couple_half(group, layer.index, sign)
                       for sign in ("positive", "negative")]
             self.layers.append(group)
             self.positives.append(halves[0])
             self.negatives.append(halves[1])
+
+    def _load_dropout(self, group, layer):
+        """Per-slot reads of the layer's mask tables (at each slot's commit step)."""
+        sections = []
+        if layer == self.topology.input.post:
+            sections.append("dropout_input_load")
+        if self.topology.incoming(layer):
+            sections.append("dropout_syn_load")
+        for section in sections:
+            self._add(group.run_regularly(eq.statements("forward_neuron", section),
+                                          dt=self.slot_dt,
+                                          name=f"{group.name}_run_regularly_{section}"))
 
     def _couple_half(self, group, layer, sign):
         """The ``sign`` ('positive' or 'negative') half of the couples of layer ``group``."""
@@ -306,7 +384,7 @@ class SPIDENetwork:
             self._constant(coupling, "magnitude")
 
     def _copy(self, connection, transposed, source, target, model, plasticity, slow=False,
-              on_pre=None):
+              on_pre=None, namespace=None):
         """One Synapses copy of the weights of ``connection`` that learns by ``plasticity``
         (a :class:`~spide_brian.routes.Plasticity`), with its optimiser constants; ``slow``:
         it may run on a slot-long clock."""
@@ -315,7 +393,7 @@ class SPIDENetwork:
         model, events, slow = self.route.weight_copy(plasticity, model, events, slow)
         clock_dt = self.slot_dt if slow and self.caps.slow_clock_summed else None
         index = len(self.copies.get(parameter, []))
-        syn = self._add(Synapses(source, target, model, namespace=self.namespace,
+        syn = self._add(Synapses(source, target, model, namespace=namespace or self.namespace,
                                  dt=clock_dt, name=f"{self.name}_{parameter}_copy{index}",
                                  **events))
         if clock_dt is not None:
@@ -366,9 +444,18 @@ class SPIDENetwork:
 
         self._copy(connection, False, source, target, model, plasticity("forward_accumulate"),
                    on_pre=eq.statements("connection", f"{prefix}forward_on_pre"))
+        transposed_model = model + eq.model_equations("connection", "transposed_model")
         for sign, half in (("positive", positive_source), ("negative", negative_source)):
-            self._copy(connection, True, half, source, model, plasticity("transposed_accumulate"),
-                       on_pre=eq.statements("connection", f"{prefix}{sign}_on_pre"))
+            syn = self._copy(connection, True, half, source, transposed_model,
+                             plasticity("transposed_accumulate"),
+                             on_pre=eq.statements("connection", f"{prefix}{sign}_on_pre"),
+                             namespace=self._dropout_namespace(connection.post))
+            syn.keep = 1.0
+            if self.dropout:
+                # the masks of the couples' neurons (the pre side), read per slot
+                self._add(syn.run_regularly(
+                    eq.statements("connection", "transposed_dropout_load"), dt=self.slot_dt,
+                    name=f"{syn.name}_run_regularly_dropout_load"))
         if feedback:
             norm_model = model + eq.model_equations("connection", "feedback_norm_model")
             self._copy(connection, False, source, target, norm_model,
@@ -502,11 +589,18 @@ class SPIDENetwork:
     def table_values(self, tables):
         """``{TimedArray: values}`` of a :class:`SampleTables` (run_args on standalone)."""
         self._check_tables(tables)
-        return {self.timed_arrays[self.input_table]: self._input_rows(tables),
-                self.timed_arrays["sample_label"]: tables.label,
-                self.timed_arrays["sample_kappa"]: tables.kappa,
-                self.timed_arrays["update_flag"]: tables.update,
-                self.timed_arrays["sgd_rate"]: tables.rate}
+        values = {self.timed_arrays[self.input_table]: self._input_rows(tables),
+                  self.timed_arrays["sample_label"]: tables.label,
+                  self.timed_arrays["sample_kappa"]: tables.kappa,
+                  self.timed_arrays["update_flag"]: tables.update,
+                  self.timed_arrays["sgd_rate"]: tables.rate}
+        if self.dropout:
+            for name, rows in self._dropout_rows(tables).items():
+                values[self.dropout_tables[name]] = rows
+        elif tables.dropout:
+            raise ValueError("these tables hold dropout masks but the model was built "
+                             "without dropout (config.dropout = 0)")
+        return values
 
     def assign(self, params, buffers=None):
         """Set weights, biases and momentum buffers directly (runtime devices)."""

@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import rate_normaliser
+from .dropout import bias_connection
 from .parameters import project_feedback
 from .topology import topology_of
 
@@ -147,20 +148,33 @@ def _sum_terms(terms, start=None):
     return drive
 
 
-def layer_current(params, topology, layer, activity, input_current):
+def layer_current(params, topology, layer, activity, input_current, dropout=None):
     """The forward current into ``layer``, in the one summation order every implementation
     uses: the input's layer gets ``F x + b`` and then the term of each incoming connection;
     any other layer the terms and then its bias.
 
     ``activity(connection)`` is the pre activity a connection delivers (spikes of this or
     the previous step, or rates); ``input_current()`` gives ``F x + b`` (called only for the
-    input's layer).
+    input's layer). With ``dropout`` masks (:func:`spide_brian.dropout.dropout_masks`) each
+    connection's current is multiplied by its mask, the bias inside the current it joins:
+    ``D_F (F x + b) + D_c (W_c s)`` for the input's layer, ``D_c (W_c s + b)`` elsewhere.
     """
-    terms = (c.kind.propagate(params[c.parameter], activity(c))
-             for c in topology.incoming(layer))
+    terms = [c.kind.propagate(params[c.parameter], activity(c))
+             for c in topology.incoming(layer)]
+    if dropout is None:
+        if layer == topology.input.post:
+            return _sum_terms(terms, input_current())
+        return _sum_terms(terms) + params[topology.layers[layer].bias]
+    connections = topology.incoming(layer)
     if layer == topology.input.post:
-        return _sum_terms(terms, input_current())
-    return _sum_terms(terms) + params[topology.layers[layer].bias]
+        start = dropout[topology.input.parameter] * input_current()
+    else:
+        owner = bias_connection(topology, layer)
+        index = connections.index(owner)
+        terms[index] = terms[index] + params[topology.layers[layer].bias]
+        start = None
+    return _sum_terms((dropout[c.parameter] * term for c, term in zip(connections, terms)),
+                      start)
 
 
 def _arrival(connection, now, previous, same_step):
@@ -169,7 +183,7 @@ def _arrival(connection, now, previous, same_step):
     return now if same_step and not connection.is_feedback else previous
 
 
-def forward(params, config, x, record=False, topology=None):
+def forward(params, config, x, record=False, topology=None, dropout=None):
     """Run the forward stage for ``T = config.time_step`` steps.
 
     Parameters
@@ -183,6 +197,8 @@ def forward(params, config, x, record=False, topology=None):
         Also return every spike (memory ``T * B * sum(n_l)`` booleans).
     topology : Topology, optional
         Defaults to the chain of ``config`` (:func:`spide_brian.topology.topology_of`).
+    dropout : dict, optional
+        Per-connection masks ``(B, n_post)`` (:func:`spide_brian.dropout.dropout_masks`).
 
     Returns
     -------
@@ -208,7 +224,8 @@ def forward(params, config, x, record=False, topology=None):
             return _arrival(connection, now, previous, same_step)[connection.pre]
 
         for layer in range(len(sizes)):
-            drive = layer_current(params, topology, layer, arriving, lambda: current(t))
+            drive = layer_current(params, topology, layer, arriving, lambda: current(t),
+                                  dropout)
             v[layer] = lam * v[layer] + drive
             spikes = (v[layer] >= theta).astype(np.float64)
             v[layer] -= reset * spikes
@@ -225,7 +242,13 @@ def forward(params, config, x, record=False, topology=None):
                          spikes=recorded)
 
 
-def backward(params, config, masks, gradient_current, record=False, topology=None):
+def _dropped(connection, spikes, dropout):
+    """The unit spikes a connection carries back, times its dropout mask if any."""
+    return spikes if dropout is None else dropout[connection.parameter] * spikes
+
+
+def backward(params, config, masks, gradient_current, record=False, topology=None,
+             dropout=None):
     """Run the ternary backward stage for ``T_b = config.time_step_back`` steps.
 
     Parameters
@@ -240,6 +263,9 @@ def backward(params, config, masks, gradient_current, record=False, topology=Non
         Also return every signed unit spike (``p - n``, in {-1, 0, 1}).
     topology : Topology, optional
         Defaults to the chain of ``config``.
+    dropout : dict, optional
+        The forward stage's dropout masks: a couple's spikes reach the previous layer through
+        connection ``c`` multiplied by ``c``'s mask, ``W_c^T (D_c s^b) / V``.
 
     Returns
     -------
@@ -270,7 +296,8 @@ def backward(params, config, masks, gradient_current, record=False, topology=Non
             # the unit spikes of the step are summed through the transposed weights, then
             # scaled by M/V: the spikes s^b = M (p - n) divided by V
             terms = (c.kind.transpose(params[c.parameter],
-                                      _arrival(c, now, previous, same_step)[c.post]) * gain
+                                      _dropped(c, _arrival(c, now, previous, same_step)[c.post],
+                                               dropout)) * gain
                      for c in topology.outgoing(layer))
             drive = _sum_terms(terms, g if layer == readout_layer else None)
             u[layer] = lam * u[layer] + drive
@@ -320,26 +347,34 @@ def readout(params, last_rates, labels, kappa):
                    "readout_bias": kappa * error.sum(axis=0)})
 
 
-def spike_gradients(config, x_mean, rates, beta, topology=None):
+def spike_gradients(config, x_mean, rates, beta, topology=None, dropout=None):
     """Local two-stage weight gradients (docs/method.md M4), summed over the batch.
 
     ``beta`` must already be gated (``beta * m``), as :func:`backward` returns it. Every
     connection's gradient is ``(beta_post m_post)^T a_pre / V`` (the input's ``a`` is the
-    mean input); a bias's is ``sum beta m / V``.
+    mean input); a bias's is ``sum beta m / V``. With ``dropout`` masks, ``beta_post m_post``
+    is multiplied by the connection's mask (a bias's by the mask of the connection it joins).
     """
     topology = topology or topology_of(config, {})
     scale = config.reset_amount
+
+    def post_factor(connection):
+        post = beta[connection.post]
+        return post if dropout is None else post * dropout[connection.parameter]
+
     source = topology.input
-    grads = {source.parameter: source.kind.gradient(beta[source.post], x_mean) / scale}
+    grads = {source.parameter: source.kind.gradient(post_factor(source), x_mean) / scale}
     for layer in topology.layers:
-        grads[layer.bias] = beta[layer.index].sum(axis=0) / scale
+        owner = bias_connection(topology, layer.index) if dropout is not None else None
+        factor = beta[layer.index] if owner is None else post_factor(owner)
+        grads[layer.bias] = factor.sum(axis=0) / scale
     for connection in topology.spiking:
         grads[connection.parameter] = connection.kind.gradient(
-            beta[connection.post], rates[connection.pre]) / scale
+            post_factor(connection), rates[connection.pre]) / scale
     return grads
 
 
-def forward_backward(params, config, x, gradient_current, record=False):
+def forward_backward(params, config, x, gradient_current, record=False, dropout=None):
     """One forward and one backward pass for given weights, inputs and gradient current.
 
     This is the function to check a model against: it returns the rates, masks, gated
@@ -356,6 +391,8 @@ def forward_backward(params, config, x, gradient_current, record=False):
         returning it (used by training, where ``g`` comes from the readout).
     record : bool
         Record every spike of both stages.
+    dropout : dict, optional
+        Per-connection dropout masks of the batch (:func:`spide_brian.dropout.dropout_masks`).
 
     Returns
     -------
@@ -374,14 +411,17 @@ def forward_backward(params, config, x, gradient_current, record=False):
     >>> result.gradients["feedback_weight"].shape
     (20, 20)
     """
-    fwd = forward(params, config, x, record=record)
+    topology = topology_of(config, params)
+    fwd = forward(params, config, x, record=record, topology=topology, dropout=dropout)
     g = gradient_current(fwd) if callable(gradient_current) else gradient_current
-    bwd = backward(params, config, fwd.masks, g, record=record)
+    bwd = backward(params, config, fwd.masks, g, record=record, topology=topology,
+                   dropout=dropout)
     x_mean = np.asarray(x, dtype=np.float64)
     if x_mean.ndim == 3:
         x_mean = x_mean.mean(axis=0)
     return SPIDEResult(forward=fwd, backward=bwd,
-                       gradients=spike_gradients(config, x_mean, fwd.rates, bwd.beta))
+                       gradients=spike_gradients(config, x_mean, fwd.rates, bwd.beta,
+                                                 topology, dropout))
 
 
 class SGDMomentum:
@@ -424,11 +464,11 @@ class SGDMomentum:
         self.buffers = {name: np.array(buf, dtype=np.float64) for name, buf in state.items()}
 
 
-def train_batch(params, config, optimizer, x, labels, lr=None):
+def train_batch(params, config, optimizer, x, labels, lr=None, dropout=None):
     """Forward, readout, backward and one SGD step on a mini-batch; updates ``params``.
 
     ``lr`` is the SGD rate of the step (``lr0 / S`` of the schedule); ``config.sgd_lr`` by
-    default.
+    default. ``dropout``: the batch's masks (none by default).
 
     Returns
     -------
@@ -442,7 +482,7 @@ def train_batch(params, config, optimizer, x, labels, lr=None):
         holder["readout"] = readout(params, fwd.rates[-1], labels, kappa)
         return holder["readout"].gradient_current
 
-    result = forward_backward(params, config, x, gradient_current)
+    result = forward_backward(params, config, x, gradient_current, dropout=dropout)
     grads = dict(result.gradients)
     grads.update(holder["readout"].gradients)
     optimizer.step(params, grads, config.sgd_lr if lr is None else lr)

@@ -104,6 +104,9 @@ class DirectRoute:
 
     #: Name of the route (shown by ``spide-brian info``).
     name = "direct"
+    #: Whether the route runs dropout (the transposed copies read the couples' masks by a
+    #: synaptic ``run_regularly``).
+    dropout = True
 
     def schedule(self, config, substeps):
         """The slot timeline (:class:`~spide_brian.schedule.SlotSchedule`)."""
@@ -141,6 +144,7 @@ class ReplayRoute(DirectRoute):
     """Gradients accumulated from the spike events of a replay window (``replay.eq``)."""
 
     name = "replay"
+    dropout = False
     #: Roles of the groups that compute the replay gates.
     GATED_ROLES = ("forward", "output")
     #: Roles of the groups whose neurons all fire in the replay window.
@@ -193,3 +197,13 @@ ROUTES = {route.name: route for route in (DirectRoute(), ReplayRoute())}
 def route_for(caps):
     """The route of a device's :class:`~spide_brian.devices.Capabilities`."""
     return ROUTES["direct" if caps.synaptic_rr_reads_groups else "replay"]
+
+
+def check_dropout(caps):
+    """Raise a ``ValueError`` naming the fix where the device's route cannot run dropout."""
+    route = route_for(caps)
+    if not route.dropout:
+        raise ValueError(
+            f"dropout is not available on the {caps.name} device (its '{route.name}' route "
+            "cannot scale the backward events per neuron); use a device of the direct route "
+            "(numpy, cython, cpp_standalone with Brian2 >= 2.6) or --backend reference")

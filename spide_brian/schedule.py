@@ -115,6 +115,9 @@ class SampleTables:
         SGD rate ``lr0 / S`` of that mini-batch at its commit step, 0 elsewhere.
     n_samples : int
         Real samples (the rest is padding).
+    dropout : dict or None
+        Dropout masks ``{connection parameter: (capacity, n_post)}`` of the training samples
+        (ones in padding slots); None without dropout (evaluation, or ``dropout = 0``).
     """
 
     stimulus: np.ndarray
@@ -123,9 +126,10 @@ class SampleTables:
     update: np.ndarray
     rate: np.ndarray
     n_samples: int
+    dropout: dict = None
 
     @classmethod
-    def build(cls, x, y, capacity, config=None, learning_rates=None):
+    def build(cls, x, y, capacity, config=None, learning_rates=None, dropout=None):
         """Tables for ``len(x) <= capacity`` samples; training with ``config``'s mini-batches
         if a config is given, evaluation otherwise.
 
@@ -140,7 +144,8 @@ class SampleTables:
 
         ``learning_rates`` gives the SGD rate of each mini-batch in order (from
         :meth:`SPIDEConfig.sgd_learning_rates`); by default every mini-batch uses
-        ``config.sgd_lr``.
+        ``config.sgd_lr``. ``dropout`` holds the samples' masks
+        (:func:`spide_brian.dropout.dropout_masks`, ``(n, n_post)`` per connection).
         """
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y)
@@ -173,4 +178,14 @@ class SampleTables:
                 padded_stop = min(start + batch_size, capacity)
                 update[padded_stop] = 1.0
                 rate[padded_stop] = learning_rates[index]
-        return cls(stimulus, label, kappa, update, rate, n)
+        padded = None
+        if dropout is not None:
+            padded = {}
+            for name, masks in dropout.items():
+                masks = np.asarray(masks, dtype=np.float64)
+                if masks.ndim != 2 or len(masks) != n:
+                    raise ValueError(f"dropout masks of {name} must have shape (n={n}, n_post); "
+                                     f"got {masks.shape}")
+                padded[name] = np.ones((capacity, masks.shape[1]))
+                padded[name][:n] = masks
+        return cls(stimulus, label, kappa, update, rate, n, padded)

@@ -25,8 +25,10 @@ import numpy as np
 from brian2.utils.logger import get_logger
 
 from . import firing, reference
+from .dropout import dropout_masks
 from .parameters import check_parameters, init_parameters, prepare_parameters
 from .tally import EpochTally, batch_major
+from .topology import topology_of
 from .trainer import Trainer
 
 __all__ = ["EpochTally", "ReferenceTrainer", "Trainer", "batch_major", "EpochRecord", "train",
@@ -85,10 +87,12 @@ class ReferenceTrainer:
         batch = self.config.batch_size
         rates = self.config.sgd_learning_rates(epoch, len(y))
         tally = EpochTally(self.config)
+        topology = topology_of(self.config, self.params)
         for index, start in enumerate(range(0, len(y), batch)):
             xb, yb = batch_major(x[start:start + batch]), y[start:start + batch]
+            masks = dropout_masks(self.config, topology, epoch, start, start + len(yb))
             result, out = reference.train_batch(self.params, self.config, self.optimizer, xb, yb,
-                                                lr=rates[index])
+                                                lr=rates[index], dropout=masks)
             if _non_finite(0.0, self.params):
                 break  # the next batch would fail on non-finite weights; train() reports it
             tally.add(self.params, xb, yb, out.probabilities, result.forward.counts,
@@ -112,7 +116,8 @@ class EpochRecord:
     """One line of the training log.
 
     ``lr`` is the learning rate ``lr0`` in force at the epoch's last mini-batch (see
-    :meth:`spide_brian.config.SPIDEConfig.learning_rate`). ``seconds`` is the epoch's training time without compiling, ``samples_per_second`` the
+    :meth:`spide_brian.config.SPIDEConfig.learning_rate`). ``seconds`` is the epoch's
+    training time without compiling, ``samples_per_second`` the
     rate over that time, ``compile_seconds`` the time the epoch spent compiling (a
     cpp_standalone program is compiled in the first epoch only).
     """

@@ -3,9 +3,9 @@ no modules import each other in a circle (every import counts, also those inside
 
 From the bottom up:
 
-1. structure: the config, the topology and the parameters;
+1. structure: the config, the topology, the parameters and the named recipes;
 2. data: the dataset interface and the loaders;
-3. science: the numpy reference, the exact solver, the model text, the slot schedule, the
+3. science: the numpy reference, the exact solver, the model text, the slot schedule, dropout,
    energy and firing statistics, plots of them;
 4. model: the Brian2 builder and the devices it runs on;
 5. trainers: the training driver, both backends, checkpoints;
@@ -20,7 +20,8 @@ import spide_brian
 LAYERS = (
     ("structure", {"config", "topology", "parameters", "recipes"}),
     ("data", {"dataset", "mnist", "cifar", "dvs", "data"}),
-    ("science", {"reference", "exact", "equations", "schedule", "energy", "firing", "plotting"}),
+    ("science", {"reference", "exact", "equations", "schedule", "dropout", "energy", "firing",
+                 "plotting"}),
     ("model", {"network", "routes", "devices"}),
     ("trainers", {"trainer", "tally", "training", "brian_backend", "checkpoint"}),
     ("interface", {"cli", "figures"}),

@@ -44,3 +44,16 @@ def test_info_lists_the_recipes(capsys):
     assert main(["info", "--recipes"]) == 0
     out = capsys.readouterr().out
     assert "digits-f400 (--dataset digits)" in out and "0.9056" in out
+
+
+def test_fashion_recipe_sets_dropout_and_schedule_and_flags_override_them(tmp_path, capsys):
+    config = recipes.RECIPES["fashion-mnist-f400"].config()
+    assert (config.dropout, config.lr_milestones, config.epochs) == (0.2, (30, 60, 90), 100)
+    assert recipes.RECIPES["fashion-mnist-f400"].dataset == "fashion-mnist"
+    # on the embedded digits (no download), one short epoch with a changed dropout
+    assert main(["train", "--recipe", "fashion-mnist-f400", "--dataset", "digits", *FAST,
+                 "--dropout", "0.1", "--out", str(tmp_path / "run")]) == 0
+    saved = load_checkpoint(tmp_path / "run")["config"]
+    assert (saved.dropout, saved.lr_milestones, saved.epochs) == (0.1, (30, 60, 90), 1)
+    assert main(["train", *FAST, "--dropout", "1.5"]) == 2
+    assert "--dropout must be a probability in [0, 1)" in capsys.readouterr().err
