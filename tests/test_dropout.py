@@ -19,6 +19,10 @@ from spide_brian.training import ReferenceTrainer, batch_major
 from test_brian_model import CAPACITY, N_CLASSES, N_INPUTS, STRUCTURES, make_case
 
 P = 0.3
+#: Dropout runs on the direct route only (Brian2 >= 2.6); older Brian2 refuses it.
+needs_direct_route = pytest.mark.skipif(
+    not capabilities("numpy").synaptic_rr_reads_groups,
+    reason="dropout in the Brian2 model needs the direct route (Brian2 >= 2.6)")
 
 
 def dropout_case(structure, leaky=1.0, reset="modified"):
@@ -114,6 +118,7 @@ def reference_with_masks(config, params, x, y, topology, epoch=0):
             [np.concatenate([b[l] for b in backward]) for l in layers])
 
 
+@needs_direct_route
 @pytest.mark.parametrize("structure", sorted(STRUCTURES))
 @pytest.mark.parametrize("leaky,reset", [(1.0, "modified"), (0.9, "standard")])
 def test_runtime_dropout_matches_reference_spike_for_spike(structure, leaky, reset):
@@ -142,6 +147,7 @@ def test_runtime_dropout_matches_reference_spike_for_spike(structure, leaky, res
     assert all(v == 0.0 for v in model.copy_mismatch().values())
 
 
+@needs_direct_route
 @pytest.mark.parametrize("capacity", [None, 3])
 def test_trainers_agree_over_epochs_and_runs(capacity):
     """Two epochs (new masks each epoch; with capacity 3 each epoch is cut into three runs)
@@ -180,6 +186,7 @@ def test_tables_with_masks_need_a_model_with_dropout():
         SampleTables.build(x, y, CAPACITY, config, dropout={"input_weight": np.ones((2, 8))})
 
 
+@needs_direct_route
 @pytest.mark.standalone
 def test_standalone_dropout_matches_reference(tmp_path):
     """cpp_standalone: one compiled program, two epochs of new masks through run_args."""
