@@ -206,6 +206,24 @@ def build_parser():
     figures.add_argument("--full", action="store_true",
                          help="full size (minutes) instead of quick (seconds each)")
 
+    bench = commands.add_parser(
+        "bench", help="speed and memory of the reference and the Brian2 devices on a workload")
+    bench.add_argument("--workload", default="f400-digits",
+                       help="f400-digits (default) or f<hidden>-<inputs> with hidden 100, 400, "
+                            "1600 or 3200 and inputs 64 or 784 (e.g. f1600-784)")
+    bench.add_argument("--devices", nargs="+", default=None, metavar="NAME",
+                       help="implementations: 'reference' and Brian2 device names (default: "
+                            "reference and the default device)")
+    bench.add_argument("--repeats", type=int, default=3, help="epochs per implementation; "
+                       "medians are reported (default: 3)")
+    bench.add_argument("--samples", type=int, default=None,
+                       help="training samples per repeat (default: the workload's)")
+    bench.add_argument("--time-step", type=int, default=None, help="T (default: 30)")
+    bench.add_argument("--time-step-back", type=int, default=None, help="T_b (default: 100)")
+    bench.add_argument("--build-dir", default=None,
+                       help="folder for the standalone builds (default: temporary)")
+    bench.add_argument("--json", default=None, metavar="PATH", help="write the report as JSON")
+
     info = commands.add_parser("info", help="versions and devices")
     info.add_argument("--recipes", action="store_true",
                       help="list the named recipes with their values and measured accuracy")
@@ -553,6 +571,30 @@ def _command_info(args):
     return 0
 
 
+def _command_bench(args):
+    from .bench import WORKLOADS, format_table, run_bench
+    from .devices import default_device
+
+    if args.workload not in WORKLOADS:
+        raise UsageError(f"--workload must be one of {', '.join(WORKLOADS)}; "
+                         f"got {args.workload!r}")
+    if args.repeats < 1 or (args.samples is not None and args.samples < 1):
+        raise UsageError("--repeats and --samples must be >= 1")
+    if args.json:
+        _check_output_file(args.json, "--json")
+    changes = {name: value for name, value in (("time_step", args.time_step),
+                                               ("time_step_back", args.time_step_back))
+               if value is not None}
+    implementations = args.devices or ["reference", default_device()]
+    report = run_bench(WORKLOADS[args.workload], implementations, repeats=args.repeats,
+                       samples=args.samples, config_changes=changes, build_dir=args.build_dir)
+    for line in format_table(report):
+        print(line)
+    if args.json:
+        _write_json(args.json, report)
+    return 0
+
+
 def main(argv=None):
     """Entry point of the ``spide-brian`` console script."""
     from .checkpoint import CheckpointError
@@ -563,7 +605,7 @@ def main(argv=None):
 
     args = build_parser().parse_args(argv)
     commands = {"train": _command_train, "evaluate": _command_evaluate,
-                "figures": _command_figures, "info": _command_info}
+                "figures": _command_figures, "info": _command_info, "bench": _command_bench}
     try:
         return commands[args.command](args)
     except (UsageError, ConfigError, DataError, CheckpointError, ValueError,

@@ -9,7 +9,7 @@ From the bottom up:
    energy and firing statistics, plots of them;
 4. model: the Brian2 builder and the devices it runs on;
 5. trainers: the training driver, both backends, checkpoints;
-6. interface: the command line and the figures.
+6. interface: the command line, the figures and the benchmark.
 """
 import ast
 import re
@@ -24,7 +24,7 @@ LAYERS = (
                  "plotting"}),
     ("model", {"network", "routes", "devices"}),
     ("trainers", {"trainer", "tally", "training", "brian_backend", "checkpoint"}),
-    ("interface", {"cli", "figures"}),
+    ("interface", {"cli", "figures", "bench"}),
 )
 PACKAGE = Path(spide_brian.__file__).resolve().parent
 
