@@ -7,7 +7,7 @@ file is written to a temporary name, flushed to disk and renamed over the old on
 an interrupted write leaves the previous checkpoint intact and readable, and the next save (or
 :func:`clean_interrupted_writes`) removes what it left behind. A save deletes only arrays that
 checkpoints of this folder named (or the arrays a killed save renamed into place but never
-named), never other files.
+named, or those of earlier epochs it had not deleted yet), never other files.
 """
 from __future__ import annotations
 
@@ -81,6 +81,14 @@ def arrays_name(epoch):
     return f"checkpoint-epoch{int(epoch):04d}.npz"
 
 
+def _epoch_of(name):
+    """The epoch in an arrays file name written by :func:`arrays_name`, else None."""
+    stem = name[len("checkpoint-epoch"):-len(".npz")]
+    if name.startswith("checkpoint-epoch") and name.endswith(".npz") and stem.isdigit():
+        return int(stem)
+    return None
+
+
 def _temporary_files(directory, names):
     for name in names:
         yield from directory.glob(f".{name}.*.tmp")
@@ -106,9 +114,11 @@ def clean_interrupted_writes(directory, extra_names=()):
     """Remove what an interrupted save left in ``directory``; return the removed paths.
 
     That is the temporary files of :func:`atomic_write` for the checkpoint files (and for
-    ``extra_names``, e.g. the run's log), and the arrays of the epoch after the named
-    checkpoint: a save killed between renaming those arrays into place and renaming the
-    metadata leaves them unnamed, and the run writes that same file next anyway.
+    ``extra_names``, e.g. the run's log); the arrays of the epoch after the named
+    checkpoint (a save killed between renaming those arrays into place and renaming the
+    metadata leaves them unnamed, and the run writes that same file next anyway); and the
+    arrays of earlier epochs (a save killed after renaming the metadata but before deleting
+    the arrays it replaced leaves them behind, superseded).
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -121,6 +131,8 @@ def clean_interrupted_writes(directory, extra_names=()):
         successor = directory / arrays_name(epoch + 1)
         if successor.name != named and successor.is_file():
             removed.append(successor)
+        removed += [path for path in directory.glob("checkpoint-epoch*.npz")
+                    if _epoch_of(path.name) is not None and _epoch_of(path.name) < epoch]
     for path in removed:
         path.unlink(missing_ok=True)
     return removed

@@ -157,6 +157,29 @@ def test_sigkill_between_arrays_and_metadata(tmp_path):
     assert load_checkpoint(out)["epoch"] == 1
 
 
+def test_sigkill_between_metadata_and_removing_the_old_arrays(tmp_path):
+    """Killed after the second checkpoint's metadata is in place but before the first
+    checkpoint's arrays are deleted: those are superseded and go on resume, and the run
+    continues from epoch 2."""
+    out = tmp_path / "run"
+    _run_dying(tmp_path, out, 3, """
+        from pathlib import Path
+        real_unlink = Path.unlink
+        def unlink(self, *args, **kwargs):
+            if self.name == "checkpoint-epoch0001.npz":
+                die()
+            return real_unlink(self, *args, **kwargs)
+        Path.unlink = unlink
+    """)
+    saved = load_checkpoint(out)
+    assert saved["epoch"] == 2
+    assert sorted(p.name for p in out.glob("*.npz")) == ["checkpoint-epoch0001.npz",
+                                                       "checkpoint-epoch0002.npz"]
+    assert main(["train", *TINY, "--epochs", "3", "--out", str(out), "--resume"]) == 0
+    assert load_checkpoint(out)["history"][:2] == saved["history"]
+    assert [p.name for p in out.glob("*.npz")] == ["checkpoint-epoch0003.npz"]
+
+
 @pytest.mark.parametrize("change,message", [
     (dict(epoch=None), "no 'epoch' field"),
     (dict(history=None), "no 'history' field"),
