@@ -13,7 +13,7 @@ import argparse
 import numpy as np
 
 from spide_brian.config import SPIDEConfig
-from spide_brian.data import load_dataset
+from spide_brian.datasets import load_dataset
 from spide_brian.parameters import init_parameters
 from spide_brian.recipes import get_recipe
 from spide_brian.training import make_trainer, train

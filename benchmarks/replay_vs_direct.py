@@ -20,7 +20,7 @@ import numpy as np
 
 from spide_brian.brian_backend import BrianTrainer
 from spide_brian.config import SPIDEConfig
-from spide_brian.data import load_dataset
+from spide_brian.datasets import load_dataset
 from spide_brian.parameters import init_parameters
 from spide_brian.routes import route_for
 

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from spide_brian.config import SPIDEConfig
-from spide_brian.data import available_datasets, load_dataset
+from spide_brian.datasets import available_datasets, load_dataset
 from spide_brian.parameters import init_parameters
 from spide_brian.training import make_trainer, train
 

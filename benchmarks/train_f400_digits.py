@@ -9,7 +9,7 @@ import argparse
 import numpy as np
 
 from spide_brian.config import SPIDEConfig
-from spide_brian.data import load_dataset
+from spide_brian.datasets import load_dataset
 from spide_brian.training import train
 
 

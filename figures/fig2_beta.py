@@ -15,7 +15,7 @@ import numpy as np
 from spide_brian import exact, plotting
 from spide_brian import reference as ref
 from spide_brian.config import SPIDEConfig
-from spide_brian.data import load_dataset
+from spide_brian.datasets import load_dataset
 from spide_brian.figures import figure_arguments
 from spide_brian.parameters import init_parameters
 

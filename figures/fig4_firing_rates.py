@@ -17,7 +17,7 @@ import numpy as np
 
 from spide_brian import firing, plotting
 from spide_brian.config import SPIDEConfig
-from spide_brian.data import load_dataset
+from spide_brian.datasets import load_dataset
 from spide_brian.figures import figure_arguments, read_log
 from spide_brian.parameters import init_parameters
 from spide_brian.training import ReferenceTrainer, epoch_order

@@ -8,7 +8,7 @@ two stages' average firing rates (Xiao et al., Neural Networks 2023, doi
 __version__ = "0.1.0"
 
 from .config import ConfigError, SPIDEConfig  # noqa: E402
-from .data import Dataset, load_dataset  # noqa: E402
+from .datasets import Dataset, load_dataset  # noqa: E402
 from .parameters import init_parameters  # noqa: E402
 
 __all__ = ["SPIDEConfig", "ConfigError", "Dataset", "load_dataset", "init_parameters",

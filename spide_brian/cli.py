@@ -339,7 +339,7 @@ def _check_out(args):
 
 def _command_train(args):
     from .checkpoint import clean_interrupted_writes, load_checkpoint, save_checkpoint
-    from .data import load_dataset
+    from .datasets import load_dataset
     from .parameters import init_parameters
     from .training import make_trainer, train
 
@@ -427,11 +427,11 @@ def _command_train(args):
 
 def _augmentation(dataset_name):
     if dataset_name in ("cifar10", "cifar100"):
-        from .cifar import CIFAR_AUGMENTATION
+        from .datasets import CIFAR_AUGMENTATION
 
         return CIFAR_AUGMENTATION
     if dataset_name == "cifar10-dvs":
-        from .dvs import frame_augmentation
+        from .datasets import frame_augmentation
 
         return frame_augmentation()
     raise UsageError(f"--augment has no recipe for {dataset_name!r} (only cifar10, cifar100, "
@@ -459,7 +459,7 @@ def _write_log(path, history):
 
 def _command_evaluate(args):
     from .checkpoint import load_checkpoint
-    from .data import load_dataset
+    from .datasets import load_dataset
     from .training import make_trainer
 
     if args.json:
@@ -549,7 +549,7 @@ def _print_recipes():
 
 def _command_info(args):
     from .checkpoint import versions
-    from .data import available_datasets
+    from .datasets import available_datasets
 
     if getattr(args, "recipes", False):
         return _print_recipes()
@@ -599,7 +599,7 @@ def main(argv=None):
     """Entry point of the ``spide-brian`` console script."""
     from .checkpoint import CheckpointError
     from .config import ConfigError
-    from .data import DataError
+    from .datasets import DataError
     from .devices import DEVICE_ERRORS
     from .training import DivergenceError
 

@@ -204,8 +204,9 @@ def train(config, dataset, trainer=None, backend="reference", device=None, start
         ``update(n)`` (e.g. ``tqdm``); used for per-sample progress.
     augment : callable, optional
         ``augment(x, rng)`` applied to each epoch's shuffled training inputs (e.g.
-        ``spide_brian.cifar.CIFAR_AUGMENTATION``, ``spide_brian.dvs.frame_augmentation()``);
-        ``rng`` depends only on (seed, epoch), so a resumed run augments identically.
+        ``spide_brian.datasets.CIFAR_AUGMENTATION``,
+        ``spide_brian.datasets.frame_augmentation()``); ``rng`` depends only on (seed, epoch),
+        so a resumed run augments identically.
     notify : callable, optional
         ``notify(message)`` receives the trainer's messages for the user (e.g. that a
         program is being compiled); set as ``trainer.notify`` where the trainer has one.

@@ -160,7 +160,7 @@ def test_frame_count_must_equal_the_forward_steps():
 
     from spide_brian.cli import UsageError, _check_frames
     from spide_brian.config import SPIDEConfig
-    from spide_brian.data import Dataset
+    from spide_brian.datasets import Dataset
 
     frames = np.zeros((2, 5, 4))
     dataset = Dataset("events", frames, np.zeros(2, int), frames, np.zeros(2, int), 2, (4,))

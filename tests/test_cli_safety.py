@@ -307,7 +307,7 @@ def _two_layer_checkpoint(folder, backend, timing):
 def test_reference_evaluation_of_a_brian_checkpoint_computes_the_brian_network(tmp_path):
     """A Brian2 checkpoint of an earlier version stored timing 'reference'; evaluating it with
     the reference must compute the Brian2 model's network (timing 'brian')."""
-    from spide_brian.data import load_dataset
+    from spide_brian.datasets import load_dataset
     from spide_brian.training import ReferenceTrainer
 
     config = _two_layer_checkpoint(tmp_path, "brian", "reference")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from spide_brian.config import ConfigError, SPIDEConfig
-from spide_brian.data import DataError, Dataset, load_dataset
+from spide_brian.datasets import DataError, Dataset, load_dataset
 
 
 def test_config_json_round_trip():

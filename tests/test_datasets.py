@@ -9,8 +9,8 @@ import urllib.error
 import numpy as np
 import pytest
 
-from spide_brian import cifar, mnist
-from spide_brian.data import DataError, load_dataset
+from spide_brian.datasets import augmentation, cache, cifar, mnist
+from spide_brian.datasets import DataError, load_dataset
 
 
 def write_idx(path, array, compress=None):
@@ -42,13 +42,13 @@ def make_idx_set(folder, n_train=12, n_test=5, gz=True, rng=None):
 @pytest.fixture(autouse=True)
 def no_system_or_network(monkeypatch, tmp_path):
     """Loaders see neither system datasets, the user's cache, nor the network."""
-    monkeypatch.setattr(mnist, "SYSTEM_DATA_DIRS", ())
-    monkeypatch.setattr(mnist, "DEFAULT_DATA_DIR", tmp_path / "cache")
+    monkeypatch.setattr(cache, "SYSTEM_DATA_DIRS", ())
+    monkeypatch.setattr(cache, "DEFAULT_DATA_DIR", tmp_path / "cache")
 
     def offline(url):
         raise urllib.error.URLError("offline (test)")
 
-    monkeypatch.setattr(mnist, "_open_url", offline)
+    monkeypatch.setattr(cache, "open_url", offline)
 
 
 @pytest.mark.parametrize("gz", [True, False])
@@ -70,7 +70,7 @@ def test_fashion_mnist_found_in_torchvision_and_system_layouts(tmp_path, monkeyp
     np.testing.assert_allclose(data.x_test[0], expected)
     system = tmp_path / "usr-share-datasets"
     arrays = make_idx_set(system / "fashion-mnist", n_train=7, rng=np.random.default_rng(3))
-    monkeypatch.setattr(mnist, "SYSTEM_DATA_DIRS", (system,))
+    monkeypatch.setattr(cache, "SYSTEM_DATA_DIRS", (system,))
     data = load_dataset("fashion-mnist")
     assert len(data.y_train) == 7
     np.testing.assert_array_equal(data.y_train, arrays["train"][1])
@@ -92,11 +92,11 @@ def test_offline_download_fails_clearly_and_leaves_nothing(tmp_path):
 
 
 def test_download_checks_md5(tmp_path, monkeypatch):
-    monkeypatch.setattr(mnist, "_open_url", lambda url: io.BytesIO(b"not the file"))
+    monkeypatch.setattr(cache, "open_url", lambda url: io.BytesIO(b"not the file"))
     with pytest.raises(DataError, match="MD5"):
-        mnist.download_file("http://example.invalid/x.gz", tmp_path / "x.gz", md5="0" * 32)
+        cache.download_file("http://example.invalid/x.gz", tmp_path / "x.gz", md5="0" * 32)
     assert list(tmp_path.iterdir()) == []
-    good = mnist.download_file("http://example.invalid/x.gz", tmp_path / "x.gz",
+    good = cache.download_file("http://example.invalid/x.gz", tmp_path / "x.gz",
                                md5=hashlib.md5(b"not the file").hexdigest())
     assert good.read_bytes() == b"not the file"
 
@@ -231,8 +231,8 @@ def test_cifar_pickles_cannot_run_code(tmp_path):
 
 def test_cifar_augmentation_crops_and_flips_consistently(rng):
     images = rng.normal(size=(64, 3, 32, 32))
-    out = cifar.random_crop_flip(images, np.random.default_rng(5), padding=4, flip=True,
-                                 fill=(7.0, 8.0, 9.0))
+    out = augmentation.random_crop_flip(images, np.random.default_rng(5), padding=4, flip=True,
+                                        fill=(7.0, 8.0, 9.0))
     same = np.random.default_rng(5)
     dy, dx = same.integers(0, 9, (2, 64))
     flipped = same.random(64) < 0.5
@@ -243,7 +243,7 @@ def test_cifar_augmentation_crops_and_flips_consistently(rng):
         expected = padded[:, dy[i]:dy[i] + 32, dx[i]:dx[i] + 32]
         np.testing.assert_array_equal(out[i], expected[:, :, ::-1] if flipped[i] else expected)
     assert 10 < flipped.sum() < 54
-    flat = cifar.CIFAR_AUGMENTATION(images.reshape(64, -1), np.random.default_rng(5))
+    flat = augmentation.CIFAR_AUGMENTATION(images.reshape(64, -1), np.random.default_rng(5))
     assert flat.shape == (64, 3072)
     fills = np.array([-m / s for m, s in zip(cifar.CIFAR_MEAN, cifar.CIFAR_STD)])
     border = flat.reshape(64, 3, 32, 32)[dy < 4][:, :, 0, :]

@@ -4,7 +4,8 @@ no modules import each other in a circle (every import counts, also those inside
 From the bottom up:
 
 1. structure: the config, the topology, the parameters and the named recipes;
-2. data: the dataset interface and the loaders;
+2. data: the dataset interface, the loaders, event frames and augmentation (the
+   ``datasets`` subpackage);
 3. science: the numpy reference, the exact solver, the model text, the slot schedule, dropout,
    energy and firing statistics, plots of them;
 4. model: the Brian2 builder and the devices it runs on;
@@ -19,7 +20,7 @@ import spide_brian
 
 LAYERS = (
     ("structure", {"config", "topology", "parameters", "recipes"}),
-    ("data", {"dataset", "mnist", "cifar", "dvs", "data"}),
+    ("data", {"datasets"}),
     ("science", {"reference", "exact", "equations", "schedule", "dropout", "energy", "firing",
                  "plotting"}),
     ("model", {"network", "routes", "devices"}),

@@ -15,7 +15,7 @@ import pytest
 from spide_brian import cli
 from spide_brian.brian_backend import (BrianTrainer, BuildFolderBusy, BuildFolderLock,
                                        _compile_message, _store_compile_seconds)
-from spide_brian.data import load_dataset
+from spide_brian.datasets import load_dataset
 from spide_brian.training import train
 
 from conftest import make_network

@@ -203,7 +203,7 @@ def test_sgd_momentum_follows_pytorch_semantics_and_projects_feedback():
 
 
 def test_training_on_digits_learns():
-    from spide_brian.data import load_dataset
+    from spide_brian.datasets import load_dataset
     from spide_brian.training import train
 
     dataset = load_dataset("digits", limit=300)
@@ -239,7 +239,7 @@ def test_initialisation_follows_spec():
 def test_frame_inputs_train_through_the_driver():
     """Per-step frames (n, T, n_in) run one frame per forward step; constant frames equal a
     static input."""
-    from spide_brian.data import Dataset
+    from spide_brian.datasets import Dataset
     from spide_brian.training import ReferenceTrainer
 
     config, params = make_network((20,), time_step=6, n_inputs=4, n_classes=3)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from spide_brian.brian_backend import BrianTrainer
-from spide_brian.data import load_dataset
+from spide_brian.datasets import load_dataset
 from spide_brian.training import ReferenceTrainer, Trainer, train
 
 from conftest import make_network

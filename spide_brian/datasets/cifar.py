@@ -1,19 +1,20 @@
-"""CIFAR-10 and CIFAR-100 from the python pickles, normalised and augmented as docs/data.md D2 states.
+"""CIFAR-10 and CIFAR-100 from the python pickles, normalised per channel (docs/data.md D2).
 
 Files are read from the extracted folder (``cifar-10-batches-py/`` or ``cifar-100-python/``) or
 straight from the official archive (``cifar-10-python.tar.gz`` / ``cifar-100-python.tar.gz``),
-looked up in ``data_dir``, ``data_dir/<name>`` and the cache ``~/.cache/spide-brian/<name>``;
-when none is there and the machine is online, the archive is downloaded into ``data_dir`` (or the
-cache) and its MD5 checked.
+looked for in the folders of :func:`spide_brian.datasets.cache.candidate_dirs` without the
+system folders: ``data_dir``, ``data_dir/<name>``, the cache ``~/.cache/spide-brian`` and
+``~/.cache/spide-brian/<name>``. When none holds them and the machine is online, the archive is
+downloaded into ``data_dir`` (or ``~/.cache/spide-brian/<name>``) and its MD5 checked.
 
-Both train and test images are normalised per channel ``c`` as the reference does:
+Both train and test images are normalised per channel ``c``:
 
 .. math:: x_c = \\frac{p_c / 255 - \\mu_c}{\\sigma_c},\\quad
           \\mu = (0.4914, 0.4822, 0.4465),\\ \\sigma = (0.2023, 0.1994, 0.2010),
 
-and flattened in channel-major order ``(3, 32, 32)`` (the PyTorch layout). Training-set
-augmentation (``RandomCrop(32, padding=4)`` then ``RandomHorizontalFlip``) is a separate callable,
-:class:`RandomCropFlip`, to apply to the training inputs of each epoch.
+and flattened in channel-major order ``(3, 32, 32)`` (the PyTorch layout). The training-set
+augmentation is :data:`spide_brian.datasets.augmentation.CIFAR_AUGMENTATION`, applied to the
+training inputs of each epoch by the training driver.
 
 The pickles are read with an unpickler that only accepts the numpy types the CIFAR files hold.
 """
@@ -23,19 +24,20 @@ import io
 import pickle
 import tarfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from . import mnist
-from .dataset import DataError, Dataset, register_dataset
+from .base import DataError, Dataset, register_dataset
+from .cache import candidate_dirs, download_dir, download_file
 
-__all__ = ["CifarSource", "CIFAR10", "CIFAR100", "CIFAR_MEAN", "CIFAR_STD", "CIFAR_AUGMENTATION",
-           "RandomCropFlip", "random_crop_flip", "read_cifar_pickle", "load_cifar", "load_cifar10",
-           "load_cifar100"]
+__all__ = ["CifarSource", "CIFAR10", "CIFAR100", "CIFAR_MEAN", "CIFAR_STD", "IMAGE_SHAPE",
+           "read_cifar_pickle", "load_cifar", "load_cifar10", "load_cifar100"]
 
+#: Per-channel mean of the ``[0, 1]`` pixels.
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+#: Per-channel standard deviation of the ``[0, 1]`` pixels.
 CIFAR_STD = (0.2023, 0.1994, 0.2010)
+#: Shape ``(channels, height, width)`` of one image.
 IMAGE_SHAPE = (3, 32, 32)
 
 
@@ -56,6 +58,7 @@ class CifarSource:
     label_key : bytes
         Dictionary key of the labels in each pickle.
     classes : int
+        Number of classes.
     """
 
     name: str
@@ -97,7 +100,21 @@ class _CifarUnpickler(pickle.Unpickler):
 
 
 def read_cifar_pickle(raw, label_key, origin):
-    """Images ``(n, 3072)`` uint8 and labels ``(n,)`` of one CIFAR pickle given as bytes.
+    """Images and labels of one CIFAR pickle.
+
+    Parameters
+    ----------
+    raw : bytes
+        The pickle's content.
+    label_key : bytes
+        Dictionary key of the labels (``b"labels"`` or ``b"fine_labels"``).
+    origin : str
+        Named in error messages.
+
+    Returns
+    -------
+    images : ndarray, shape (n, 3072), uint8
+    labels : ndarray, shape (n,), int64
 
     Raises
     ------
@@ -128,11 +145,10 @@ def read_cifar_pickle(raw, label_key, origin):
 
 
 def _pickle_reader(source, data_dir):
-    """A function ``name -> bytes`` for the first place holding all pickles of ``source``."""
+    """A function ``name -> bytes`` for the first place holding all pickles of ``source``,
+    and that place (None, None when there is none)."""
     names = source.train_files + source.test_files
-    roots = ([Path(data_dir), Path(data_dir) / source.name] if data_dir is not None else []) + [
-        mnist.DEFAULT_DATA_DIR / source.name]
-    for root in roots:
+    for root in candidate_dirs(data_dir, (source.name,), system=False):
         folder = root / source.folder
         if all((folder / name).is_file() for name in names):
             return lambda name: (folder / name).read_bytes(), folder
@@ -157,7 +173,7 @@ def _archive_reader(path, source):
 
 
 def load_cifar(source, data_dir=None, download=True, normalize=True):
-    """Load CIFAR-10 or CIFAR-100 as a :class:`~spide_brian.data.Dataset`.
+    """Load CIFAR-10 or CIFAR-100 as a :class:`~spide_brian.datasets.Dataset`.
 
     Parameters
     ----------
@@ -172,17 +188,23 @@ def load_cifar(source, data_dir=None, download=True, normalize=True):
     -------
     Dataset
         ``x`` of shape ``(n, 3072)`` float64 in channel-major order, ``input_shape`` (3, 32, 32).
+
+    Raises
+    ------
+    DataError
+        When no copy is found (and none can be downloaded), or a pickle or the archive is
+        unreadable, malformed or holds labels outside ``[0, classes)``.
     """
     read, origin = _pickle_reader(source, data_dir)
     if read is None:
-        target = (Path(data_dir) if data_dir is not None else mnist.DEFAULT_DATA_DIR / source.name)
+        target = download_dir(source.name, data_dir)
         wanted = (f"{source.archive} from {source.url} (MD5 {source.md5}) and put it (or its "
                   f"extracted folder {source.folder}/) in {target}")
         if not download:
             raise DataError(f"{source.name}: no data found; get {wanted}")
         try:
-            archive = mnist.download_file(source.url, target / source.archive, source.md5,
-                                          what=source.name)
+            archive = download_file(source.url, target / source.archive, source.md5,
+                                    what=source.name)
         except DataError as error:
             raise DataError(f"{source.name}: no data found; get {wanted}. Download failed: "
                             f"{error}") from error
@@ -207,92 +229,41 @@ def _normalise(images, normalize):
     return x.reshape(len(images), -1)
 
 
-def random_crop_flip(images, rng, padding=4, flip=True, fill=0.0):
-    """Random translation by padding and cropping, and random horizontal flips, per sample.
-
-    Each sample ``i`` is padded by ``padding`` pixels of value ``fill`` on every side, cropped
-    back to ``H x W`` at a uniform offset ``(dy_i, dx_i) in [0, 2 padding]^2`` and, if ``flip``,
-    mirrored left-right with probability 1/2: ``out[i, c, y, x] = padded[i, c, y + dy_i,
-    x' + dx_i]`` with ``x' = W - 1 - x`` for flipped samples. All leading channels (colours,
-    or frames x polarities) share one offset and flip.
+@register_dataset("cifar10")
+def load_cifar10(data_dir=None, download=True, normalize=True):
+    """CIFAR-10: 50000 / 10000 colour images of 10 classes.
 
     Parameters
     ----------
-    images : ndarray, shape (n, C, H, W)
-    rng : numpy.random.Generator
-    padding : int
-    flip : bool
-    fill : float or array of shape (C,)
-        Value of the padded border, per channel.
+    data_dir : str or Path, optional
+    download : bool
+        Download the archive when no copy is found.
+    normalize : bool
+        Standardise per channel; otherwise pixels / 255.
 
     Returns
     -------
-    ndarray, shape (n, C, H, W)
+    Dataset
+        See :func:`load_cifar`.
     """
-    n, channels, height, width = images.shape
-    fill = np.broadcast_to(np.asarray(fill, dtype=images.dtype), (channels,))
-    padded = np.empty((n, channels, height + 2 * padding, width + 2 * padding), images.dtype)
-    padded[...] = fill[None, :, None, None]
-    padded[:, :, padding:padding + height, padding:padding + width] = images
-    dy, dx = rng.integers(0, 2 * padding + 1, (2, n))
-    columns = np.arange(width)
-    mirrored = rng.random(n) < 0.5 if flip else np.zeros(n, bool)
-    columns = np.where(mirrored[:, None], columns[::-1], columns) + dx[:, None]
-    rows = np.arange(height) + dy[:, None]
-    return padded[np.arange(n)[:, None, None, None], np.arange(channels)[None, :, None, None],
-                  rows[:, None, :, None], columns[:, None, None, :]]
-
-
-@dataclass(frozen=True)
-class RandomCropFlip:
-    """Per-epoch augmentation of flat inputs: :func:`random_crop_flip` on each sample.
-
-    Parameters
-    ----------
-    shape : tuple
-        ``(C, H, W)`` of one flattened sample (or of one flattened frame when the inputs are
-        frames ``(n, T, C*H*W)``; all frames of a sample share the crop).
-    padding : int
-    flip : bool
-    fill : tuple of float
-        Border value per channel ``C``, in input units.
-
-    Examples
-    --------
-    The reference CIFAR training transform on normalised inputs (black borders):
-
-    >>> augment = RandomCropFlip((3, 32, 32), 4, True,
-    ...                          tuple(-m / s for m, s in zip(CIFAR_MEAN, CIFAR_STD)))
-    >>> x = np.zeros((2, 3072))
-    >>> augment(x, np.random.default_rng(0)).shape
-    (2, 3072)
-    """
-
-    shape: tuple
-    padding: int = 4
-    flip: bool = True
-    fill: tuple = (0.0,)
-
-    def __call__(self, x, rng):
-        channels, height, width = self.shape
-        frames = x.shape[1] if x.ndim == 3 else 1
-        images = x.reshape(len(x), frames * channels, height, width)
-        fill = np.tile(np.broadcast_to(self.fill, (channels,)), frames)
-        return random_crop_flip(images, rng, self.padding, self.flip, fill).reshape(x.shape)
-
-
-#: The reference training augmentation of both CIFAR variants, on normalised inputs.
-CIFAR_AUGMENTATION = RandomCropFlip(IMAGE_SHAPE, 4, True,
-                                    tuple(-m / s for m, s in zip(CIFAR_MEAN, CIFAR_STD)))
-
-
-@register_dataset("cifar10")
-def load_cifar10(data_dir=None, download=True, normalize=True):
-    """CIFAR-10: 50000 / 10000 colour images of 10 classes."""
     return load_cifar(CIFAR10, data_dir, download, normalize)
 
 
 @register_dataset("cifar100")
 def load_cifar100(data_dir=None, download=True, normalize=True):
-    """CIFAR-100: 50000 / 10000 colour images, 100 fine classes."""
+    """CIFAR-100: 50000 / 10000 colour images, 100 fine classes.
+
+    Parameters
+    ----------
+    data_dir : str or Path, optional
+    download : bool
+        Download the archive when no copy is found.
+    normalize : bool
+        Standardise per channel; otherwise pixels / 255.
+
+    Returns
+    -------
+    Dataset
+        See :func:`load_cifar`.
+    """
     return load_cifar(CIFAR100, data_dir, download, normalize)

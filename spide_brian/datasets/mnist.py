@@ -1,17 +1,18 @@
-"""MNIST and Fashion-MNIST from their IDX files (gzipped or not), and file download helpers.
+"""MNIST and Fashion-MNIST from their IDX files, gzipped or not (docs/data.md D1).
 
 The four files of each dataset (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
 ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each optionally with ``.gz``) are looked
-up in this order:
+for in the folders of :func:`spide_brian.datasets.cache.candidate_dirs`, in this order:
 
-1. ``data_dir``, ``data_dir/<name>`` and ``data_dir/<name>/raw`` (the torchvision layout, with
-   ``<name>`` one of ``mnist``, ``MNIST``, ``fashion-mnist``, ``FashionMNIST``);
-2. system folders: Debian's package ``dataset-fashion-mnist`` installs the full Fashion-MNIST
-   files under ``/usr/share/datasets/fashion-mnist``;
-3. the cache folder ``~/.cache/spide-brian/<name>``, where missing files are downloaded (MD5
-   checked) when the machine is online.
+1. ``data_dir``, ``data_dir/<folder>`` and ``data_dir/<folder>/raw`` (the torchvision layout),
+   with ``<folder>`` the dataset's name or one of :attr:`IdxSource.folder_names` (``mnist``,
+   ``MNIST``; ``fashion-mnist``, ``FashionMNIST``, ``fashion_mnist``);
+2. the same under each system folder: Debian's package ``dataset-fashion-mnist`` installs the
+   full Fashion-MNIST files under ``/usr/share/datasets/fashion-mnist``;
+3. the same under the cache ``~/.cache/spide-brian``. Missing files are downloaded (MD5 checked)
+   into ``data_dir``, or into ``~/.cache/spide-brian/<name>`` when no ``data_dir`` is given.
 
-Pixels are scaled to ``[0, 1]`` and standardised as in the SPIDE MNIST scripts (docs/data.md D1):
+Pixels are scaled to ``[0, 1]`` and standardised:
 
 .. math:: x = \\frac{p / 255 - \\mu}{\\sigma},
 
@@ -21,12 +22,6 @@ Fashion-MNIST (the mean and standard deviation of its 60000 training images).
 from __future__ import annotations
 
 import gzip
-import hashlib
-import os
-import shutil
-import tempfile
-import urllib.error
-import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,24 +29,18 @@ from pathlib import Path
 import numpy as np
 from brian2.utils.logger import get_logger
 
-from .dataset import DataError, Dataset, register_dataset
+from .base import DataError, Dataset, register_dataset
+from .cache import candidate_dirs, download_dir, download_file
 
-__all__ = ["IdxSource", "MNIST", "FASHION_MNIST", "read_idx", "find_idx_files", "load_idx_dataset",
-           "load_mnist", "load_fashion_mnist", "download_file", "file_md5", "DEFAULT_DATA_DIR",
-           "SYSTEM_DATA_DIRS"]
+__all__ = ["IdxSource", "MNIST", "FASHION_MNIST", "IDX_FILES", "read_idx", "find_idx_files",
+           "load_idx_dataset", "load_mnist", "load_fashion_mnist"]
 
 logger = get_logger(__name__)
-
-#: Where downloads go when no ``data_dir`` is given.
-DEFAULT_DATA_DIR = Path.home() / ".cache" / "spide-brian"
-#: Folders that system packages install datasets into (searched after ``data_dir``).
-SYSTEM_DATA_DIRS = (Path("/usr/share/datasets"),)
 
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-DOWNLOAD_TIMEOUT_S = 30
 
 
 @dataclass(frozen=True)
@@ -61,9 +50,9 @@ class IdxSource:
     Parameters
     ----------
     name : str
-        Registry name, also the cache and system sub-folder.
+        Registry name, also the first sub-folder searched and the download folder in the cache.
     folder_names : tuple of str
-        Sub-folder names searched under ``data_dir``.
+        Further sub-folder names searched under each root folder.
     url : str
         Base address of the official ``.gz`` files.
     md5 : dict
@@ -71,6 +60,7 @@ class IdxSource:
     mean, std : float
         Standardisation of the ``[0, 1]`` pixels.
     classes : int
+        Number of classes.
     """
 
     name: str
@@ -99,58 +89,21 @@ FASHION_MNIST = IdxSource(
     0.2860, 0.3530)
 
 
-def file_md5(path):
-    """Hex MD5 digest of a file, read in 1 MiB blocks."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _open_url(url):
-    return urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S)
-
-
-def download_file(url, destination, md5=None, what=""):
-    """Download ``url`` to ``destination`` and check its MD5.
-
-    The file is written under a temporary name and moved into place only when complete and
-    correct, so an interrupted download leaves nothing behind.
-
-    Raises
-    ------
-    DataError
-        When the machine is offline or the server fails (the message names the file to get and
-        the folder to put it in), or when the MD5 differs.
-    """
-    destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    manual = (f"download {url} yourself (MD5 {md5}) and put it in {destination.parent}"
-              if md5 else f"download {url} yourself and put it in {destination.parent}")
-    logger.info(f"downloading {url} to {destination}")
-    handle, partial = tempfile.mkstemp(dir=destination.parent, suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as out, _open_url(url) as response:
-            shutil.copyfileobj(response, out)
-        if md5 is not None and file_md5(partial) != md5:
-            raise DataError(f"{what or destination.name}: the download from {url} has MD5 "
-                            f"{file_md5(partial)}, expected {md5}; {manual}")
-        os.replace(partial, destination)
-    except (urllib.error.URLError, OSError) as error:
-        raise DataError(f"{what or destination.name} could not be downloaded ({error}); "
-                        f"{manual}") from error
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
-    return destination
-
-
 def read_idx(path):
     """Read an IDX file (optionally gzipped) into a numpy array.
 
     The IDX format: two zero bytes, a type code (``0x08`` = uint8, ...), the number of
     dimensions ``d``, then ``d`` big-endian uint32 sizes and the data in C order.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file; it is read through gzip when its name ends in ``.gz``.
+
+    Returns
+    -------
+    ndarray
+        The array of the shape and dtype the header gives (a read-only view of the bytes).
 
     Raises
     ------
@@ -180,32 +133,32 @@ def read_idx(path):
     return np.frombuffer(raw, dtype, offset=header).reshape(shape)
 
 
-def _candidate_dirs(source, data_dir):
-    dirs = []
-    roots = ([Path(data_dir)] if data_dir is not None else []) + [
-        Path(root) for root in SYSTEM_DATA_DIRS] + [DEFAULT_DATA_DIR]
-    for root in roots:
-        dirs.append(root)
-        for folder in (source.name,) + source.folder_names:
-            dirs += [root / folder, root / folder / "raw"]
-    return list(dict.fromkeys(dirs))
-
-
 def find_idx_files(source, data_dir=None):
-    """Paths of the four IDX files of ``source``, or None for each one not found.
+    """Paths of the four IDX files of ``source``.
 
     Each file is looked for raw and gzipped in the folders listed in the module docstring; the
-    first folder holding it wins.
+    first folder holding it wins, the raw file before the gzipped one.
+
+    Parameters
+    ----------
+    source : IdxSource
+    data_dir : str or Path, optional
+
+    Returns
+    -------
+    dict
+        ``{stem: Path or None}`` for each name of :data:`IDX_FILES`; None where not found.
     """
+    folders = candidate_dirs(data_dir, (source.name,) + source.folder_names, ("", "raw"))
     found = {}
     for stem in IDX_FILES:
-        found[stem] = next((folder / name for folder in _candidate_dirs(source, data_dir)
+        found[stem] = next((folder / name for folder in folders
                             for name in (stem, stem + ".gz") if (folder / name).is_file()), None)
     return found
 
 
 def _missing_message(source, data_dir, missing):
-    target = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR / source.name
+    target = download_dir(source.name, data_dir)
     files = ", ".join(f"{stem}.gz" for stem in missing)
     extra = (" (or on Debian: apt-get install dataset-fashion-mnist)"
              if source is FASHION_MNIST else "")
@@ -214,7 +167,7 @@ def _missing_message(source, data_dir, missing):
 
 
 def _download_missing(source, data_dir, found):
-    target = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR / source.name
+    target = download_dir(source.name, data_dir)
     for stem, path in found.items():
         if path is None:
             name = stem + ".gz"
@@ -229,7 +182,7 @@ def _download_missing(source, data_dir, found):
 
 
 def load_idx_dataset(source, data_dir=None, download=True):
-    """Load an IDX dataset (MNIST layout) as a :class:`~spide_brian.data.Dataset`.
+    """Load an IDX dataset (MNIST layout) as a :class:`~spide_brian.datasets.Dataset`.
 
     Parameters
     ----------
@@ -243,6 +196,12 @@ def load_idx_dataset(source, data_dir=None, download=True):
     -------
     Dataset
         ``x`` of shape ``(n, 784)``, standardised pixels, float64; ``input_shape`` (28, 28).
+
+    Raises
+    ------
+    DataError
+        When files are missing (and cannot be downloaded), unreadable, empty, of the wrong
+        shape or type, or when labels do not match the images.
     """
     found = find_idx_files(source, data_dir)
     missing = [stem for stem, path in found.items() if path is None]
@@ -286,11 +245,35 @@ def _check_split(source, split, images, labels):
 
 @register_dataset("mnist")
 def load_mnist(data_dir=None, download=True):
-    """MNIST, 60000 / 10000 handwritten digits, standardised with (0.1307, 0.3081)."""
+    """MNIST: 60000 / 10000 handwritten digits, standardised with (0.1307, 0.3081).
+
+    Parameters
+    ----------
+    data_dir : str or Path, optional
+    download : bool
+        Download missing files.
+
+    Returns
+    -------
+    Dataset
+        See :func:`load_idx_dataset`.
+    """
     return load_idx_dataset(MNIST, data_dir, download)
 
 
 @register_dataset("fashion-mnist")
 def load_fashion_mnist(data_dir=None, download=True):
-    """Fashion-MNIST, 60000 / 10000 clothing images, standardised with (0.2860, 0.3530)."""
+    """Fashion-MNIST: 60000 / 10000 clothing images, standardised with (0.2860, 0.3530).
+
+    Parameters
+    ----------
+    data_dir : str or Path, optional
+    download : bool
+        Download missing files.
+
+    Returns
+    -------
+    Dataset
+        See :func:`load_idx_dataset`.
+    """
     return load_idx_dataset(FASHION_MNIST, data_dir, download)
