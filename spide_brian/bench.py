@@ -84,7 +84,7 @@ def workload_data(workload, samples=None):
     (without download), else standardised Gaussian images with random labels (``source``
     says which; the spike statistics, and so the speed, then differ from real data).
     """
-    from .data import DataError, load_dataset
+    from .datasets import DataError, load_dataset
 
     n = int(samples or workload.samples)
     if workload.n_inputs == 64:
@@ -92,7 +92,7 @@ def workload_data(workload, samples=None):
         source = "digits"
     else:
         try:
-            from .mnist import load_fashion_mnist
+            from .datasets.mnist import load_fashion_mnist
 
             data = load_fashion_mnist(download=False)
             source = "fashion-mnist"
