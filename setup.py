@@ -25,6 +25,7 @@ setup(
         "scikit-learn",
         "tqdm",
         "matplotlib",
+        "dask[distributed]",
     ],
     extras_require={
         "test": ["pytest>=7"],

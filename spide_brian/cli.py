@@ -1,4 +1,4 @@
-"""Command-line interface: ``spide-brian train | evaluate | info``.
+"""Command-line interface: ``spide-brian train | evaluate | sweep | figures | info``.
 
 Configuration flags map 1:1 to :class:`spide_brian.config.SPIDEConfig` fields with the
 reference names (``--time-step``, ``--time-step-back``, ``--vth``, ``--vth-back``, ``--leaky``,
@@ -200,6 +200,20 @@ def build_parser():
     evaluate.add_argument("--json", default=None, metavar="PATH")
     _add_device_flags(evaluate)
     _add_run_flags(evaluate)
+
+    sweep = commands.add_parser("sweep", help="run a parameter study (a TOML grid of training "
+                                              "runs) on a Dask cluster")
+    sweep.add_argument("study", help="study file (TOML: [study], [base], [axes])")
+    sweep.add_argument("--out", default=None, metavar="STUDY_DIR",
+                       help="folder of the results (results.csv, points/<id>/; default: "
+                            "output/studies/<name>)")
+    sweep.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="address of a running Dask scheduler (tcp://host:8786); default: "
+                            "a local cluster")
+    sweep.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="worker processes of the local cluster (default: one per CPU core)")
+    sweep.add_argument("--retry-failed", action="store_true",
+                       help="run the points recorded as failed again")
 
     figures = commands.add_parser("figures", help="build the paper figures (figures/*.py)")
     figures.add_argument("--out", default="output/figures", help="output folder")
@@ -503,6 +517,34 @@ def _command_evaluate(args):
     return 0
 
 
+def _command_sweep(args):
+    from .study import StudyError, load_study
+
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    if args.workers is not None and args.scheduler:
+        raise UsageError("--workers sizes the local cluster; a cluster at --scheduler has its "
+                         "own workers: drop one of them")
+    try:
+        study = load_study(args.study)
+    except StudyError as error:
+        raise UsageError(f"{args.study}: {error}") from None
+    if args.out:
+        _check_output_folder(args.out, "--out")
+    from importlib.util import find_spec
+
+    if find_spec("distributed") is None:
+        raise UsageError("sweep runs on Dask: pip install 'dask[distributed]'")
+    from .sweep import run_study
+
+    result = run_study(study, out=args.out, scheduler=args.scheduler, workers=args.workers,
+                       retry_failed=args.retry_failed,
+                       echo=lambda line: print(line, flush=True))
+    print(f"{result['done']} of {result['total']} points done, {result['failed']} failed; "
+          f"results in {Path(result['folder']) / 'results.csv'}")
+    return 0 if result["failed"] == 0 else 1
+
+
 def _command_figures(args):
     from .figures import build_all
 
@@ -605,7 +647,8 @@ def main(argv=None):
 
     args = build_parser().parse_args(argv)
     commands = {"train": _command_train, "evaluate": _command_evaluate,
-                "figures": _command_figures, "info": _command_info, "bench": _command_bench}
+                "sweep": _command_sweep, "figures": _command_figures, "info": _command_info,
+                "bench": _command_bench}
     try:
         return commands[args.command](args)
     except (UsageError, ConfigError, DataError, CheckpointError, ValueError,

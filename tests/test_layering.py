@@ -3,14 +3,14 @@ no modules import each other in a circle (every import counts, also those inside
 
 From the bottom up:
 
-1. structure: the config, the topology, the parameters and the named recipes;
+1. structure: the config, the topology, the parameters, the named recipes and the study grids;
 2. data: the dataset interface, the loaders, event frames and augmentation (the
    ``datasets`` subpackage);
 3. science: the numpy reference, the exact solver, the model text, the slot schedule, dropout,
    energy and firing statistics, plots of them;
 4. model: the Brian2 builder and the devices it runs on;
 5. trainers: the training driver, both backends, checkpoints;
-6. interface: the command line, the figures and the benchmark.
+6. interface: the command line, parameter sweeps on Dask, the figures and the benchmark.
 """
 import ast
 import re
@@ -19,13 +19,13 @@ from pathlib import Path
 import spide_brian
 
 LAYERS = (
-    ("structure", {"config", "topology", "parameters", "recipes"}),
+    ("structure", {"config", "topology", "parameters", "recipes", "study"}),
     ("data", {"datasets"}),
     ("science", {"reference", "exact", "equations", "schedule", "dropout", "energy", "firing",
                  "plotting"}),
     ("model", {"network", "routes", "devices"}),
     ("trainers", {"trainer", "tally", "training", "brian_backend", "checkpoint"}),
-    ("interface", {"cli", "figures", "bench"}),
+    ("interface", {"cli", "sweep", "figures", "bench"}),
 )
 PACKAGE = Path(spide_brian.__file__).resolve().parent
 

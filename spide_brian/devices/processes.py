@@ -7,7 +7,7 @@ import shlex
 import signal
 import sys
 
-__all__ = ["bound_make_jobs", "tie_children_to_this_process"]
+__all__ = ["bound_make_jobs", "tie_children_to_this_process", "tied_command"]
 
 
 def bound_make_jobs(jobs=None):
@@ -38,6 +38,20 @@ _UNGUARDED = {}
 
 def _guard_prefix(sig):
     return [sys.executable, "-I", "-c", _PARENT_DEATH_GUARD, str(int(sig)), str(os.getpid())]
+
+
+def tied_command(command, sig=signal.SIGKILL):
+    """``command`` (an argument list) behind the guard that signals it with ``sig`` when
+    this Python process ends, even by SIGKILL (Linux ``PR_SET_PDEATHSIG``).
+
+    Start the returned list with :mod:`subprocess` from this process: the guard checks that
+    its parent is this process, asks the kernel for the signal and replaces itself with
+    ``command``. Elsewhere than on Linux ``command`` comes back unchanged.
+    """
+    command = [str(part) for part in command]
+    if not sys.platform.startswith("linux"):
+        return command
+    return _guard_prefix(sig) + command
 
 
 def tie_children_to_this_process():

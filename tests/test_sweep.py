@@ -1,0 +1,245 @@
+"""Parameter studies: the study file and its grid, and sweeps on a real Dask LocalCluster
+(results table, resumption, a failing point, a worker killed during a point)."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from spide_brian.cli import main
+from spide_brian.study import StudyError, load_study, parse_study, point_id
+
+# a point trains in a few seconds, most of them the child's start
+TINY_BASE = """
+[base]
+hidden_sizes = [16]
+epochs = {epochs}
+batch_size = 16
+time_step_back = 12
+"""
+
+
+def _write_study(folder, axes, epochs=1, limit=48, name="tiny"):
+    path = Path(folder) / f"{name}.toml"
+    path.write_text(f'[study]\nname = "{name}"\nlimit = {limit}\n'
+                    + TINY_BASE.format(epochs=epochs) + "\n[axes]\n" + axes, encoding="utf-8")
+    return path
+
+
+def _rows(folder):
+    with open(Path(folder) / "results.csv", newline="", encoding="utf-8") as stream:
+        return list(csv.DictReader(stream))
+
+
+def _environment():
+    """The environment of a child: this interpreter finds the same package."""
+    environment = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[1])
+    environment["PYTHONPATH"] = os.pathsep.join(
+        [root] + [p for p in environment.get("PYTHONPATH", "").split(os.pathsep) if p])
+    return environment
+
+
+def _sweep_command(*arguments):
+    return [sys.executable, "-m", "spide_brian.cli", "sweep", *map(str, arguments)]
+
+
+# -- the study file (no cluster) ------------------------------------------------------------
+def test_grid_expands_lists_and_ranges_with_stable_ids():
+    study = parse_study({"study": {"name": "s", "limit": 40},
+                         "base": {"hidden_sizes": [16], "epochs": 1},
+                         "axes": {"time_step": {"start": 10, "stop": 30, "step": 10},
+                                  "seed": [0, 1], "leaky": {"start": 0.8, "stop": 1.0,
+                                                            "step": 0.1}}})
+    assert study.axes["time_step"] == [10, 20, 30]
+    assert study.axes["leaky"] == [0.8, 0.9, 1.0]
+    assert len(study.points) == study.grid_size == 3 * 2 * 3
+    ids = [point.id for point in study.points]
+    assert len(set(ids)) == len(ids) and all(len(i) == 10 for i in ids)
+    first = study.points[0]
+    assert first.axes == {"time_step": 10, "seed": 0, "leaky": 0.8}
+    assert first.settings["limit"] == 40 and first.settings["backend"] == "reference"
+    # the id depends on the settings, not on their order, a number's type or a default
+    # written out
+    settings = dict(first.settings)
+    assert point_id(dict(reversed(list(settings.items())))) == first.id
+    assert point_id({**settings, "leaky": 0.8, "lr": 0.05, "feedback": True}) == first.id
+    assert point_id({**settings, "scale_factor": 100}) == first.id
+    assert point_id({**settings, "seed": 5}) != first.id
+    flags = first.train_flags()
+    assert flags[:6] == ["--backend", "reference", "--dataset", "digits", "--limit", "40"]
+    assert "--hidden-sizes" in flags and flags[flags.index("--hidden-sizes") + 1] == "16"
+    assert "--no-feedback" in parse_study({"axes": {"feedback": [False]}}).points[0].train_flags()
+
+
+def test_sample_draws_a_reproducible_subset():
+    data = {"study": {"sample": 4, "seed": 3}, "axes": {"time_step": [5, 6, 7], "seed": [0, 1, 2]}}
+    first, second = parse_study(data), parse_study(data)
+    assert len(first.points) == 4 and first.grid_size == 9
+    assert [p.id for p in first.points] == [p.id for p in second.points]
+    everything = {p.id for p in parse_study({"axes": data["axes"]}).points}
+    assert {p.id for p in first.points} <= everything
+
+
+@pytest.mark.parametrize("data, named", [
+    ({"axes": {"time_stpe": [1]}}, "'time_stpe'"),
+    ({"base": {"learning_rate": 0.1}, "axes": {"seed": [0]}}, "'learning_rate'"),
+    ({"study": {"workers": 2}, "axes": {"seed": [0]}}, "'workers'"),
+    ({"axes": {"seed": {"start": 0, "stop": 2}}}, "step"),
+    ({"axes": {"seed": []}}, "'seed'"),
+    ({"axes": {}}, "at least one axis"),
+    ({"study": {"backend": "gpu"}, "axes": {"seed": [0]}}, "backend"),
+])
+def test_a_wrong_study_names_the_key(data, named):
+    with pytest.raises(StudyError, match=named):
+        parse_study(data)
+
+
+def test_cli_refuses_an_unknown_field_in_one_line(tmp_path, capsys):
+    path = _write_study(tmp_path, "tme_step = [5, 6]\n")
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "'tme_step'" in error
+    assert not (tmp_path / "out").exists()
+    assert main(["sweep", str(path), "--workers", "0"]) == 2
+
+
+# -- sweeps on a real cluster ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cluster():
+    """A LocalCluster of two single-threaded worker processes."""
+    distributed = pytest.importorskip("dask.distributed",
+                                      reason="sweeps run on Dask: pip install 'dask[distributed]'")
+    local = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                     dashboard_address=":0")
+    client = distributed.Client(local)
+    yield client
+    client.close()
+    local.close()
+
+
+def _mtimes(folder):
+    return {str(path): path.stat().st_mtime_ns for path in Path(folder).rglob("*")}
+
+
+def test_small_grid_completes_and_a_rerun_does_nothing(tmp_path):
+    pytest.importorskip("dask.distributed", reason="sweeps run on Dask")
+    path = _write_study(tmp_path, "time_step = [6, 8]\nseed = [0, 1]\n")
+    out = tmp_path / "study"
+    started = time.perf_counter()
+    run = subprocess.run(_sweep_command(path, "--out", out, "--workers", 2), env=_environment(),
+                         capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stdout + run.stderr
+    rows = _rows(out)
+    study = load_study(path)
+    assert sorted(row["point"] for row in rows) == sorted(p.id for p in study.points)
+    settings = {(row["time_step"], row["seed"]) for row in rows}
+    assert settings == {("6", "0"), ("6", "1"), ("8", "0"), ("8", "1")}
+    for row in rows:
+        assert row["status"] == "done" and row["error"] == ""
+        assert row["hidden_sizes"] == "[16]" and row["epochs"] == "1"
+        assert row["limit"] == "48" and row["backend"] == "reference"
+        assert 0.0 <= float(row["test_accuracy"]) <= float(row["best_test_accuracy"]) <= 1.0
+        assert float(row["train_energy_pj"]) > 0 and row["device"] == "numpy"
+        assert row["spide_brian"] and row["brian2"] and row["epochs_done"] == "1"
+        assert (out / "points" / row["point"] / "summary.json").exists()
+    progress = [line for line in run.stdout.splitlines() if line.startswith("[")]
+    assert len(progress) == 4 and progress[-1].endswith("done 4, running 0, failed 0, total 4")
+    first_seconds = time.perf_counter() - started
+
+    before, table = _mtimes(out), (out / "results.csv").read_bytes()
+    again = subprocess.run(_sweep_command(path, "--out", out), env=_environment(),
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "4 done, 0 failed, 0 to run" in again.stdout
+    assert "cluster" not in again.stdout          # nothing to run: no cluster is started
+    assert _mtimes(out) == before and (out / "results.csv").read_bytes() == table
+    assert first_seconds < 150
+
+
+def test_failing_point_is_recorded_and_an_interrupted_point_resumes(tmp_path, cluster):
+    from spide_brian.sweep import run_study
+
+    path = _write_study(tmp_path, "lr = [0.05, -1]\n", epochs=2)
+    study = load_study(path)
+    out = tmp_path / "study"
+    good = next(p for p in study.points if p.axes["lr"] == 0.05)
+    bad = next(p for p in study.points if p.axes["lr"] == -1)
+    # the good point was stopped after its first epoch: a checkpoint, no summary
+    good_folder = out / "points" / good.id
+    assert main(["train", *good.train_flags(), "--epochs", "1", "--out", str(good_folder),
+                 "--quiet"]) == 0
+    lines = []
+    result = run_study(study, out=out, client=cluster, echo=lines.append)
+    assert result["done"] == 1 and result["failed"] == 1 and result["submitted"] == 2
+    rows = {row["point"]: row for row in _rows(out)}
+    assert set(rows) == {good.id, bad.id}
+    assert rows[good.id]["status"] == "done" and rows[good.id]["epochs_done"] == "2"
+    assert "resuming from epoch 1" in (good_folder / "train.log").read_text()
+    assert rows[bad.id]["status"] == "failed" and "--lr" in rows[bad.id]["error"]
+    assert rows[bad.id]["lr"] == "-1" and rows[bad.id]["test_accuracy"] == ""
+    assert any("failed" in line and "total 2" in line for line in lines)
+
+    # a rerun skips both; --retry-failed runs the failed one (only) again
+    assert run_study(study, out=out, client=cluster, echo=lines.append)["submitted"] == 0
+    retried = run_study(study, out=out, client=cluster, retry_failed=True, echo=lines.append)
+    assert retried["submitted"] == 1 and retried["failed"] == 1
+    assert len(_rows(out)) == 2
+
+
+def _training_children(folder):
+    """Pids of running processes whose command line names ``folder``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "spide_brian.cli train" in command and str(folder) in command:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
+def test_a_killed_worker_is_survived(tmp_path, cluster):
+    """A worker killed by SIGKILL during a point: its training process ends with it, Dask
+    runs the point again, and every point has exactly one row."""
+    path = _write_study(tmp_path, "time_step = [6, 8]\nseed = [0, 1]\n", epochs=2, limit=60)
+    study = load_study(path)
+    out = tmp_path / "study"
+    address = cluster.scheduler.address
+    sweep = subprocess.Popen(_sweep_command(path, "--out", out, "--scheduler", address),
+                             env=_environment(), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        victim = None
+        while victim is None and time.monotonic() < deadline:
+            started = list(out.glob("points/*/train.log"))
+            busy = [worker for worker, keys in cluster.processing().items()
+                    if any(key.startswith("point-") for key in keys)]
+            if started and busy:
+                victim = cluster.run(os.getpid)[busy[0]]
+            else:
+                time.sleep(0.1)
+        assert victim is not None, "no point started"
+        os.kill(victim, signal.SIGKILL)
+        output, _ = sweep.communicate(timeout=200)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.wait()
+    assert sweep.returncode == 0, output
+    rows = _rows(out)
+    assert sorted(row["point"] for row in rows) == sorted(p.id for p in study.points)
+    assert all(row["status"] == "done" and row["epochs_done"] == "2" for row in rows)
+    # the killed point ran again (two starts in its log) and no training process is left
+    starts = [Path(log).read_text().count("\n# ") + 1 for log in out.glob("points/*/train.log")]
+    assert max(starts) >= 2
+    assert _training_children(out) == []
