@@ -203,7 +203,12 @@ def build_parser():
 
     sweep = commands.add_parser("sweep", help="run a parameter study (a TOML grid of training "
                                               "runs) on a Dask cluster")
-    sweep.add_argument("study", help="study file (TOML: [study], [base], [axes])")
+    sweep.add_argument("study", nargs="?", default=None,
+                       help="study file (TOML: [study], [base], [axes])")
+    sweep.add_argument("--report", default=None, metavar="STUDY_DIR",
+                       help="summarise a study folder instead of running: a table, and "
+                            "accuracy against each axis (seeds aggregated) in "
+                            "STUDY_DIR/report.png and report.json")
     sweep.add_argument("--out", default=None, metavar="STUDY_DIR",
                        help="folder of the results (results.csv, points/<id>/; default: "
                             "output/studies/<name>)")
@@ -517,8 +522,30 @@ def _command_evaluate(args):
     return 0
 
 
+def _command_sweep_report(args):
+    from .sweep_report import ReportError, format_report, write_report
+
+    if args.study is not None:
+        raise UsageError("--report summarises a study folder: give it alone "
+                         "(spide-brian sweep --report STUDY_DIR)")
+    try:
+        report, png = write_report(args.report)
+    except ReportError as error:
+        raise UsageError(str(error)) from None
+    for line in format_report(report):
+        print(line)
+    print(f"wrote {png} and {png.with_suffix('.json')}")
+    return 0
+
+
 def _command_sweep(args):
     from .study import StudyError, load_study
+
+    if args.report is not None:
+        return _command_sweep_report(args)
+    if args.study is None:
+        raise UsageError("sweep needs a study file (spide-brian sweep STUDY.toml) or "
+                         "--report STUDY_DIR")
 
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")

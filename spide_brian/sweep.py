@@ -28,9 +28,11 @@ import uuid
 from pathlib import Path
 
 __all__ = ["run_study", "run_point", "ResultsTable", "METRIC_COLUMNS", "RESULTS_NAME",
-           "POINTS_FOLDER", "default_study_dir"]
+           "STUDY_COPY_NAME", "POINTS_FOLDER", "default_study_dir", "table_cell"]
 
 RESULTS_NAME = "results.csv"
+#: The copy of the study file in the study folder.
+STUDY_COPY_NAME = "study.toml"
 POINTS_FOLDER = "points"
 SUMMARY_NAME = "summary.json"
 CHECKPOINT_NAME = "checkpoint.json"
@@ -150,7 +152,7 @@ def run_point(flags, folder, epochs, python=None):
 
 
 # -- on the client --------------------------------------------------------------------------
-def _cell(value):
+def table_cell(value):
     """A table cell: lists as JSON, nothing as an empty cell."""
     if value is None:
         return ""
@@ -188,7 +190,8 @@ class ResultsTable:
 
     def set(self, point_id, values):
         """Replace the row of ``point_id``."""
-        self.rows[point_id] = {"point": point_id, **{k: _cell(v) for k, v in values.items()}}
+        self.rows[point_id] = {"point": point_id,
+                               **{k: table_cell(v) for k, v in values.items()}}
 
     def write(self):
         """Rewrite the table atomically (readers see the old or the new table, complete)."""
@@ -248,7 +251,7 @@ def _running(client, keys):
 
 
 def _describe(point):
-    return " ".join(f"{name}={_cell(value)}" for name, value in point.axes.items())
+    return " ".join(f"{name}={table_cell(value)}" for name, value in point.axes.items())
 
 
 def run_study(study, out=None, scheduler=None, workers=None, retry_failed=False, client=None,
@@ -282,7 +285,7 @@ def run_study(study, out=None, scheduler=None, workers=None, retry_failed=False,
     """
     folder = Path(out) if out is not None else default_study_dir(study)
     folder.mkdir(parents=True, exist_ok=True)
-    copy = folder / "study.toml"
+    copy = folder / STUDY_COPY_NAME
     if study.path is not None and Path(study.path).resolve() != copy.resolve() and (
             not copy.exists() or copy.read_bytes() != Path(study.path).read_bytes()):
         # the study file next to its results (kept as it is when unchanged)

@@ -25,7 +25,7 @@ LAYERS = (
                  "plotting"}),
     ("model", {"network", "routes", "devices"}),
     ("trainers", {"trainer", "tally", "training", "brian_backend", "checkpoint"}),
-    ("interface", {"cli", "sweep", "figures", "bench"}),
+    ("interface", {"cli", "sweep", "sweep_report", "figures", "bench"}),
 )
 PACKAGE = Path(spide_brian.__file__).resolve().parent
 

@@ -1,6 +1,7 @@
 """Parameter studies: the study file and its grid, and sweeps on a real Dask LocalCluster
 (results table, resumption, a failing point, a worker killed during a point)."""
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -130,7 +131,6 @@ def test_small_grid_completes_and_a_rerun_does_nothing(tmp_path):
     pytest.importorskip("dask.distributed", reason="sweeps run on Dask")
     path = _write_study(tmp_path, "time_step = [6, 8]\nseed = [0, 1]\n")
     out = tmp_path / "study"
-    started = time.perf_counter()
     run = subprocess.run(_sweep_command(path, "--out", out, "--workers", 2), env=_environment(),
                          capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stdout + run.stderr
@@ -149,7 +149,6 @@ def test_small_grid_completes_and_a_rerun_does_nothing(tmp_path):
         assert (out / "points" / row["point"] / "summary.json").exists()
     progress = [line for line in run.stdout.splitlines() if line.startswith("[")]
     assert len(progress) == 4 and progress[-1].endswith("done 4, running 0, failed 0, total 4")
-    first_seconds = time.perf_counter() - started
 
     before, table = _mtimes(out), (out / "results.csv").read_bytes()
     again = subprocess.run(_sweep_command(path, "--out", out), env=_environment(),
@@ -158,7 +157,17 @@ def test_small_grid_completes_and_a_rerun_does_nothing(tmp_path):
     assert "4 done, 0 failed, 0 to run" in again.stdout
     assert "cluster" not in again.stdout          # nothing to run: no cluster is started
     assert _mtimes(out) == before and (out / "results.csv").read_bytes() == table
-    assert first_seconds < 150
+
+    assert main(["sweep", "--report", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["counts"] == {"points": 4, "done": 4, "failed": 0, "pending": 0}
+    by_step = {entry["value"]: entry for entry in report["axes"]["time_step"]}
+    for step in (6, 8):
+        final = sorted(float(row["test_accuracy"]) for row in rows
+                       if row["time_step"] == str(step))
+        assert sorted(by_step[step]["accuracies"]) == final
+        assert by_step[step]["test_accuracy"]["n"] == 2
+    assert (out / "report.png").stat().st_size > 0
 
 
 def test_failing_point_is_recorded_and_an_interrupted_point_resumes(tmp_path, cluster):
@@ -243,3 +252,84 @@ def test_a_killed_worker_is_survived(tmp_path, cluster):
     starts = [Path(log).read_text().count("\n# ") + 1 for log in out.glob("points/*/train.log")]
     assert max(starts) >= 2
     assert _training_children(out) == []
+
+
+# -- the report of a study folder (no cluster) ----------------------------------------------
+def _fake_results(folder, study, accuracies, failed=(), extra_rows=()):
+    """A results table for ``study`` with the given final accuracy per point index."""
+    columns = ["point", "status", *study.axes, "test_accuracy", "best_test_accuracy",
+               "seconds", "error"]
+    with open(Path(folder) / "results.csv", "w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, fieldnames=columns)
+        writer.writeheader()
+        for index, point in enumerate(study.points):
+            row = {"point": point.id, **{k: str(v) for k, v in point.axes.items()}}
+            if index in failed:
+                row.update(status="failed", error="ConfigError: lr must be > 0")
+            elif index in accuracies:
+                row.update(status="done", test_accuracy=str(accuracies[index]),
+                           best_test_accuracy=str(accuracies[index] + 0.01), seconds="2.5")
+            else:
+                continue
+            writer.writerow(row)
+        for row in extra_rows:
+            writer.writerow(row)
+
+
+def test_report_aggregates_seeds_per_axis_value_and_ranks_configurations(tmp_path, capsys):
+    path = _write_study(tmp_path, "time_step = [6, 8]\nleaky = [0.9, 1.0]\nseed = [0, 1]\n")
+    (tmp_path / "study.toml").write_text(path.read_text())
+    study = load_study(tmp_path / "study.toml")
+    accuracy = {}
+    for index, point in enumerate(study.points):
+        accuracy[index] = round(0.5 + 0.1 * (point.axes["time_step"] == 8)
+                                + 0.05 * (point.axes["leaky"] == 1.0)
+                                + 0.01 * point.axes["seed"], 4)
+    last = len(study.points) - 1
+    del accuracy[last]                                   # one point not run yet
+    _fake_results(tmp_path, study, accuracy, failed={0},
+                  extra_rows=[{"point": "0123456789", "status": "done",
+                               "test_accuracy": "0.99"}])   # not in the study any more
+    assert main(["sweep", "--report", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["counts"] == {"points": 8, "done": 6, "failed": 1, "pending": 1}
+    done = {i: a for i, a in accuracy.items() if i != 0}
+    for name in ("time_step", "leaky", "seed"):
+        for entry in report["axes"][name]:
+            values = [a for i, a in done.items()
+                      if study.points[i].axes[name] == entry["value"]]
+            assert entry["test_accuracy"]["n"] == len(values)
+            assert entry["test_accuracy"]["mean"] == pytest.approx(sum(values) / len(values))
+            if len(values) > 1:
+                mean = sum(values) / len(values)
+                sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+                assert entry["test_accuracy"]["std"] == pytest.approx(sd)
+            assert entry["best_test_accuracy"]["mean"] == pytest.approx(
+                sum(values) / len(values) + 0.01)
+    best = report["configurations"][0]
+    assert best["settings"] == {"time_step": 8, "leaky": 1.0}
+    assert best["test_accuracy"]["n"] == 1               # its seed-1 point is not run yet
+    means = [entry["test_accuracy"]["mean"] for entry in report["configurations"]]
+    assert means == sorted(means, reverse=True) and len(means) == 4
+    assert report["failed"][0]["error"] == "ConfigError: lr must be > 0"
+    assert "0.99" not in out and "failed" in out and "time_step=8 leaky=1.0" in out
+    assert (tmp_path / "report.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("setup,message", [
+    ("nothing", "no results.csv"),
+    ("no study", "copy the study file there"),
+    ("garbage", "not a results table"),
+])
+def test_report_of_an_unusable_folder_is_one_line(tmp_path, capsys, setup, message):
+    path = _write_study(tmp_path, "seed = [0, 1]\n")
+    if setup != "no study":
+        (tmp_path / "study.toml").write_text(path.read_text())
+    if setup != "nothing":
+        (tmp_path / "results.csv").write_text("a,b\n1,2\n")
+    assert main(["sweep", "--report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert main(["sweep", str(path), "--report", str(tmp_path)]) == 2
+    assert "give it alone" in capsys.readouterr().err
