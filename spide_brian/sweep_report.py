@@ -149,13 +149,16 @@ def _draw(report):
         numeric = all(isinstance(e["value"], (int, float)) and not isinstance(e["value"], bool)
                       for e in entries)
         x = [float(e["value"]) for e in entries] if numeric else list(range(len(entries)))
-        for metric, style, label in (("test_accuracy", "-o", "final"),
-                                     ("best_test_accuracy", "--s", "best")):
+        # the best series a little to the right, so that equal values stay visible
+        span = (max(x) - min(x)) or 1.0
+        for metric, style, label, shift in (("test_accuracy", "-o", "final", 0.0),
+                                            ("best_test_accuracy", "--s", "best", 0.015)):
             mean = [np.nan if e[metric]["mean"] is None else e[metric]["mean"]
                     for e in entries]
             spread = [np.nan if e[metric]["std"] is None else e[metric]["std"]
                       for e in entries]
-            ax.errorbar(x, mean, yerr=spread, fmt=style, capsize=3, markersize=4,
+            ax.errorbar([p + shift * span for p in x], mean, yerr=spread, fmt=style,
+                        capsize=3, markersize=4,
                         label=f"{label} test accuracy (mean ± sd)")
         for position, entry in zip(x, entries):
             ax.plot([position] * len(entry["accuracies"]), entry["accuracies"], ".",
@@ -164,7 +167,7 @@ def _draw(report):
         ax.set_xlabel(name)
         ax.set_ylabel("test accuracy")
         ax.set_title(f"{report['study']}: {name}")
-    panels[0].legend()
+    panels[0].legend(loc="best")
     return figure
 
 
