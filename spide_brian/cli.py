@@ -28,7 +28,7 @@ class UsageError(Exception):
 LOG_NAME = "log.tsv"
 # flags that configure the Brian2 run and mean nothing to the numpy reference (and every
 # device adapter's own flags)
-BRIAN_ONLY_FLAGS = ("device", "samples_per_run")
+BRIAN_ONLY_FLAGS = ("device", "samples_per_run", "build_dir")
 
 
 def _add_config_flags(parser):
@@ -184,6 +184,11 @@ def build_parser():
                        help="replace the run in --out (its checkpoint and log.tsv) with a new "
                             "one; other files there are kept")
     train.add_argument("--json", default=None, metavar="PATH", help="write a JSON summary")
+    train.add_argument("--build-dir", default=None, metavar="DIR",
+                       help="folder of the compiled standalone program (default: OUT/build, "
+                            "or a temporary folder without --out); a program built there "
+                            "for the same model structure is reused, only what changed "
+                            "is recompiled")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--augment", action="store_true",
                        help="per-epoch augmentation of the reference recipe (cifar10, cifar100: "
@@ -337,6 +342,8 @@ def _check_out(args):
                          "choose one")
     if args.json:
         _check_output_file(args.json, "--json")
+    if getattr(args, "build_dir", None):
+        _check_output_folder(args.build_dir, "--build-dir")
     if not args.out:
         return
     out = Path(args.out)
@@ -396,10 +403,10 @@ def _command_train(args):
             # a run killed between its checkpoint and its log left the log one epoch short
             _write_log(out / LOG_NAME, history)
     # a standalone program built in DIR/build is reused by a resumed run (nothing to recompile)
+    build_dir = args.build_dir or (str(out / "build") if out is not None else None)
     trainer = make_trainer(args.backend, config, params, device=args.device,
                            n_inputs=dataset.n_inputs, n_classes=dataset.n_classes,
-                           build_dir=str(out / "build") if out is not None else None,
-                           **device_options)
+                           build_dir=build_dir, **device_options)
     if optimizer_state:
         trainer.load_optimizer_state(optimizer_state)
     device = trainer.device_name if args.backend == "brian" else "numpy"

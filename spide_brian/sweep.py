@@ -3,7 +3,11 @@ results table, resumable.
 
 Each point trains in its own process, ``spide-brian train`` started by a Dask task on a
 worker, with its files in ``STUDY_DIR/points/<id>/`` (checkpoint, ``log.tsv``,
-``summary.json`` and the captured output ``train.log``). The training process is tied to
+``summary.json`` and the captured output ``train.log``). Points on the Brian2 backend build
+their standalone program in a folder of their worker, ``STUDY_DIR/builds/<worker>/``, so
+that the points a worker runs one after the other reuse one program where their model
+structure is the same (a worker runs one point at a time; the build folder's lock guards
+the rest). The training process is tied to
 the worker process: when a worker dies, even by SIGKILL, its training process ends too, and
 Dask runs the task again on another (or the restarted) worker, which resumes the point from
 its last checkpoint.
@@ -34,6 +38,8 @@ RESULTS_NAME = "results.csv"
 #: The copy of the study file in the study folder.
 STUDY_COPY_NAME = "study.toml"
 POINTS_FOLDER = "points"
+#: Folder of the workers' standalone build folders (Brian2 points).
+BUILDS_FOLDER = "builds"
 SUMMARY_NAME = "summary.json"
 CHECKPOINT_NAME = "checkpoint.json"
 TRAIN_LOG_NAME = "train.log"
@@ -76,12 +82,34 @@ def _summary_metrics(path):
                     summary.get("device"), summary.get("train_seconds"))
 
 
+def _backend(flags):
+    """The ``--backend`` among ``spide-brian train`` flags (None if they name none)."""
+    flags = list(flags)
+    if "--backend" in flags and flags.index("--backend") + 1 < len(flags):
+        return flags[flags.index("--backend") + 1]
+    return None
+
+
 def _last_lines(text, count=ERROR_LINES):
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return " | ".join(lines[-count:]) or "no output"
 
 
-def run_point(flags, folder, epochs, python=None):
+def _worker_label():
+    """A name of this worker that stays the same when a LocalCluster restarts it: the Dask
+    worker's name on its host (the host and process id outside a worker)."""
+    name = None
+    try:
+        from dask.distributed import get_worker
+
+        name = get_worker().name
+    except (ImportError, ValueError):
+        pass
+    label = f"{socket.gethostname()}-{name if name is not None else os.getpid()}"
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+
+
+def run_point(flags, folder, epochs, python=None, builds=None):
     """Train one point in a child process and report how it went (a Dask task).
 
     Parameters
@@ -94,6 +122,10 @@ def run_point(flags, folder, epochs, python=None):
         The epochs the point trains: a checkpoint that has them all is a finished run.
     python : str, optional
         Interpreter of the child (default: this one).
+    builds : str, optional
+        Folder of the workers' build folders: a Brian2 point builds its standalone program
+        in ``builds/<worker>``, so that the points one worker runs reuse one program where
+        their model structure is the same (only what changed is recompiled).
 
     Returns
     -------
@@ -128,6 +160,8 @@ def run_point(flags, folder, epochs, python=None):
     elif any(folder.glob("checkpoint-epoch*.npz")) or (folder / "log.tsv").exists():
         # a run stopped before its first complete checkpoint: start it again
         mode = ["--overwrite"]
+    if builds is not None and _backend(flags) == "brian":
+        mode += ["--build-dir", str(Path(builds) / _worker_label())]
     train_command = [python or sys.executable, "-m", "spide_brian.cli", "train", *flags,
                      "--out", str(folder), "--json", str(summary), "--quiet", *mode]
     log_path = folder / TRAIN_LOG_NAME
@@ -326,7 +360,8 @@ def run_study(study, out=None, scheduler=None, workers=None, retry_failed=False,
                 epochs = SPIDEConfig().epochs
             future = client.submit(run_point, point.train_flags(),
                                    str((folder / POINTS_FOLDER / point.id).absolute()),
-                                   int(epochs), key=f"point-{point.id}-{run_token}")
+                                   int(epochs), builds=str((folder / BUILDS_FOLDER).absolute()),
+                                   key=f"point-{point.id}-{run_token}")
             futures[future] = point
         keys = {future.key for future in futures}
         for finished, future in enumerate(as_completed(futures), 1):

@@ -271,6 +271,7 @@ def test_a_failed_write_is_one_line(tmp_path, capsys, monkeypatch):
     (["--backend", "reference", "--device", "genn", "--genn-cpu-only"],
      "--device applies to --backend brian"),
     (["--backend", "reference", "--genn-path", "/opt/genn"], "--genn-path applies"),
+    (["--backend", "reference", "--build-dir", "build"], "--build-dir applies"),
     (["--backend", "reference", "--cuda-compute-capability", "8.0"],
      "--cuda-compute-capability applies"),
     (["--backend", "brian", "--device", "numpy", "--timing", "reference"],

@@ -200,6 +200,36 @@ def test_failing_point_is_recorded_and_an_interrupted_point_resumes(tmp_path, cl
     assert len(_rows(out)) == 2
 
 
+@pytest.mark.standalone
+def test_brian_points_of_one_worker_share_its_build_folder(tmp_path):
+    """Two cpp_standalone points of the same structure on one worker: both train, both
+    build in that worker's folder, and the second reuses the first one's program."""
+    distributed = pytest.importorskip("dask.distributed", reason="sweeps run on Dask")
+    from spide_brian.sweep import run_study
+
+    path = tmp_path / "brian.toml"
+    path.write_text('[study]\nname = "brian"\nbackend = "brian"\nlimit = 32\n'
+                    + TINY_BASE.format(epochs=1) + "\n[axes]\nseed = [0, 1]\n",
+                    encoding="utf-8")
+    study = load_study(path)
+    out = tmp_path / "study"
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as local, \
+            distributed.Client(local) as client:
+        result = run_study(study, out=out, client=client, echo=lambda line: None)
+    assert result["done"] == 2 and result["failed"] == 0
+    builds = [p for p in (out / "builds").iterdir() if p.is_dir()]
+    assert len(builds) == 1                      # one worker, one build folder
+    summaries = [json.loads((out / "points" / p.id / "summary.json").read_text())
+                 for p in study.points]
+    assert all(s["device"] == "cpp_standalone" for s in summaries)
+    logs = [(out / "points" / p.id / "train.log").read_text() for p in study.points]
+    assert all(f"--build-dir {builds[0]}" in log for log in logs)
+    # the second run found the first one's program (its compile message says how long
+    # the last compile in that folder took)
+    assert sum("last compile in this folder" in log for log in logs) == 1
+
+
 def _training_children(folder):
     """Pids of running processes whose command line names ``folder``."""
     found = []
