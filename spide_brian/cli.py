@@ -135,6 +135,66 @@ def _device_options(args, backend):
     return options
 
 
+# physical flags of ``train`` -> (parameter of spide_brian.biophysics, config field it sets)
+UNIT_FLAGS = {"membrane_tau": ("tau_m", "leaky"), "forward_duration": ("forward_duration",
+                                                                       "time_step"),
+              "backward_duration": ("backward_duration", "time_step_back")}
+
+
+def _add_unit_flags(parser):
+    group = parser.add_argument_group(
+        "physical units (docs/biophysics.md): set the leak and the step counts from times")
+    group.add_argument("--dt", default=None, metavar="TIME",
+                       help="duration of one SPIDE step (default: 1ms)")
+    group.add_argument("--membrane-tau", default=None, metavar="TIME",
+                       help="membrane time constant: --leaky becomes exp(-dt/tau_m) "
+                            "(e.g. 20ms; inf for IF)")
+    group.add_argument("--forward-duration", default=None, metavar="TIME",
+                       help="forward phase: --time-step becomes its number of steps of dt")
+    group.add_argument("--backward-duration", default=None, metavar="TIME",
+                       help="backward phase: --time-step-back becomes its number of steps")
+
+
+def _unit_changes(args):
+    """The config fields that the physical flags set (none given: nothing)."""
+    from .biophysics import NeuronUnits, UnitError, parse_quantity
+
+    given = {flag: getattr(args, flag) for flag in UNIT_FLAGS
+             if getattr(args, flag, None) is not None}
+    if not given:
+        if getattr(args, "dt", None) is not None:
+            raise UsageError("--dt applies with --membrane-tau, --forward-duration or "
+                             "--backward-duration; add one of them or drop --dt")
+        return {}
+    for flag, (_, field) in UNIT_FLAGS.items():
+        if flag in given and getattr(args, field, None) is not None:
+            raise UsageError(f"--{flag.replace('_', '-')} sets --{field.replace('_', '-')}; "
+                             "give one of the two")
+    try:
+        quantities = {flag: parse_quantity(text, UNIT_FLAGS[flag][0],
+                                           "--" + flag.replace("_", "-"))
+                      for flag, text in given.items()}
+        dt = parse_quantity(args.dt, "dt", "--dt") if args.dt is not None else None
+        units = NeuronUnits(**({"dt": dt} if dt is not None else {}),
+                            **({"tau_m": quantities["membrane_tau"]}
+                               if "membrane_tau" in quantities else {}))
+        changes = {}
+        if "membrane_tau" in quantities:
+            changes["leaky"] = units.leak
+        for flag, name, field in (("forward_duration", "forward_duration", "time_step"),
+                                  ("backward_duration", "backward_duration",
+                                   "time_step_back")):
+            if flag in quantities:
+                changes[field] = units.steps(quantities[flag], name)
+    except UnitError as error:
+        text = str(error)
+        for flag, (name, _) in UNIT_FLAGS.items():
+            if text.startswith(name + " "):
+                text = "--" + flag.replace("_", "-") + text[len(name):]
+        raise UsageError(text) from None
+    return changes
+
+
 def _config_from_args(args, base=None):
     from .config import ConfigError, SPIDEConfig
 
@@ -143,6 +203,7 @@ def _config_from_args(args, base=None):
         value = getattr(args, item.name, None)
         if value is not None:
             changes[item.name] = value
+    changes.update(_unit_changes(args))
     base = base or SPIDEConfig()
     try:
         return base.replace(**changes)
@@ -194,6 +255,7 @@ def build_parser():
                        help="per-epoch augmentation of the reference recipe (cifar10, cifar100: "
                             "pad-4 crop and flip; cifar10-dvs: pad-4 crop of the frames)")
     _add_config_flags(train)
+    _add_unit_flags(train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint on the test split")
     evaluate.add_argument("checkpoint", help="checkpoint folder or its checkpoint.json")

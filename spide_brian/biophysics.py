@@ -1,0 +1,205 @@
+r"""Physical units of the SPIDE neuron model: time constants, durations and voltages.
+
+The SPIDE model is a discrete map: one step of the forward and backward stages is one
+update of every membrane, ``v <- lambda v + I`` (docs/method.md M1, M3). A membrane that
+obeys the differential equation
+
+.. math::
+
+    \tau_m \frac{dV}{dt} = -(V - V_\mathrm{rest}),
+
+with delta synapses (a spike moves ``V`` by the synapse's weight at once) and integrated
+exactly over one step of length ``dt`` is that map, with
+
+* the leak :math:`\lambda = \exp(-dt / \tau_m)` (:math:`\tau_m = \infty`: the perfect
+  integrator, IF, :math:`\lambda = 1`);
+* ``T = t_fwd / dt`` forward and ``T_b = t_bwd / dt`` backward steps for phases of
+  durations ``t_fwd`` and ``t_bwd``;
+* the dimensionless membrane :math:`v = (V - V_\mathrm{rest}) / s` with the voltage scale
+  :math:`s = (V_\mathrm{th} - V_\mathrm{rest}) / V_{th}` that puts the physical threshold
+  :math:`V_\mathrm{th}` at the model's threshold ``vth``: weights and currents are in units
+  of ``s`` per spike, the modified reset subtracts :math:`2 (V_\mathrm{th} - V_\mathrm{rest})`,
+  and the couples' threshold ``vth_back`` is :math:`V^b_\mathrm{th} - V_\mathrm{rest} =
+  \mathrm{vth\_back}\, s`.
+
+The voltages change nothing in the discrete model (it is invariant to ``s``); they say which
+membrane potential a model value stands for (:meth:`NeuronUnits.potential`). This module
+converts between the two descriptions and checks every quantity's dimensions; the mapping is
+in docs/biophysics.md.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import brian2.units as brian_units
+from brian2.units.fundamentalunits import DimensionMismatchError, Quantity, get_dimensions
+
+from .config import SPIDEConfig
+
+__all__ = ["NeuronUnits", "UnitError", "parse_quantity", "check_quantity", "EXPECTED_UNITS"]
+
+#: Each physical parameter, the unit its value must have and an example of one.
+EXPECTED_UNITS = {
+    "dt": (brian_units.second, "a time", "1ms"),
+    "tau_m": (brian_units.second, "a time", "20ms"),
+    "forward_duration": (brian_units.second, "a time", "30ms"),
+    "backward_duration": (brian_units.second, "a time", "100ms"),
+    "v_rest": (brian_units.volt, "a voltage", "-65mV"),
+    "v_threshold": (brian_units.volt, "a voltage", "-50mV"),
+}
+#: Relative distance of a duration from a whole number of steps that still counts as whole.
+STEP_TOLERANCE = 1e-9
+
+_QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\*?\s*"
+                       r"([A-Za-z]+)\s*$")
+
+
+class UnitError(ValueError):
+    """A physical parameter with the wrong dimensions or an unusable value; the message
+    names the parameter, the unit it needs and an example."""
+
+
+def _describe_dimensions(value):
+    dimensions = get_dimensions(value)
+    if dimensions.is_dimensionless:
+        return "a dimensionless number"
+    for unit, what, _ in EXPECTED_UNITS.values():
+        if dimensions == unit.dim:
+            return what
+    return f"a value in {dimensions}"
+
+
+def check_quantity(name, value):
+    """Return ``value`` if it has the dimensions of parameter ``name``, else raise
+    :class:`UnitError` naming the parameter and the expected unit."""
+    unit, what, example = EXPECTED_UNITS[name]
+    if not isinstance(value, Quantity):
+        raise UnitError(f"{name} must be {what} with its unit (e.g. {example}), got "
+                        f"{value!r}, a plain number")
+    try:
+        value.in_unit(unit)
+    except DimensionMismatchError:
+        raise UnitError(f"{name} must be {what} (e.g. {example}), got {value}, "
+                        f"{_describe_dimensions(value)}") from None
+    if not math.isfinite(float(value)) and not (name == "tau_m" and float(value) > 0):
+        raise UnitError(f"{name} must be finite, got {value}")
+    return value
+
+
+def parse_quantity(text, name, label=None):
+    """A Brian2 quantity from text such as ``"20ms"``, ``"0.1 ms"`` or ``"-65*mV"`` (``"inf"``
+    for an infinite membrane time constant), checked for the dimensions of ``name``;
+    messages call the parameter ``label`` (e.g. the command-line flag), default ``name``.
+
+    Raises
+    ------
+    UnitError
+        If the text is not a number with a Brian2 unit, or the unit has other dimensions.
+    """
+    unit, what, example = EXPECTED_UNITS[name]
+    label = label or name
+    if name == "tau_m" and str(text).strip().lower() in ("inf", "infinity"):
+        return math.inf * brian_units.second
+    match = _QUANTITY.match(str(text))
+    if match is None:
+        raise UnitError(f"{label}: {text!r} is not a number with a unit; give {what} such as "
+                        f"{example}")
+    number, symbol = match.groups()
+    unit_value = getattr(brian_units, symbol, None)
+    if not isinstance(unit_value, Quantity):
+        raise UnitError(f"{label}: {symbol!r} in {text!r} is not a Brian2 unit; give {what} "
+                        f"such as {example}")
+    try:
+        return check_quantity(name, float(number) * unit_value)
+    except UnitError as error:
+        raise UnitError(f"{label}{str(error)[len(name):]}") from None
+
+
+def _whole_steps(name, duration, dt):
+    steps = float(duration / dt)
+    whole = round(steps)
+    if whole < 1 or abs(steps - whole) > STEP_TOLERANCE * max(1.0, abs(steps)):
+        raise UnitError(f"{name} {duration} is not a whole number of steps of dt = {dt} "
+                        f"({steps:g} steps); choose a multiple of dt")
+    return int(whole)
+
+
+@dataclass(frozen=True, eq=False)
+class NeuronUnits:
+    r"""The physical description of the SPIDE neurons (see the module docstring).
+
+    Parameters
+    ----------
+    dt : Quantity
+        Duration of one SPIDE step (a time).
+    tau_m : Quantity
+        Membrane time constant; ``inf * second`` for the perfect integrator (IF).
+    v_rest, v_threshold : Quantity
+        Resting potential and forward threshold (voltages, ``v_threshold > v_rest``).
+    """
+
+    dt: Quantity = field(default_factory=lambda: 1 * brian_units.ms)
+    tau_m: Quantity = field(default_factory=lambda: math.inf * brian_units.second)
+    v_rest: Quantity = field(default_factory=lambda: -65 * brian_units.mV)
+    v_threshold: Quantity = field(default_factory=lambda: -50 * brian_units.mV)
+
+    def __post_init__(self):
+        for name in ("dt", "tau_m", "v_rest", "v_threshold"):
+            check_quantity(name, getattr(self, name))
+        if not float(self.dt) > 0:
+            raise UnitError(f"dt must be > 0, got {self.dt}")
+        if not float(self.tau_m) > 0:
+            raise UnitError(f"tau_m must be > 0 (inf for IF neurons), got {self.tau_m}")
+        if not float(self.v_threshold) > float(self.v_rest):
+            raise UnitError(f"v_threshold ({self.v_threshold}) must lie above v_rest "
+                            f"({self.v_rest})")
+
+    @property
+    def leak(self):
+        r"""The leak per step :math:`\lambda = \exp(-dt/\tau_m)` (1 for IF)."""
+        if math.isinf(float(self.tau_m)):
+            return 1.0
+        return math.exp(-float(self.dt / self.tau_m))
+
+    def steps(self, duration, name="forward_duration"):
+        """The number of steps of ``dt`` in ``duration`` (which must be a whole number)."""
+        return _whole_steps(name, check_quantity(name, duration), self.dt)
+
+    def voltage_scale(self, config):
+        """The voltage ``s`` of one unit of the model's membrane: ``(V_th - V_rest) / vth``."""
+        return (self.v_threshold - self.v_rest) / config.vth
+
+    def potential(self, v, config):
+        """The membrane potential (volts) that the model's membrane value ``v`` stands for."""
+        return self.v_rest + v * self.voltage_scale(config)
+
+    def discrete(self, config=None, forward_duration=None, backward_duration=None):
+        """``config`` (default :class:`SPIDEConfig`) with the leak and, where given, the
+        numbers of forward and backward steps of these units.
+
+        Raises
+        ------
+        UnitError
+            If a duration is not a whole number of steps.
+        """
+        config = config or SPIDEConfig()
+        changes = {"leaky": self.leak}
+        if forward_duration is not None:
+            changes["time_step"] = self.steps(forward_duration, "forward_duration")
+        if backward_duration is not None:
+            changes["time_step_back"] = self.steps(backward_duration, "backward_duration")
+        return config.replace(**changes)
+
+    @classmethod
+    def of(cls, config, dt=1 * brian_units.ms, **voltages):
+        r"""The units of ``config``'s leak at step ``dt``: :math:`\tau_m = -dt / \ln\lambda`."""
+        dt = check_quantity("dt", dt)
+        tau_m = math.inf * brian_units.second if config.leaky == 1.0 else \
+            -dt / math.log(config.leaky)
+        return cls(dt=dt, tau_m=tau_m, **voltages)
+
+    def durations(self, config):
+        """``(forward, backward)`` phase durations of ``config``'s ``T`` and ``T_b``."""
+        return config.time_step * self.dt, config.time_step_back * self.dt
