@@ -38,8 +38,13 @@ from brian2.units.fundamentalunits import DimensionMismatchError, Quantity, get_
 
 from .config import SPIDEConfig
 
-__all__ = ["NeuronUnits", "UnitError", "parse_quantity", "check_quantity", "EXPECTED_UNITS"]
+__all__ = ["NeuronUnits", "UnitError", "parse_quantity", "check_quantity", "EXPECTED_UNITS",
+           "UNIT_OPTIONS"]
 
+#: The options of ``spide-brian train`` (and keys of a study) that take these quantities,
+#: and the parameter each one is.
+UNIT_OPTIONS = {"dt": "dt", "membrane_tau": "tau_m", "forward_duration": "forward_duration",
+                "backward_duration": "backward_duration"}
 #: Each physical parameter, the unit its value must have and an example of one.
 EXPECTED_UNITS = {
     "dt": (brian_units.second, "a time", "1ms"),

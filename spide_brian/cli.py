@@ -135,7 +135,7 @@ def _device_options(args, backend):
     return options
 
 
-# physical flags of ``train`` -> (parameter of spide_brian.biophysics, config field it sets)
+# physical flags of ``train`` (but --dt) -> (their biophysics parameter, the field they set)
 UNIT_FLAGS = {"membrane_tau": ("tau_m", "leaky"), "forward_duration": ("forward_duration",
                                                                        "time_step"),
               "backward_duration": ("backward_duration", "time_step_back")}

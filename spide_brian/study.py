@@ -19,8 +19,11 @@ A study file has three tables::
     time_step_back = {start = 20, stop = 60, step = 20}    # 20, 40, 60 (stop included)
     seed = [0, 1]
 
-An axis (and a ``[base]`` key) is any :class:`~spide_brian.config.SPIDEConfig` field or one
-of ``dataset``, ``limit`` and ``seed`` (the config's seed). The grid is the product of the
+An axis (and a ``[base]`` key) is any :class:`~spide_brian.config.SPIDEConfig` field, one
+of ``dataset``, ``limit`` and ``seed`` (the config's seed), or a physical option of
+``spide-brian train`` given as a string with its unit (``dt``, ``membrane_tau``,
+``forward_duration``, ``backward_duration``: ``membrane_tau = ["10ms", "20ms", "inf"]``,
+checked for their dimensions here). The grid is the product of the
 axes; each point has a stable id, a short hash of its complete settings (every config
 field, the dataset, the limit and the backend), so that the same point of an edited study
 keeps its id and its result. Only names are checked here: a value the config refuses
@@ -39,6 +42,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .biophysics import UNIT_OPTIONS, UnitError, parse_quantity
 from .config import FLOAT_FIELDS, SPIDEConfig
 
 __all__ = ["Study", "StudyPoint", "StudyError", "load_study", "parse_study", "point_id",
@@ -88,6 +92,9 @@ class StudyPoint:
                  "--dataset", str(self.settings["dataset"])]
         if self.settings.get("limit") is not None:
             flags += ["--limit", str(self.settings["limit"])]
+        for name in UNIT_OPTIONS:
+            if self.settings.get(name) is not None:
+                flags += ["--" + name.replace("_", "-"), str(self.settings[name])]
         for name, value in self.config_values.items():
             flag = "--" + name.replace("_", "-")
             if isinstance(value, bool):
@@ -203,9 +210,10 @@ def parse_study(data, path=None) -> Study:
         if not isinstance(value, dict):
             raise StudyError(f"[{table}] must be a table, got {value!r}")
     _check_names("study", study, STUDY_KEYS, "a study setting")
-    point_fields = CONFIG_FIELDS + RUN_FIELDS
-    _check_names("base", base, point_fields, "a SPIDEConfig field, dataset or limit")
-    _check_names("axes", axes_table, point_fields, "a SPIDEConfig field, dataset or limit")
+    point_fields = CONFIG_FIELDS + RUN_FIELDS + tuple(UNIT_OPTIONS)
+    what = "a SPIDEConfig field, dataset, limit or a physical option (dt, membrane_tau, ...)"
+    _check_names("base", base, point_fields, what)
+    _check_names("axes", axes_table, point_fields, what)
     if not axes_table:
         raise StudyError("[axes] is empty: a study needs at least one axis")
     backend = study.get("backend", "reference")
@@ -221,6 +229,13 @@ def parse_study(data, path=None) -> Study:
             raise StudyError(f"[study] {key} must be a{' positive' if key == 'sample' else ''}"
                              f" integer, got {value!r}")
     axes = {name: _axis_values(name, spec) for name, spec in axes_table.items()}
+    for table, values in (("base", {k: [v] for k, v in base.items()}), ("axes", axes)):
+        for name in set(values) & set(UNIT_OPTIONS):
+            for value in values[name]:
+                try:
+                    parse_quantity(value, UNIT_OPTIONS[name], name)
+                except UnitError as error:
+                    raise StudyError(f"[{table}] {error}") from None
     points = []
     for values in itertools.product(*axes.values()):
         chosen = dict(zip(axes, values))

@@ -2,6 +2,7 @@
 (results table, resumption, a failing point, a worker killed during a point)."""
 import csv
 import json
+import math
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from spide_brian.checkpoint import load_checkpoint
 from spide_brian.cli import main
 from spide_brian.study import StudyError, load_study, parse_study, point_id
 
@@ -94,6 +96,9 @@ def test_sample_draws_a_reproducible_subset():
     ({"axes": {"seed": []}}, "'seed'"),
     ({"axes": {}}, "at least one axis"),
     ({"study": {"backend": "gpu"}, "axes": {"seed": [0]}}, "backend"),
+    ({"axes": {"membrane_tau": ["20ms", "20mV"]}}, r"^\[axes\] membrane_tau must be a time"),
+    ({"base": {"dt": 0.001}, "axes": {"seed": [0]}}, r"^\[base\] dt: 0.001 is not a number "
+                                                     "with a unit"),
 ])
 def test_a_wrong_study_names_the_key(data, named):
     with pytest.raises(StudyError, match=named):
@@ -107,6 +112,22 @@ def test_cli_refuses_an_unknown_field_in_one_line(tmp_path, capsys):
     assert len(error.splitlines()) == 1 and "'tme_step'" in error
     assert not (tmp_path / "out").exists()
     assert main(["sweep", str(path), "--workers", "0"]) == 2
+
+
+def test_physical_options_are_axes_passed_to_train_with_their_units(tmp_path):
+    study = parse_study({"study": {"limit": 48},
+                         "base": {"hidden_sizes": [16], "epochs": 1, "batch_size": 16,
+                                  "dt": "0.5ms", "backward_duration": "6ms"},
+                         "axes": {"membrane_tau": ["10ms", "inf"]}})
+    flags = {p.axes["membrane_tau"]: p.train_flags() for p in study.points}
+    assert flags["10ms"][flags["10ms"].index("--membrane-tau") + 1] == "10ms"
+    assert "--dt" in flags["inf"] and flags["inf"][flags["inf"].index("--dt") + 1] == "0.5ms"
+    for value, point_flags in flags.items():
+        out = tmp_path / value
+        assert main(["train", *point_flags, "--out", str(out), "--quiet"]) == 0
+        config = load_checkpoint(out)["config"]
+        assert config.time_step_back == 12
+        assert config.leaky == (1.0 if value == "inf" else math.exp(-0.05))
 
 
 # -- sweeps on a real cluster ---------------------------------------------------------------
