@@ -33,7 +33,7 @@ import numpy as np
 
 from .config import SPIDEConfig
 
-__all__ = ["Dense", "Layer", "Connection", "Topology", "topology_of", "INPUT", "READOUT"]
+__all__ = ["Dense", "Conv2d", "Layer", "Connection", "Topology", "topology_of", "INPUT", "READOUT"]
 
 #: Pseudo layer indices of the input and of the readout (they hold no spiking neurons).
 INPUT = -1
@@ -101,6 +101,180 @@ class Dense:
 
 
 @dataclass(frozen=True)
+class Conv2d:
+    r"""2-D convolution with one kernel shared by every position of the post map.
+
+    Layers hold maps flattened channel-major, ``(C, H, W) -> C H W`` neurons. The weight is
+    the kernel ``K`` of shape ``(C_out, C_in, k_h, k_w)``; post neuron ``(o, y, x)`` receives
+
+    .. math::
+
+        I_{o,y,x} = \sum_{c,i,j} K_{o,c,i,j}\, s_{c,\,S y + i - P,\,S x + j - P}
+
+    (stride ``S``, zero padding ``P``; pre positions outside the map contribute nothing), so
+    the post map is ``H' = (H + 2P - k_h) // S + 1`` by ``W' = (W + 2P - k_w) // S + 1``.
+    The same kernel element serves all ``H' W'`` positions: its gradient is the sum over
+    them (and over the batch). :meth:`jacobian` is the equivalent dense matrix.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        ``C_in`` and ``C_out``.
+    in_size : tuple of int
+        ``(H, W)`` of the pre map.
+    kernel : tuple of int
+        ``(k_h, k_w)``.
+    stride, padding : int
+        ``S >= 1`` and ``P >= 0``.
+    """
+
+    in_channels: int
+    out_channels: int
+    in_size: tuple
+    kernel: tuple = (3, 3)
+    stride: int = 1
+    padding: int = 0
+
+    name = "conv2d"
+
+    def __post_init__(self):
+        height, width = self.in_size
+        kh, kw = self.kernel
+        numbers = dict(in_channels=self.in_channels, out_channels=self.out_channels,
+                       height=height, width=width, kernel_h=kh, kernel_w=kw,
+                       stride=self.stride)
+        for label, value in numbers.items():
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"Conv2d: {label} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.padding, (int, np.integer)) or self.padding < 0:
+            raise ValueError(f"Conv2d: padding must be an integer >= 0, got {self.padding!r}")
+        if min(self.out_size) < 1:
+            raise ValueError(f"Conv2d: a {kh}x{kw} kernel does not fit a {height}x{width} map "
+                             f"with padding {self.padding}")
+
+    @property
+    def out_size(self):
+        """``(H', W')`` of the post map."""
+        (height, width), (kh, kw) = self.in_size, self.kernel
+        return ((height + 2 * self.padding - kh) // self.stride + 1,
+                (width + 2 * self.padding - kw) // self.stride + 1)
+
+    @property
+    def n_pre(self):
+        return self.in_channels * self.in_size[0] * self.in_size[1]
+
+    @property
+    def n_post(self):
+        return self.out_channels * self.out_size[0] * self.out_size[1]
+
+    def parameter_shape(self, n_pre, n_post):
+        """``(C_out, C_in, k_h, k_w)``; ``n_pre`` and ``n_post`` must be the maps' sizes."""
+        if (n_pre, n_post) != (self.n_pre, self.n_post):
+            raise ValueError(f"Conv2d maps {self.n_pre} pre neurons ({self.in_channels}x"
+                             f"{self.in_size[0]}x{self.in_size[1]}) to {self.n_post} post "
+                             f"neurons; the layers have {n_pre} and {n_post}")
+        return (self.out_channels, self.in_channels, *self.kernel)
+
+    def _windows(self, pre):
+        """``(B, C_in, H', W', k_h, k_w)`` view of the padded pre maps."""
+        pre = np.asarray(pre, dtype=np.float64).reshape(-1, self.in_channels, *self.in_size)
+        p, s = self.padding, self.stride
+        padded = np.pad(pre, ((0, 0), (0, 0), (p, p), (p, p)))
+        windows = np.lib.stride_tricks.sliding_window_view(padded, self.kernel, axis=(2, 3))
+        return windows[:, :, ::s, ::s][:, :, :self.out_size[0], :self.out_size[1]]
+
+    def propagate(self, weight, pre):
+        """Input of the post maps from pre activity ``(B, n_pre)``: the convolution."""
+        out = np.einsum("bchwij,ocij->bohw", self._windows(pre), weight, optimize=True)
+        return out.reshape(len(out), self.n_post)
+
+    def transpose(self, weight, post):
+        """Input of the pre maps from post activity ``(B, n_post)``: the adjoint
+        (transposed convolution), ``post @ J``."""
+        post = np.asarray(post, dtype=np.float64).reshape(-1, self.out_channels,
+                                                          *self.out_size)
+        (height, width), p, s = self.in_size, self.padding, self.stride
+        (oh, ow), (kh, kw) = self.out_size, self.kernel
+        padded = np.zeros((len(post), self.in_channels, height + 2 * p, width + 2 * p))
+        for i in range(kh):
+            for j in range(kw):
+                padded[:, :, i:i + s * (oh - 1) + 1:s, j:j + s * (ow - 1) + 1:s] += np.einsum(
+                    "bohw,oc->bchw", post, weight[:, :, i, j], optimize=True)
+        return padded[:, :, p:p + height, p:p + width].reshape(len(post), self.n_pre)
+
+    def gradient(self, post, pre):
+        """Batch- and position-summed ``sum_{b,y,x} post[b,o,y,x] pre[b,c,Sy+i-P,Sx+j-P]``."""
+        post = np.asarray(post, dtype=np.float64).reshape(-1, self.out_channels,
+                                                          *self.out_size)
+        return np.einsum("bohw,bchwij->ocij", post, self._windows(pre), optimize=True)
+
+    def jacobian(self, weight):
+        """The linear map ``pre -> post`` as a dense ``(n_post, n_pre)`` matrix."""
+        return self.propagate(weight, np.eye(self.n_pre)).T
+
+    def _synapses(self):
+        """``(pre, post, kernel element)`` of every synapse, kernel elements flat over
+        ``(C_out, C_in, k_h, k_w)``; pre-major order."""
+        (height, width), (oh, ow), (kh, kw) = self.in_size, self.out_size, self.kernel
+        o, c, i, j, y, x = np.meshgrid(np.arange(self.out_channels),
+                                       np.arange(self.in_channels), np.arange(kh),
+                                       np.arange(kw), np.arange(oh), np.arange(ow),
+                                       indexing="ij")
+        row = self.stride * y + i - self.padding
+        column = self.stride * x + j - self.padding
+        inside = (row >= 0) & (row < height) & (column >= 0) & (column < width)
+        pre = ((c * height + row) * width + column)[inside]
+        post = ((o * oh + y) * ow + x)[inside]
+        element = (((o * self.in_channels + c) * kh + i) * kw + j)[inside]
+        order = np.lexsort((post, pre))
+        return pre[order], post[order], element[order]
+
+    def synapse_indices(self, shape, transposed):
+        """Brian2 ``(i, j)`` of the synapses: pre to post (forward, pre-major) or post to pre
+        (transposed, post-major); no synapse for a padded position."""
+        pre, post, _ = self._synapses()
+        if transposed:
+            order = np.lexsort((pre, post))
+            return post[order], pre[order]
+        return pre, post
+
+    def kernel_elements(self, transposed):
+        """The kernel element (flat index into ``K``) that each synapse holds, in the order
+        of :meth:`synapse_indices`: the map from synapses to the parameter they share."""
+        pre, post, element = self._synapses()
+        if transposed:
+            return element[np.lexsort((pre, post))]
+        return element
+
+    def flatten(self, kernel, transposed):
+        """Synapse-ordered values: each synapse holds its kernel element."""
+        return np.asarray(kernel, dtype=np.float64).ravel()[self.kernel_elements(transposed)]
+
+    def unflatten(self, values, shape, transposed):
+        """The kernel from synapse values, which must agree for every shared element."""
+        values = np.asarray(values, dtype=np.float64)
+        elements = self.kernel_elements(transposed)
+        kernel = np.zeros(int(np.prod(shape)))
+        kernel[elements] = values
+        if not np.array_equal(kernel[elements], values):
+            raise ValueError("Conv2d: synapses that share a kernel element hold different "
+                             "values")
+        return kernel.reshape(shape)
+
+    def fan_out(self, weight):
+        """Synapses with a non-zero kernel element leaving each pre neuron."""
+        pre, _, element = self._synapses()
+        used = np.asarray(weight).ravel()[element] != 0
+        return np.bincount(pre[used], minlength=self.n_pre)
+
+    def fan_in(self, weight):
+        """Synapses with a non-zero kernel element reaching each post neuron."""
+        _, post, element = self._synapses()
+        used = np.asarray(weight).ravel()[element] != 0
+        return np.bincount(post[used], minlength=self.n_post)
+
+
+@dataclass(frozen=True)
 class Layer:
     """A spiking layer: ``size`` forward neurons and as many ternary couples."""
 
@@ -131,7 +305,7 @@ class Connection:
         Layer indices.
     shape : tuple of int
         Shape of the weight parameter.
-    kind : Dense
+    kind : Dense or Conv2d
         How the weights act.
     init : str
         Initialisation (``kaiming``, ``unit_row_norm`` or ``uniform`` for the readout).

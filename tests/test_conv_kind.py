@@ -1,0 +1,119 @@
+"""The convolution kind (one kernel shared by every position): its four operations against a
+naive loop over positions, its synapses against its dense Jacobian, and the sharing map."""
+import numpy as np
+import pytest
+
+from spide_brian.topology import Conv2d
+
+KINDS = [
+    Conv2d(in_channels=1, out_channels=2, in_size=(5, 5), kernel=(3, 3)),
+    Conv2d(in_channels=2, out_channels=3, in_size=(6, 5), kernel=(3, 2), stride=2, padding=1),
+    Conv2d(in_channels=3, out_channels=1, in_size=(4, 4), kernel=(1, 1)),
+    Conv2d(in_channels=2, out_channels=2, in_size=(7, 7), kernel=(5, 5), padding=2),
+]
+
+
+def naive_jacobian(kind, kernel):
+    """``J[post, pre]`` by looping over every post neuron and kernel element."""
+    (height, width), (oh, ow) = kind.in_size, kind.out_size
+    (kh, kw), s, p = kind.kernel, kind.stride, kind.padding
+    jacobian = np.zeros((kind.n_post, kind.n_pre))
+    for o in range(kind.out_channels):
+        for y in range(oh):
+            for x in range(ow):
+                for c in range(kind.in_channels):
+                    for i in range(kh):
+                        for j in range(kw):
+                            row, column = s * y + i - p, s * x + j - p
+                            if 0 <= row < height and 0 <= column < width:
+                                post = (o * oh + y) * ow + x
+                                pre = (c * height + row) * width + column
+                                jacobian[post, pre] += kernel[o, c, i, j]
+    return jacobian
+
+
+@pytest.fixture(params=range(len(KINDS)), ids=lambda i: f"kind{i}")
+def case(request):
+    kind = KINDS[request.param]
+    rng = np.random.default_rng(request.param)
+    kernel = rng.standard_normal(kind.parameter_shape(kind.n_pre, kind.n_post))
+    return kind, kernel, rng
+
+
+def test_propagate_and_transpose_are_the_jacobian_and_its_transpose(case):
+    kind, kernel, rng = case
+    jacobian = naive_jacobian(kind, kernel)
+    pre = rng.standard_normal((4, kind.n_pre))
+    post = rng.standard_normal((4, kind.n_post))
+    np.testing.assert_allclose(kind.propagate(kernel, pre), pre @ jacobian.T, rtol=1e-12,
+                               atol=1e-12)
+    np.testing.assert_allclose(kind.transpose(kernel, post), post @ jacobian, rtol=1e-12,
+                               atol=1e-12)
+    np.testing.assert_allclose(kind.jacobian(kernel), jacobian, rtol=1e-12, atol=1e-12)
+
+
+def test_gradient_sums_over_positions_and_batch(case):
+    """The interaction <post, J(K) pre> is linear in K: its derivative by K[o,c,i,j] is its
+    value for the kernel with a single 1 there."""
+    kind, kernel, rng = case
+    pre = rng.standard_normal((3, kind.n_pre))
+    post = rng.standard_normal((3, kind.n_post))
+    expected = np.zeros(kernel.shape)
+    for index in np.ndindex(kernel.shape):
+        unit = np.zeros(kernel.shape)
+        unit[index] = 1.0
+        expected[index] = np.sum(post * (pre @ naive_jacobian(kind, unit).T))
+    np.testing.assert_allclose(kind.gradient(post, pre), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_synapses_rebuild_the_jacobian_and_share_kernel_elements(case, transposed):
+    kind, kernel, _ = case
+    i, j = kind.synapse_indices(kernel.shape, transposed)
+    values = kind.flatten(kernel, transposed)
+    pre, post = (j, i) if transposed else (i, j)
+    rebuilt = np.zeros((kind.n_post, kind.n_pre))
+    np.add.at(rebuilt, (post, pre), values)
+    np.testing.assert_allclose(rebuilt, naive_jacobian(kind, kernel), rtol=1e-12, atol=1e-12)
+    # one synapse per (pre, post, kernel element); the order is source-major
+    assert np.all(np.diff(i) >= 0)
+    elements = kind.kernel_elements(transposed)
+    assert np.array_equal(values, kernel.ravel()[elements])
+    np.testing.assert_array_equal(kind.unflatten(values, kernel.shape, transposed), kernel)
+    broken = values.copy()
+    shared = np.flatnonzero(elements == elements[0])
+    if len(shared) > 1:
+        broken[shared[-1]] += 1.0
+        with pytest.raises(ValueError, match="share a kernel element"):
+            kind.unflatten(broken, kernel.shape, transposed)
+
+
+def test_fan_counts_follow_the_synapses(case):
+    kind, kernel, _ = case
+    kernel = kernel.copy()
+    kernel.ravel()[0] = 0.0                       # a zero element makes no synapse count
+    jacobian_mask = naive_jacobian(kind, np.where(kernel != 0, 1.0, 0.0))
+    pre, post, element = kind._synapses()
+    used = kernel.ravel()[element] != 0
+    assert kind.fan_in(kernel).sum() == kind.fan_out(kernel).sum() == used.sum()
+    # each synapse is one entry of the Jacobian of the 0/1 kernel
+    np.testing.assert_array_equal(kind.fan_in(kernel), np.bincount(post[used],
+                                                                   minlength=kind.n_post))
+    assert jacobian_mask.sum() == used.sum()
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (dict(in_channels=0, out_channels=1, in_size=(4, 4)), "in_channels must be an integer"),
+    (dict(in_channels=1, out_channels=1, in_size=(2, 2), kernel=(3, 3)), "does not fit"),
+    (dict(in_channels=1, out_channels=1, in_size=(4, 4), padding=-1), "padding must be"),
+    (dict(in_channels=1, out_channels=1, in_size=(4, 4), stride=1.5), "stride must be"),
+])
+def test_invalid_shapes_are_named(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        Conv2d(**arguments)
+
+
+def test_layer_sizes_must_match_the_maps():
+    kind = Conv2d(in_channels=1, out_channels=2, in_size=(5, 5))
+    with pytest.raises(ValueError, match="maps 25 pre neurons"):
+        kind.parameter_shape(24, kind.n_post)
