@@ -192,6 +192,10 @@ class BrianTrainer:
         self.device_name = self.adapter.name
         self.caps = self.adapter.caps
         self.adapter.check_installed()
+        if config.model:
+            raise ValueError(f"model {config.model!r} has convolutions with shared kernels, "
+                             "which the Brian2 model does not build yet; train it with "
+                             "--backend reference")
         shapes_from = params["input_weight"].shape, params["readout_weight"].shape
         self.n_inputs = int(n_inputs if n_inputs is not None else shapes_from[0][1])
         self.n_classes = int(n_classes if n_classes is not None else shapes_from[1][0])

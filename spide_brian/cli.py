@@ -313,6 +313,8 @@ def build_parser():
     info = commands.add_parser("info", help="versions and devices")
     info.add_argument("--recipes", action="store_true",
                       help="list the named recipes with their values and measured accuracy")
+    info.add_argument("--models", action="store_true",
+                      help="list the named networks (--model NAME)")
     return parser
 
 
@@ -484,7 +486,8 @@ def _command_train(args):
                             history=history)
             _write_log(out / LOG_NAME, history)
 
-    print(f"training {config.hidden_sizes} on {dataset.name} ({len(dataset.y_train)} train, "
+    network = config.model or config.hidden_sizes
+    print(f"training {network} on {dataset.name} ({len(dataset.y_train)} train, "
           f"{len(dataset.y_test)} test) with the {args.backend} backend on {device}")
     started = time.perf_counter()
     train(config, dataset, trainer=trainer, start_epoch=start_epoch, on_epoch=on_epoch,
@@ -685,12 +688,38 @@ def _print_recipes():
     return 0
 
 
+def _print_models():
+    from .config import SPIDEConfig
+    from .models import MODELS
+    from .topology import Topology
+
+    for model in MODELS.values():
+        print(f"{model.name}: {model.description}")
+        print(f"  source: {model.source}")
+        for side in (8, 28, 32):
+            try:
+                topology = Topology.from_config(SPIDEConfig(model=model.name),
+                                                model.in_channels * side * side, 10)
+            except ValueError:
+                continue
+            neurons = sum(layer.size for layer in topology.layers)
+            parameters = sum(math.prod(s) for s in topology.parameter_shapes().values())
+            print(f"  on {side}x{side} inputs: {neurons} spiking neurons, {parameters} "
+                  "parameters")
+        recipe = " ".join(f"{k}={v}" for k, v in model.recipe.items())
+        print(f"  recipe: {recipe}")
+    print("use: spide-brian train --model NAME --backend reference")
+    return 0
+
+
 def _command_info(args):
     from .checkpoint import versions
     from .datasets import available_datasets
 
     if getattr(args, "recipes", False):
         return _print_recipes()
+    if getattr(args, "models", False):
+        return _print_models()
     for name, version in versions().items():
         print(f"{name:12s} {version}")
     try:

@@ -28,6 +28,7 @@ FLOAT_FIELDS = ("vth", "vth_back", "leaky", "scale_factor", "lr", "momentum", "w
                 "feedback_norm", "lr_decay", "dropout")
 BOOL_FIELDS = ("feedback",)
 CHOICE_FIELDS = ("reset", "input_init", "hidden_init", "feedback_init", "timing")
+STRING_FIELDS = ("model",)
 
 
 def _is_integer(value):
@@ -100,6 +101,10 @@ class SPIDEConfig:
         for a training sample (one mask per sample and connection, fixed over both stages,
         kept inputs scaled by ``1 / (1 - p)``; :mod:`spide_brian.dropout`). 0: no dropout.
         Evaluation never drops.
+    model : str
+        A named network of :mod:`spide_brian.models` (convolutional layers and feedback,
+        e.g. ``'mnist-conv-f'``); empty: the dense chain of ``hidden_sizes`` (which a named
+        model ignores).
     """
 
     hidden_sizes: tuple = (400,)
@@ -126,6 +131,7 @@ class SPIDEConfig:
     lr_decay: float = 0.1
     warmup_iterations: int = 0
     dropout: float = 0.0
+    model: str = ""
 
     def __post_init__(self):
         self._check_types()
@@ -163,7 +169,7 @@ class SPIDEConfig:
                 if not isinstance(value, (bool, np.bool_)):
                     raise ConfigError(f"{name} must be true or false, got {value!r}")
                 object.__setattr__(self, name, bool(value))
-            elif name in CHOICE_FIELDS and not isinstance(value, str):
+            elif name in CHOICE_FIELDS + STRING_FIELDS and not isinstance(value, str):
                 raise ConfigError(f"{name} must be a string, got {value!r}")
 
     # -- derived quantities -------------------------------------------------------------------

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from brian2.utils.logger import get_logger
 
-from .topology import Topology
+from .topology import Topology, dimensions_of
 
 __all__ = ["init_parameters", "project_feedback", "parameter_shapes", "check_parameters",
            "prepare_parameters"]
@@ -39,14 +39,18 @@ def parameter_shapes(config, n_inputs, n_classes):
     return Topology.from_config(config, n_inputs, n_classes).parameter_shapes()
 
 
-def _draw(kind, shape, rng):
-    fan_in = shape[1]
+def _draw(kind, shape, rng, fan_in=None):
+    fan_in = shape[1] if fan_in is None else fan_in
     if kind == "kaiming":
         return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape)
     if kind == "uniform":
         bound = 1.0 / np.sqrt(fan_in)
         return rng.uniform(-bound, bound, size=shape)
     weight = rng.uniform(-1.0, 1.0, size=shape)
+    if len(shape) > 2:
+        # a kernel: each output channel's filter to unit norm
+        return weight / np.linalg.norm(weight.reshape(shape[0], -1), axis=1).reshape(
+            (shape[0],) + (1,) * (len(shape) - 1))
     return weight / np.linalg.norm(weight, axis=1, keepdims=True)
 
 
@@ -90,7 +94,8 @@ def init_parameters(config, n_inputs, n_classes, seed=None):
         except KeyError:
             params[name] = np.zeros(shape)     # a spiking layer's bias
             continue
-        params[name] = _draw(connection.init, shape, rng)
+        params[name] = _draw(connection.init, shape, rng,
+                             fan_in=connection.kind.init_fan_in(shape))
         if connection.restriction is not None:
             params[name] = project_feedback(params[name], connection.restriction)
     return params
@@ -136,11 +141,11 @@ def prepare_parameters(params, config, n_inputs=None, n_classes=None):
     ValueError
         As :func:`check_parameters`.
     """
-    missing = np.zeros((0, 0))     # a missing array is reported by check_parameters
-    if n_inputs is None:
-        n_inputs = np.shape(params.get("input_weight", missing))[-1]
-    if n_classes is None:
-        n_classes = np.shape(params.get("readout_weight", missing))[0]
+    if n_inputs is None or n_classes is None:
+        # a missing array is reported by check_parameters
+        inferred = dimensions_of(config, params)
+        n_inputs = inferred[0] if n_inputs is None else n_inputs
+        n_classes = inferred[1] if n_classes is None else n_classes
     check_parameters(params, config, int(n_inputs), int(n_classes))
     prepared = {name: np.array(value, dtype=np.float64) for name, value in params.items()}
     for connection in Topology.from_config(config, n_inputs, n_classes).restricted:

@@ -56,7 +56,7 @@ import numpy as np
 from .config import rate_normaliser
 from .dropout import bias_connection
 from .parameters import project_feedback
-from .topology import topology_of
+from .topology import Topology, topology_of
 
 __all__ = [
     "ForwardResult", "BackwardResult", "ReadoutResult", "SPIDEResult",
@@ -130,7 +130,8 @@ def input_currents(params, topology, x, steps):
     static input)."""
     connection = topology.input
     weight = params[connection.parameter]
-    bias = params[topology.layers[connection.post].bias]
+    post = topology.layers[connection.post]
+    bias = post.expand_bias(params[post.bias])
     propagate = connection.kind.propagate
     if x.ndim == 2:
         current = propagate(weight, x) + bias
@@ -164,14 +165,16 @@ def layer_current(params, topology, layer, activity, input_current, dropout=None
     if dropout is None:
         if layer == topology.input.post:
             return _sum_terms(terms, input_current())
-        return _sum_terms(terms) + params[topology.layers[layer].bias]
+        owner_layer = topology.layers[layer]
+        return _sum_terms(terms) + owner_layer.expand_bias(params[owner_layer.bias])
     connections = topology.incoming(layer)
     if layer == topology.input.post:
         start = dropout[topology.input.parameter] * input_current()
     else:
         owner = bias_connection(topology, layer)
         index = connections.index(owner)
-        terms[index] = terms[index] + params[topology.layers[layer].bias]
+        owner_layer = topology.layers[layer]
+        terms[index] = terms[index] + owner_layer.expand_bias(params[owner_layer.bias])
         start = None
     return _sum_terms((dropout[c.parameter] * term for c, term in zip(connections, terms)),
                       start)
@@ -355,7 +358,8 @@ def spike_gradients(config, x_mean, rates, beta, topology=None, dropout=None):
     mean input); a bias's is ``sum beta m / V``. With ``dropout`` masks, ``beta_post m_post``
     is multiplied by the connection's mask (a bias's by the mask of the connection it joins).
     """
-    topology = topology or topology_of(config, {})
+    # the input's size from the mean input (a named model's kernels fit any size)
+    topology = topology or Topology.from_config(config, np.shape(x_mean)[-1], 0)
     scale = config.reset_amount
 
     def post_factor(connection):
@@ -367,7 +371,7 @@ def spike_gradients(config, x_mean, rates, beta, topology=None, dropout=None):
     for layer in topology.layers:
         owner = bias_connection(topology, layer.index) if dropout is not None else None
         factor = beta[layer.index] if owner is None else post_factor(owner)
-        grads[layer.bias] = factor.sum(axis=0) / scale
+        grads[layer.bias] = layer.reduce_bias(factor.sum(axis=0)) / scale
     for connection in topology.spiking:
         grads[connection.parameter] = connection.kind.gradient(
             post_factor(connection), rates[connection.pre]) / scale

@@ -140,12 +140,15 @@ def point_id(settings) -> str:
     """Stable id of a point: the first hex digits of the SHA-256 of its complete settings.
 
     ``settings`` holds the config fields the point sets, its backend, dataset and limit;
-    the config's defaults fill in the other fields, so that writing a default value out
-    does not change the id.
+    a field at the config's default counts as not set, so that writing a default value out
+    does not change the id, and neither does a config field added later.
     """
-    complete = _default_settings()
-    complete.update({name: _normalised(name, value) for name, value in settings.items()})
-    text = json.dumps(complete, sort_keys=True, separators=(",", ":"))
+    defaults = _default_settings()
+    # only what differs from the config's defaults: a new config field (at its default)
+    # leaves every id as it was
+    changed = {name: _normalised(name, value) for name, value in settings.items()
+               if name not in defaults or _normalised(name, value) != defaults[name]}
+    text = json.dumps(changed, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:ID_LENGTH]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import energy, firing
+from .topology import topology_of
 
 __all__ = ["EpochTally", "batch_major", "cross_entropy_sum"]
 
@@ -81,6 +82,9 @@ class EpochTally:
             self.firing.add(forward_counts, backward_counts)
         else:
             self.predictions.append(predicted)
+        if config.model:
+            # shared kernels and channel biases counted as the synapses they stand for
+            params = topology_of(config, params).connectivity(params)
         self.operations.append(energy.spike_operations(
             params, forward_counts, config.time_step, inputs,
             backward_counts if self.training else None,

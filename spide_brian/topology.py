@@ -29,11 +29,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+import math
+
 import numpy as np
 
 from .config import SPIDEConfig
+from .models import ModelError, named_model
 
-__all__ = ["Dense", "Conv2d", "Layer", "Connection", "Topology", "topology_of", "INPUT", "READOUT"]
+__all__ = ["Dense", "Conv2d", "ConvTranspose2d", "Layer", "Connection", "Topology", "topology_of",
+           "dimensions_of", "INPUT", "READOUT"]
 
 #: Pseudo layer indices of the input and of the readout (they hold no spiking neurons).
 INPUT = -1
@@ -98,6 +102,10 @@ class Dense:
     def fan_in(self, weight):
         """Synapses reaching each post neuron (non-zero weights)."""
         return np.count_nonzero(weight, axis=1)
+
+    def init_fan_in(self, shape):
+        """Inputs per post neuron, for the initialisation's scale: ``n_pre``."""
+        return shape[1]
 
 
 @dataclass(frozen=True)
@@ -273,6 +281,77 @@ class Conv2d:
         used = np.asarray(weight).ravel()[element] != 0
         return np.bincount(post[used], minlength=self.n_post)
 
+    def init_fan_in(self, shape):
+        """Inputs per post neuron of the unpadded kernel: ``C_in k_h k_w``."""
+        return int(np.prod(shape[1:]))
+
+
+@dataclass(frozen=True)
+class ConvTranspose2d:
+    r"""Transposed convolution: the adjoint of a :class:`Conv2d`, e.g. a feedback map that
+    upsamples the last layer's small maps onto the first layer's large ones.
+
+    ``conv`` describes the convolution from the *post* maps to the *pre* maps (so its
+    ``in_size`` is the post map's size); this kind sends pre activity through
+    :math:`J^\top` of that convolution. The weight is the convolution's kernel, shape
+    ``(C_pre, C_post, k_h, k_w)``, shared by every position.
+    """
+
+    conv: Conv2d
+
+    name = "conv_transpose2d"
+
+    @property
+    def n_pre(self):
+        return self.conv.n_post
+
+    @property
+    def n_post(self):
+        return self.conv.n_pre
+
+    def parameter_shape(self, n_pre, n_post):
+        if (n_pre, n_post) != (self.n_pre, self.n_post):
+            raise ValueError(f"ConvTranspose2d maps {self.n_pre} pre neurons to "
+                             f"{self.n_post} post neurons; the layers have {n_pre} and "
+                             f"{n_post}")
+        return self.conv.parameter_shape(self.conv.n_pre, self.conv.n_post)
+
+    def propagate(self, weight, pre):
+        return self.conv.transpose(weight, pre)
+
+    def transpose(self, weight, post):
+        return self.conv.propagate(weight, post)
+
+    def gradient(self, post, pre):
+        return self.conv.gradient(pre, post)
+
+    def jacobian(self, weight):
+        return self.conv.jacobian(weight).T
+
+    def synapse_indices(self, shape, transposed):
+        # this kind's forward synapses are the convolution's transposed ones, and back
+        return self.conv.synapse_indices(shape, not transposed)
+
+    def kernel_elements(self, transposed):
+        return self.conv.kernel_elements(not transposed)
+
+    def flatten(self, kernel, transposed):
+        return self.conv.flatten(kernel, not transposed)
+
+    def unflatten(self, values, shape, transposed):
+        return self.conv.unflatten(values, shape, not transposed)
+
+    def fan_out(self, weight):
+        return self.conv.fan_in(weight)
+
+    def fan_in(self, weight):
+        return self.conv.fan_out(weight)
+
+    def init_fan_in(self, shape):
+        """Mean synapses per post neuron (a transposed convolution's vary with position)."""
+        pre, _, _ = self.conv._synapses()
+        return max(1, int(round(len(pre) / self.n_post)))
+
 
 @dataclass(frozen=True)
 class Layer:
@@ -280,6 +359,7 @@ class Layer:
 
     index: int
     size: int
+    channels: int = None
 
     @property
     def name(self):
@@ -287,8 +367,26 @@ class Layer:
 
     @property
     def bias(self):
-        """Name of the layer's bias parameter (a constant current, shape ``(size,)``)."""
+        """Name of the layer's bias parameter (a constant current, shape ``(bias_size,)``)."""
         return f"bias_{self.index}"
+
+    @property
+    def bias_size(self):
+        """One bias per neuron, or per channel of a layer of ``channels`` maps (shared by
+        the positions of a map, as a convolution's bias is)."""
+        return self.size if self.channels is None else self.channels
+
+    def expand_bias(self, bias):
+        """The bias current of every neuron (channel-major maps)."""
+        if self.channels is None:
+            return bias
+        return np.repeat(bias, self.size // self.channels)
+
+    def reduce_bias(self, per_neuron):
+        """A per-neuron gradient summed over each map's positions (its shared bias's)."""
+        if self.channels is None:
+            return per_neuron
+        return np.asarray(per_neuron).reshape(self.channels, -1).sum(axis=1)
 
 
 @dataclass(frozen=True)
@@ -305,7 +403,7 @@ class Connection:
         Layer indices.
     shape : tuple of int
         Shape of the weight parameter.
-    kind : Dense or Conv2d
+    kind : Dense, Conv2d or ConvTranspose2d
         How the weights act.
     init : str
         Initialisation (``kaiming``, ``unit_row_norm`` or ``uniform`` for the readout).
@@ -366,7 +464,10 @@ class Topology:
     @classmethod
     def from_config(cls, config, n_inputs, n_classes):
         """The layered chain of ``config.hidden_sizes``, with the feedback from the last
-        layer to the first when ``config.feedback``."""
+        layer to the first when ``config.feedback``; the named network of ``config.model``
+        (:meth:`from_model`) when it is set."""
+        if config.model:
+            return cls.from_model(named_model(config.model), config, n_inputs, n_classes)
         dense = Dense()
         sizes = config.hidden_sizes
         layers = tuple(Layer(index, size) for index, size in enumerate(sizes))
@@ -385,6 +486,66 @@ class Topology:
                                       dense.parameter_shape(sizes[last], n_classes), dense,
                                       "uniform"))
         return cls(int(n_inputs), int(n_classes), layers, tuple(connections))
+
+    @classmethod
+    def from_model(cls, model, config, n_inputs, n_classes):
+        """The network of the :class:`~spide_brian.models.NamedModel` ``model`` for inputs of
+        ``n_inputs`` values (``in_channels`` square maps) and ``n_classes`` classes.
+
+        Raises
+        ------
+        ModelError
+            If the input is not ``in_channels`` square maps, or a layer's map would vanish.
+        """
+        side = math.isqrt(max(0, int(n_inputs) // model.in_channels)) if n_inputs else 0
+        if n_inputs and side * side * model.in_channels != n_inputs:
+            raise ModelError(f"model {model.name!r} takes {model.in_channels}-channel square "
+                             f"images; {n_inputs} inputs are not {model.in_channels} square "
+                             "maps")
+        size = (side, side) if n_inputs else (model.layers[0].stride * 4,) * 2
+        channels = model.in_channels
+        kinds, layers = [], []
+        try:
+            for index, spec in enumerate(model.layers):
+                kind = Conv2d(channels, spec.channels, size, (spec.kernel, spec.kernel),
+                              spec.stride, (spec.kernel - 1) // 2)
+                kinds.append(kind)
+                layers.append(Layer(index, kind.n_post, spec.channels))
+                channels, size = spec.channels, kind.out_size
+            feedback_kind = None
+            if model.feedback is not None and config.feedback:
+                kernel, stride = model.feedback
+                first = kinds[0]
+                conv = Conv2d(model.layers[0].channels, model.layers[-1].channels,
+                              first.out_size, (kernel, kernel), stride, (kernel - 1) // 2)
+                if conv.n_post != layers[-1].size:
+                    raise ModelError(f"model {model.name!r}: the feedback map of "
+                                     f"{conv.out_size} does not fit the last layer's "
+                                     f"{size} maps")
+                feedback_kind = ConvTranspose2d(conv)
+        except ValueError as error:
+            if isinstance(error, ModelError):
+                raise
+            raise ModelError(f"model {model.name!r} cannot take {side} x {side} inputs: "
+                             f"{error}") from None
+        connections = [Connection("input_weight", INPUT, 0,
+                                  kinds[0].parameter_shape(kinds[0].n_pre, kinds[0].n_post),
+                                  kinds[0], config.input_init)]
+        for index in range(1, len(kinds)):
+            kind = kinds[index]
+            connections.append(Connection(f"weight_{index - 1}", index - 1, index,
+                                          kind.parameter_shape(kind.n_pre, kind.n_post),
+                                          kind, config.hidden_init))
+        if feedback_kind is not None:
+            connections.append(Connection(
+                "feedback_weight", len(layers) - 1, 0,
+                feedback_kind.parameter_shape(feedback_kind.n_pre, feedback_kind.n_post),
+                feedback_kind, config.feedback_init, config.feedback_norm))
+        dense = Dense()
+        connections.append(Connection("readout_weight", len(layers) - 1, READOUT,
+                                      dense.parameter_shape(layers[-1].size, n_classes),
+                                      dense, "uniform"))
+        return cls(int(n_inputs), int(n_classes), tuple(layers), tuple(connections))
 
     @classmethod
     def from_parameters(cls, params):
@@ -460,12 +621,37 @@ class Topology:
         layers' biases, the spiking connections' weights, the readout weight and bias."""
         shapes = {self.input.parameter: self.input.shape}
         for layer in self.layers:
-            shapes[layer.bias] = (layer.size,)
+            shapes[layer.bias] = (layer.bias_size,)
         for connection in self.spiking:
             shapes[connection.parameter] = connection.shape
         shapes[self.readout.parameter] = self.readout.shape
         shapes[self.readout_bias] = (self.n_classes,)
         return shapes
+
+    def connectivity(self, params):
+        """``params`` as dense-network arrays: each weight of a shared-kernel kind as its
+        ``(n_post, n_pre)`` Jacobian (a ``scipy.sparse`` matrix of the synapses' values),
+        each per-channel bias expanded to its neurons. A network of dense connections and
+        per-neuron biases gets ``params`` itself. For code that reads a network as
+        matrices (the operation counts of :mod:`spide_brian.energy`)."""
+        if all(isinstance(c.kind, Dense) for c in self.connections) and \
+                all(layer.channels is None for layer in self.layers):
+            return params
+        from scipy import sparse
+
+        matrices = dict(params)
+        for connection in self.connections:
+            kind = connection.kind
+            if isinstance(kind, Dense) or connection.parameter not in params:
+                continue
+            pre, post = kind.synapse_indices(connection.shape, transposed=False)
+            values = kind.flatten(params[connection.parameter], transposed=False)
+            matrices[connection.parameter] = sparse.csr_matrix(
+                (values, (post, pre)), shape=(kind.n_post, kind.n_pre))
+        for layer in self.layers:
+            if layer.bias in params:
+                matrices[layer.bias] = layer.expand_bias(np.asarray(params[layer.bias]))
+        return matrices
 
     def bias_owner(self, name):
         """Layer index that holds bias ``name``, or :data:`READOUT`."""
@@ -477,10 +663,49 @@ class Topology:
         raise KeyError(f"no layer has the bias {name!r}")
 
 
-def topology_of(config, params):
-    """The topology of ``config`` with the input and class dimensions of ``params`` (taken
-    from the input and readout weights; 0 where ``params`` lacks them)."""
+#: Largest input side searched for a named model's input size (see :func:`dimensions_of`).
+MAX_MODEL_SIDE = 1024
+
+
+def dimensions_of(config, params):
+    """``(n_inputs, n_classes)`` of the network whose parameters are ``params`` (0 where
+    ``params`` lacks the weight that tells).
+
+    A dense input weight has one column per input. A kernel fits any image size, so for a
+    named model the input is the square image whose last layer has as many neurons as the
+    readout weight has columns; strided layers map several sides to one size (7 and 8 both
+    give 4 after a stride of 2), and the largest of them is taken: a side that the strides
+    divide, as the models' datasets have. Code that knows the data's size passes it instead.
+    """
     names = Topology.from_config(config, 0, 0)
-    dims = [np.shape(params[c.parameter])[axis] if c.parameter in params else 0
-            for c, axis in ((names.input, 1), (names.readout, 0))]
-    return Topology.from_config(config, *dims)
+    readout = params.get(names.readout.parameter)
+    n_classes = int(np.shape(readout)[0]) if readout is not None else 0
+    weight = params.get(names.input.parameter)
+    if weight is None:
+        return 0, n_classes
+    if not config.model:
+        return int(np.shape(weight)[-1]), n_classes
+    if readout is None:
+        return 0, n_classes
+    channels = named_model(config.model).in_channels
+    found = None
+    for side in range(1, MAX_MODEL_SIDE + 1):
+        try:
+            topology = Topology.from_config(config, channels * side * side, n_classes)
+        except ModelError:
+            continue
+        size = topology.layers[-1].size
+        if size == np.shape(readout)[1]:
+            found = channels * side * side
+        elif size > np.shape(readout)[1]:
+            break
+    if found is not None:
+        return found, n_classes
+    raise ModelError(f"no input size of model {config.model!r} gives a last layer of "
+                     f"{np.shape(readout)[1]} neurons (the readout weight's columns)")
+
+
+def topology_of(config, params):
+    """The topology of ``config`` with the input and class dimensions of ``params``
+    (:func:`dimensions_of`; 0 where ``params`` lacks them)."""
+    return Topology.from_config(config, *dimensions_of(config, params))

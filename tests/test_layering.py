@@ -19,7 +19,8 @@ from pathlib import Path
 import spide_brian
 
 LAYERS = (
-    ("structure", {"config", "topology", "parameters", "recipes", "study", "biophysics"}),
+    ("structure", {"config", "models", "topology", "parameters", "recipes", "study",
+                   "biophysics"}),
     ("data", {"datasets"}),
     ("science", {"reference", "exact", "equations", "schedule", "dropout", "energy", "firing",
                  "plotting"}),

@@ -1,0 +1,143 @@
+"""Named convolutional feedback networks in the numpy reference: their structure, exact
+implicit gradients of shared kernels and channel biases, spike gradients against them,
+checkpoints and the command line."""
+import numpy as np
+import pytest
+
+from spide_brian import exact
+from spide_brian import reference as ref
+from spide_brian.checkpoint import load_checkpoint
+from spide_brian.cli import main
+from spide_brian.config import SPIDEConfig
+from spide_brian.models import MODELS, ModelError
+from spide_brian.parameters import init_parameters, prepare_parameters
+from spide_brian.topology import Conv2d, ConvTranspose2d, Dense, Topology, dimensions_of
+
+SMALL = SPIDEConfig(model="mnist-conv-f-small", batch_size=16)
+
+
+def _cosine(u, v):
+    return float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))
+
+
+@pytest.mark.parametrize("side", [8, 28])
+def test_small_model_takes_digits_and_mnist_sized_images(side):
+    topology = Topology.from_config(SMALL, side * side, 10)
+    half = side // 2
+    assert [layer.size for layer in topology.layers] == [8 * side * side, 16 * half * half,
+                                                         16 * half * half]
+    assert [layer.channels for layer in topology.layers] == [8, 16, 16]
+    kinds = {c.parameter: c.kind for c in topology.connections}
+    assert isinstance(kinds["input_weight"], Conv2d)
+    assert isinstance(kinds["weight_0"], Conv2d) and kinds["weight_0"].stride == 2
+    assert isinstance(kinds["feedback_weight"], ConvTranspose2d)
+    assert isinstance(kinds["readout_weight"], Dense)
+    shapes = topology.parameter_shapes()
+    assert shapes["input_weight"] == (8, 1, 3, 3) and shapes["bias_0"] == (8,)
+    assert shapes["feedback_weight"] == (16, 8, 3, 3)      # (C_pre, C_post) of the feedback
+    assert shapes["readout_weight"] == (10, 16 * half * half)
+    params = init_parameters(SMALL, side * side, 10)
+    assert dimensions_of(SMALL, params) == (side * side, 10)
+    assert np.linalg.norm(params["feedback_weight"]) <= SMALL.feedback_norm + 1e-12
+
+
+def test_the_paper_network_has_its_published_size():
+    """MNIST conv-F: 64 maps of 14x14, 7x7 and 7x7 (18,816 spiking neurons) and 274,826
+    parameters, as counted from the method's script."""
+    topology = Topology.from_config(SPIDEConfig(model="mnist-conv-f"), 784, 10)
+    assert sum(layer.size for layer in topology.layers) == 18816
+    assert sum(int(np.prod(s)) for s in topology.parameter_shapes().values()) == 274826
+
+
+@pytest.mark.parametrize("config,inputs,message", [
+    (SPIDEConfig(model="nope"), 64, "unknown model 'nope'"),
+    (SMALL, 65, "65 inputs are not 1 square maps"),
+])
+def test_unusable_models_and_inputs_are_named(config, inputs, message):
+    with pytest.raises(ModelError, match=message):
+        Topology.from_config(config, inputs, 10)
+
+
+def _small_problem(seed=0, side=6, samples=3):
+    config = SMALL.replace(feedback_norm=1.0, seed=seed)
+    params = init_parameters(config, side * side, 4)
+    rng = np.random.default_rng(seed)
+    for layer in range(3):
+        params[f"bias_{layer}"] = params[f"bias_{layer}"] + rng.uniform(0.2, 0.6, 16)[
+            :params[f"bias_{layer}"].size]
+    x = rng.uniform(0, 1, (samples, side * side))
+    return config, params, x, rng.integers(0, 4, samples)
+
+
+def test_implicit_gradients_of_kernels_and_channel_biases_pass_finite_differences():
+    config, params, x, labels = _small_problem()
+    grads = exact.implicit_gradients(params, config, x, labels)
+    rng = np.random.default_rng(5)
+    step = 1e-6
+    for name in params:
+        indices = list(np.ndindex(params[name].shape))
+        for pick in rng.choice(len(indices), size=min(4, len(indices)), replace=False):
+            index = indices[pick]
+            shifted = {k: v.copy() for k, v in params.items()}
+            shifted[name][index] += step
+            upper = exact.equilibrium_loss(shifted, config, x, labels)
+            shifted[name][index] -= 2 * step
+            lower = exact.equilibrium_loss(shifted, config, x, labels)
+            numeric = (upper - lower) / (2 * step)
+            assert grads[name][index] == pytest.approx(numeric, rel=1e-4, abs=1e-8), \
+                (name, index)
+
+
+def test_spike_gradients_of_a_conv_network_align_with_the_implicit_gradient():
+    config, params, x, labels = _small_problem(samples=16)
+    config = config.replace(time_step=30, time_step_back=250)
+    exact_grads = exact.implicit_gradients(params, config, x, labels)
+    kappa = config.scale_factor / len(labels)
+    result = ref.forward_backward(
+        params, config, x,
+        lambda fwd: ref.readout(params, fwd.rates[-1], labels, kappa).gradient_current)
+    names = sorted(result.gradients)
+    cosine = _cosine(np.concatenate([result.gradients[k].ravel() for k in names]),
+                     np.concatenate([exact_grads[k].ravel() for k in names]))
+    print(f"spike vs exact gradient cosine, mnist-conv-f-small on 6x6: {cosine:.4f}")
+    assert cosine >= 0.9
+
+
+def test_a_train_step_changes_the_kernels_and_keeps_the_feedback_in_its_ball():
+    config, params, x, labels = _small_problem(samples=8)
+    config = config.replace(feedback_norm=0.05, lr=5.0)
+    params = prepare_parameters(params, config)
+    before = {k: v.copy() for k, v in params.items()}
+    ref.train_batch(params, config, ref.SGDMomentum(config), x, labels)
+    assert np.linalg.norm(params["feedback_weight"]) <= config.feedback_norm * (1 + 1e-12)
+    for name in ("input_weight", "weight_0", "weight_1", "bias_0", "readout_weight"):
+        assert params[name].shape == before[name].shape
+        assert not np.array_equal(params[name], before[name]), name
+
+
+def test_cli_trains_a_named_model_and_resumes_it(tmp_path):
+    out = tmp_path / "run"
+    flags = ["train", "--backend", "reference", "--model", "mnist-conv-f-small",
+             "--limit", "64", "--batch-size", "16", "--time-step-back", "20", "--quiet",
+             "--out", str(out)]
+    assert main([*flags, "--epochs", "1"]) == 0
+    saved = load_checkpoint(out)
+    assert saved["config"].model == "mnist-conv-f-small"
+    assert saved["params"]["input_weight"].shape == (8, 1, 3, 3)
+    assert main([*flags, "--epochs", "2", "--resume"]) == 0
+    assert load_checkpoint(out)["epoch"] == 2
+    assert main(["evaluate", str(out)]) == 0
+
+
+def test_the_brian_backend_refuses_a_conv_model_in_one_line(capsys):
+    assert main(["train", "--backend", "brian", "--device", "numpy", "--model",
+                 "mnist-conv-f-small", "--limit", "16", "--epochs", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--backend reference" in err and "Traceback" not in err
+
+
+def test_info_lists_the_models(capsys):
+    assert main(["info", "--models"]) == 0
+    out = capsys.readouterr().out
+    for name in MODELS:
+        assert name in out
