@@ -42,6 +42,12 @@ def _add_config_flags(parser):
         if item.name == "hidden_sizes":
             group.add_argument(flag, type=int, nargs="+", default=None, metavar="N",
                                help=f"spiking layer sizes (default: {' '.join(map(str, default))})")
+        elif item.name == "model":
+            group.add_argument(flag, default=None, metavar="NAME",
+                               help="a named network (see 'spide-brian info --models'); a new "
+                                    "run starts from the recipe of its reference script, which "
+                                    "the other flags override (default: the dense chain of "
+                                    "--hidden-sizes)")
         elif isinstance(default, tuple):
             group.add_argument(flag, type=int, nargs="*", default=None, metavar="EPOCH",
                                help="epochs at which the learning rate is multiplied by "
@@ -452,7 +458,7 @@ def _command_train(args):
         origin = f"the checkpoint in {args.out}"
         print(f"resuming from epoch {start_epoch} ({checkpoint['path']})")
     else:
-        config = _config_from_args(args, base=recipe.config() if recipe else None)
+        config = _config_from_args(args, base=_base_config(args, recipe))
         params = init_parameters(config, dataset.n_inputs, dataset.n_classes)
     if args.backend == "brian":
         # record the network the Brian2 model computes, so that a reference run of the
@@ -672,6 +678,24 @@ def _recipe(args):
     if args.dataset is None:
         args.dataset = recipe.dataset if recipe else "digits"
     return recipe
+
+
+def _base_config(args, recipe):
+    """The config a new run's flags change: the ``--recipe``'s, else the recipe of the
+    ``--model``'s reference script (:attr:`spide_brian.models.NamedModel.recipe`), else the
+    defaults (None)."""
+    if recipe is not None:
+        return recipe.config()
+    if not getattr(args, "model", None):
+        return None
+    from .config import SPIDEConfig
+    from .models import ModelError, named_model
+
+    try:
+        model = named_model(args.model)
+    except ModelError as error:
+        raise UsageError(f"--model: {error}") from None
+    return SPIDEConfig(model=model.name, **model.recipe)
 
 
 def _print_recipes():

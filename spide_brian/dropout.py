@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["dropped_connections", "dropout_masks", "bias_connection"]
+__all__ = ["dropped_connections", "dropout_masks", "bias_connection", "drop_probability"]
 
 #: Extra word of the random stream of the masks (apart from initialisation and shuffling).
 _STREAM = 0xD20
@@ -45,6 +45,13 @@ def bias_connection(topology, layer):
     return incoming[0]
 
 
+def drop_probability(config, connection):
+    """``p`` of ``connection``: its own (a named model may fix one, e.g. LeNet's dense
+    layer), else the config's ``dropout``."""
+    own = connection.dropout
+    return float(config.dropout if own is None else own)
+
+
 def dropout_masks(config, topology, epoch, start, stop):
     """Masks of the training samples ``start .. stop-1`` (positions in epoch ``epoch``'s
     order, counted from 0).
@@ -52,7 +59,8 @@ def dropout_masks(config, topology, epoch, start, stop):
     Parameters
     ----------
     config : SPIDEConfig
-        ``dropout`` (``p``), ``seed`` and ``batch_size`` are used.
+        ``dropout`` (``p``, where a connection does not fix its own), ``seed`` and
+        ``batch_size`` are used.
     topology : Topology
     epoch : int
         Epoch index (0 first).
@@ -63,7 +71,7 @@ def dropout_masks(config, topology, epoch, start, stop):
     -------
     dict or None
         ``{connection parameter: (stop - start, n_post) float64}`` with values 0 and
-        ``1 / (1 - p)``; None when ``p = 0``.
+        ``1 / (1 - p)``; None when ``p = 0`` for every connection.
 
     Notes
     -----
@@ -71,22 +79,22 @@ def dropout_masks(config, topology, epoch, start, stop):
     with ``(seed, epoch, k)``, one ``(B, n_post)`` block per connection in
     :func:`dropped_connections` order.
     """
-    p = float(config.dropout)
-    if p == 0.0:
+    connections = dropped_connections(topology)
+    rates = {c.parameter: drop_probability(config, c) for c in connections}
+    if not any(rates.values()):
         return None
     if not 0 <= start <= stop:
         raise ValueError(f"sample range must satisfy 0 <= start <= stop; got {start}, {stop}")
     batch = int(config.batch_size)
-    connections = dropped_connections(topology)
-    scale = 1.0 / (1.0 - p)
     first, last = start // batch, -(-stop // batch)
     blocks = {c.parameter: [] for c in connections}
     for index in range(first, last):
         rng = np.random.default_rng([int(config.seed), int(epoch), index, _STREAM])
         for connection in connections:
             size = topology.layers[connection.post].size
+            p = rates[connection.parameter]
             keep = rng.random((batch, size)) >= p
-            blocks[connection.parameter].append(np.where(keep, scale, 0.0))
+            blocks[connection.parameter].append(np.where(keep, 1.0 / (1.0 - p), 0.0))
     if stop == start:
         return {c.parameter: np.zeros((0, topology.layers[c.post].size)) for c in connections}
     offset = start - first * batch

@@ -22,6 +22,8 @@ weights.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from brian2.utils.logger import get_logger
 
@@ -94,8 +96,13 @@ def init_parameters(config, n_inputs, n_classes, seed=None):
         except KeyError:
             params[name] = np.zeros(shape)     # a spiking layer's bias
             continue
+        if not math.prod(shape):
+            params[name] = np.zeros(shape)     # a fixed connection (pooling): nothing to draw
+            continue
         params[name] = _draw(connection.init, shape, rng,
                              fan_in=connection.kind.init_fan_in(shape))
+        if connection.init_scale != 1.0:
+            params[name] = params[name] * connection.init_scale
         if connection.restriction is not None:
             params[name] = project_feedback(params[name], connection.restriction)
     return params

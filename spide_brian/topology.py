@@ -34,9 +34,9 @@ import math
 import numpy as np
 
 from .config import SPIDEConfig
-from .models import ModelError, named_model
+from .models import ConvLayer, DenseLayer, ModelError, named_model
 
-__all__ = ["Dense", "Conv2d", "ConvTranspose2d", "Layer", "Connection", "Topology", "topology_of",
+__all__ = ["Dense", "Conv2d", "ConvTranspose2d", "AvgPool2d", "Layer", "Connection", "Topology", "topology_of",
            "dimensions_of", "INPUT", "READOUT"]
 
 #: Pseudo layer indices of the input and of the readout (they hold no spiking neurons).
@@ -108,6 +108,14 @@ class Dense:
         return shape[1]
 
 
+def _check_sizes(kind, numbers):
+    """Raise naming the first of ``numbers`` (``{label: value}``) that is not an integer
+    >= 1."""
+    for label, value in numbers.items():
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{kind}: {label} must be an integer >= 1, got {value!r}")
+
+
 @dataclass(frozen=True)
 class Conv2d:
     r"""2-D convolution with one kernel shared by every position of the post map.
@@ -151,9 +159,7 @@ class Conv2d:
         numbers = dict(in_channels=self.in_channels, out_channels=self.out_channels,
                        height=height, width=width, kernel_h=kh, kernel_w=kw,
                        stride=self.stride)
-        for label, value in numbers.items():
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"Conv2d: {label} must be an integer >= 1, got {value!r}")
+        _check_sizes("Conv2d", numbers)
         if not isinstance(self.padding, (int, np.integer)) or self.padding < 0:
             raise ValueError(f"Conv2d: padding must be an integer >= 0, got {self.padding!r}")
         if min(self.out_size) < 1:
@@ -354,12 +360,141 @@ class ConvTranspose2d:
 
 
 @dataclass(frozen=True)
+class AvgPool2d:
+    r"""Average pooling: each post neuron is the mean of a ``k x k`` block of one pre map,
+
+    .. math::
+
+        I_{c,y,x} = \frac{1}{k^2} \sum_{i,j < k} s_{c,\,k y + i,\,k x + j}
+
+    (stride ``k``, no padding; rows and columns beyond the last whole block are not read).
+    The connection is fixed: its weight parameter is empty (shape ``(0,)``, nothing to
+    learn), every synapse holds ``1 / k^2``, and its gradient is empty.
+
+    Parameters
+    ----------
+    channels : int
+        Maps of the pre layer (and of the post layer).
+    in_size : tuple of int
+        ``(H, W)`` of the pre maps; the post maps are ``(H // k, W // k)``.
+    kernel : int
+        ``k``.
+    """
+
+    channels: int
+    in_size: tuple
+    kernel: int = 2
+
+    name = "avg_pool2d"
+
+    def __post_init__(self):
+        _check_sizes("AvgPool2d", dict(channels=self.channels, kernel=self.kernel,
+                                       height=self.in_size[0], width=self.in_size[1]))
+        if min(self.out_size) < 1:
+            raise ValueError(f"AvgPool2d: a {self.kernel}x{self.kernel} pool does not fit a "
+                             f"{self.in_size[0]}x{self.in_size[1]} map")
+
+    @property
+    def out_size(self):
+        return (self.in_size[0] // self.kernel, self.in_size[1] // self.kernel)
+
+    @property
+    def n_pre(self):
+        return self.channels * self.in_size[0] * self.in_size[1]
+
+    @property
+    def n_post(self):
+        return self.channels * self.out_size[0] * self.out_size[1]
+
+    @property
+    def value(self):
+        """The weight every synapse holds, ``1 / k^2``."""
+        return 1.0 / (self.kernel * self.kernel)
+
+    def parameter_shape(self, n_pre, n_post):
+        """``(0,)``: nothing to learn; ``n_pre`` and ``n_post`` must be the maps' sizes."""
+        if (n_pre, n_post) != (self.n_pre, self.n_post):
+            raise ValueError(f"AvgPool2d maps {self.n_pre} pre neurons to {self.n_post} post "
+                             f"neurons; the layers have {n_pre} and {n_post}")
+        return (0,)
+
+    def _blocks(self, pre):
+        """``(B, C, H', k, W', k)`` view of the pre maps' whole blocks."""
+        (oh, ow), k = self.out_size, self.kernel
+        pre = np.asarray(pre, dtype=np.float64).reshape(-1, self.channels, *self.in_size)
+        return pre[:, :, :oh * k, :ow * k].reshape(len(pre), self.channels, oh, k, ow, k)
+
+    def propagate(self, weight, pre):
+        """Block means of the pre maps (``weight`` is the empty parameter)."""
+        out = self._blocks(pre).sum(axis=(3, 5)) * self.value
+        return out.reshape(len(out), self.n_post)
+
+    def transpose(self, weight, post):
+        """The adjoint: each pre neuron receives ``1 / k^2`` of its block's post value."""
+        (height, width), (oh, ow), k = self.in_size, self.out_size, self.kernel
+        post = np.asarray(post, dtype=np.float64).reshape(-1, self.channels, oh, ow)
+        spread = np.repeat(np.repeat(post * self.value, k, axis=2), k, axis=3)
+        pre = np.zeros((len(post), self.channels, height, width))
+        pre[:, :, :oh * k, :ow * k] = spread
+        return pre.reshape(len(post), self.n_pre)
+
+    def gradient(self, post, pre):
+        """Empty: a fixed connection learns nothing."""
+        return np.zeros(0)
+
+    def jacobian(self, weight):
+        return self.propagate(weight, np.eye(self.n_pre)).T
+
+    def _synapses(self):
+        """``(pre, post)`` of every synapse, pre-major order."""
+        (height, width), (oh, ow), k = self.in_size, self.out_size, self.kernel
+        c, y, x, i, j = np.meshgrid(np.arange(self.channels), np.arange(oh), np.arange(ow),
+                                    np.arange(k), np.arange(k), indexing="ij")
+        pre = ((c * height + k * y + i) * width + k * x + j).ravel()
+        post = ((c * oh + y) * ow + x).ravel()
+        order = np.lexsort((post, pre))
+        return pre[order], post[order]
+
+    def synapse_indices(self, shape, transposed):
+        pre, post = self._synapses()
+        if transposed:
+            order = np.lexsort((pre, post))
+            return post[order], pre[order]
+        return pre, post
+
+    def flatten(self, weight, transposed):
+        """Every synapse holds ``1 / k^2``."""
+        return np.full(self.channels * self.out_size[0] * self.out_size[1]
+                       * self.kernel ** 2, self.value)
+
+    def unflatten(self, values, shape, transposed):
+        values = np.asarray(values, dtype=np.float64)
+        if not np.all(values == self.value):
+            raise ValueError(f"AvgPool2d: every synapse holds {self.value}")
+        return np.zeros(0)
+
+    def fan_out(self, weight):
+        pre, _ = self._synapses()
+        return np.bincount(pre, minlength=self.n_pre)
+
+    def fan_in(self, weight):
+        _, post = self._synapses()
+        return np.bincount(post, minlength=self.n_post)
+
+    def init_fan_in(self, shape):
+        return self.kernel * self.kernel
+
+
+@dataclass(frozen=True)
 class Layer:
     """A spiking layer: ``size`` forward neurons and as many ternary couples."""
 
     index: int
     size: int
     channels: int = None
+    #: Whether the layer has a bias current (a pooling layer has none: its bias is the
+    #: empty parameter).
+    has_bias: bool = True
 
     @property
     def name(self):
@@ -373,17 +508,24 @@ class Layer:
     @property
     def bias_size(self):
         """One bias per neuron, or per channel of a layer of ``channels`` maps (shared by
-        the positions of a map, as a convolution's bias is)."""
+        the positions of a map, as a convolution's bias is); 0 without a bias."""
+        if not self.has_bias:
+            return 0
         return self.size if self.channels is None else self.channels
 
     def expand_bias(self, bias):
-        """The bias current of every neuron (channel-major maps)."""
+        """The bias current of every neuron (channel-major maps; zeros without a bias)."""
+        if not self.has_bias:
+            return np.zeros(self.size)
         if self.channels is None:
             return bias
         return np.repeat(bias, self.size // self.channels)
 
     def reduce_bias(self, per_neuron):
-        """A per-neuron gradient summed over each map's positions (its shared bias's)."""
+        """A per-neuron gradient summed over each map's positions (its shared bias's;
+        empty without a bias)."""
+        if not self.has_bias:
+            return np.zeros(0)
         if self.channels is None:
             return per_neuron
         return np.asarray(per_neuron).reshape(self.channels, -1).sum(axis=1)
@@ -403,12 +545,16 @@ class Connection:
         Layer indices.
     shape : tuple of int
         Shape of the weight parameter.
-    kind : Dense, Conv2d or ConvTranspose2d
+    kind : Dense, Conv2d, ConvTranspose2d or AvgPool2d
         How the weights act.
     init : str
         Initialisation (``kaiming``, ``unit_row_norm`` or ``uniform`` for the readout).
     restriction : float or None
         Radius of the Frobenius ball the weight is kept in (feedback connections).
+    init_scale : float
+        Factor of the drawn weight (before the restriction).
+    dropout : float or None
+        Drop probability of the connection's current; None: the config's ``dropout``.
     """
 
     parameter: str
@@ -418,6 +564,8 @@ class Connection:
     kind: Dense
     init: str
     restriction: float = None
+    init_scale: float = 1.0
+    dropout: float = None
 
     @property
     def is_input(self):
@@ -502,45 +650,34 @@ class Topology:
             raise ModelError(f"model {model.name!r} takes {model.in_channels}-channel square "
                              f"images; {n_inputs} inputs are not {model.in_channels} square "
                              "maps")
-        size = (side, side) if n_inputs else (model.layers[0].stride * 4,) * 2
-        channels = model.in_channels
-        kinds, layers = [], []
+        # without data (names and shapes only) any input the layers fit will do
+        size = (side, side) if n_inputs else (4 * downsampling(model),) * 2
         try:
-            for index, spec in enumerate(model.layers):
-                kind = Conv2d(channels, spec.channels, size, (spec.kernel, spec.kernel),
-                              spec.stride, (spec.kernel - 1) // 2)
-                kinds.append(kind)
-                layers.append(Layer(index, kind.n_post, spec.channels))
-                channels, size = spec.channels, kind.out_size
+            kinds, layers = _model_layers(model, size)
             feedback_kind = None
             if model.feedback is not None and config.feedback:
-                kernel, stride = model.feedback
-                first = kinds[0]
-                conv = Conv2d(model.layers[0].channels, model.layers[-1].channels,
-                              first.out_size, (kernel, kernel), stride, (kernel - 1) // 2)
-                if conv.n_post != layers[-1].size:
-                    raise ModelError(f"model {model.name!r}: the feedback map of "
-                                     f"{conv.out_size} does not fit the last layer's "
-                                     f"{size} maps")
-                feedback_kind = ConvTranspose2d(conv)
+                feedback_kind = _model_feedback(model, kinds[0], layers)
         except ValueError as error:
             if isinstance(error, ModelError):
                 raise
             raise ModelError(f"model {model.name!r} cannot take {side} x {side} inputs: "
                              f"{error}") from None
+        dropouts = [getattr(spec, "dropout", None) for spec in model.layers]
         connections = [Connection("input_weight", INPUT, 0,
                                   kinds[0].parameter_shape(kinds[0].n_pre, kinds[0].n_post),
-                                  kinds[0], config.input_init)]
+                                  kinds[0], config.input_init, dropout=dropouts[0])]
         for index in range(1, len(kinds)):
             kind = kinds[index]
             connections.append(Connection(f"weight_{index - 1}", index - 1, index,
-                                          kind.parameter_shape(kind.n_pre, kind.n_post),
-                                          kind, config.hidden_init))
+                                          kind.parameter_shape(layers[index - 1].size,
+                                                               layers[index].size),
+                                          kind, config.hidden_init, dropout=dropouts[index]))
         if feedback_kind is not None:
             connections.append(Connection(
                 "feedback_weight", len(layers) - 1, 0,
                 feedback_kind.parameter_shape(feedback_kind.n_pre, feedback_kind.n_post),
-                feedback_kind, config.feedback_init, config.feedback_norm))
+                feedback_kind, config.feedback_init, config.feedback_norm,
+                init_scale=model.feedback.init_scale))
         dense = Dense()
         connections.append(Connection("readout_weight", len(layers) - 1, READOUT,
                                       dense.parameter_shape(layers[-1].size, n_classes),
@@ -663,6 +800,65 @@ class Topology:
         raise KeyError(f"no layer has the bias {name!r}")
 
 
+def downsampling(model):
+    """Factor by which the strides and pools of ``model`` shrink a map's side (up to its
+    first dense layer)."""
+    factor = 1
+    for spec in model.layers:
+        if isinstance(spec, DenseLayer):
+            break
+        factor *= spec.stride if isinstance(spec, ConvLayer) else spec.kernel
+    return factor
+
+
+def _model_layers(model, size):
+    """Kinds of the connections into each spiking layer of ``model`` (layer 0's from the
+    input maps of ``size``) and the layers."""
+    channels, kinds, layers = model.in_channels, [], []
+    for index, spec in enumerate(model.layers):
+        if isinstance(spec, ConvLayer):
+            kind = Conv2d(channels, spec.channels, size, (spec.kernel, spec.kernel),
+                          spec.stride, (spec.kernel - 1) // 2)
+            layer = Layer(index, kind.n_post, spec.channels)
+            channels, size = spec.channels, kind.out_size
+        elif isinstance(spec, DenseLayer):
+            if index == 0:
+                raise ModelError(f"model {model.name!r}: layer 0 must be a convolution")
+            kind, layer = Dense(), Layer(index, spec.size)
+            channels, size = None, None
+        else:                                          # a PoolLayer
+            if size is None:
+                raise ModelError(f"model {model.name!r}: layer {index} pools a layer that "
+                                 "has no maps")
+            kind = AvgPool2d(channels, size, spec.kernel)
+            layer = Layer(index, kind.n_post, channels, has_bias=False)
+            size = kind.out_size
+        kinds.append(kind)
+        layers.append(layer)
+    return kinds, layers
+
+
+def _model_feedback(model, first, layers):
+    """The kind of ``model``'s feedback map from its last layer to layer 0 (reached from
+    the input by the convolution ``first``)."""
+    spec, last = model.feedback, model.layers[-1]
+    if not isinstance(last, ConvLayer):
+        raise ModelError(f"model {model.name!r}: the feedback needs maps in the last layer")
+    ends = (model.layers[0].channels, last.channels)
+    if spec.transposed:
+        conv = Conv2d(*ends, first.out_size, (spec.kernel, spec.kernel), spec.stride,
+                      (spec.kernel - 1) // 2)
+        kind = ConvTranspose2d(conv)
+    else:
+        side = math.isqrt(layers[-1].size // last.channels)
+        kind = Conv2d(*reversed(ends), (side, side), (spec.kernel, spec.kernel), spec.stride,
+                      (spec.kernel - 1) // 2)
+    if kind.n_post != layers[0].size or kind.n_pre != layers[-1].size:
+        raise ModelError(f"model {model.name!r}: the feedback map does not fit the maps of "
+                         "the last layer and layer 0")
+    return kind
+
+
 #: Largest input side searched for a named model's input size (see :func:`dimensions_of`).
 MAX_MODEL_SIDE = 1024
 
@@ -672,10 +868,11 @@ def dimensions_of(config, params):
     ``params`` lacks the weight that tells).
 
     A dense input weight has one column per input. A kernel fits any image size, so for a
-    named model the input is the square image whose last layer has as many neurons as the
-    readout weight has columns; strided layers map several sides to one size (7 and 8 both
-    give 4 after a stride of 2), and the largest of them is taken: a side that the strides
-    divide, as the models' datasets have. Code that knows the data's size passes it instead.
+    named model the input is the square image for which the model's parameters have the
+    shapes of ``params`` (the readout's columns, a dense layer's); strided layers and pools
+    map several sides to one size (7 and 8 both give 4 after a stride of 2), and the largest
+    side that the strides and pools divide is taken, as the models' datasets have. Code
+    that knows the data's size passes it instead.
     """
     names = Topology.from_config(config, 0, 0)
     readout = params.get(names.readout.parameter)
@@ -687,22 +884,26 @@ def dimensions_of(config, params):
         return int(np.shape(weight)[-1]), n_classes
     if readout is None:
         return 0, n_classes
-    channels = named_model(config.model).in_channels
-    found = None
+    model = named_model(config.model)
+    shapes = {name: np.shape(value) for name, value in params.items()}
+    fitting = []
     for side in range(1, MAX_MODEL_SIDE + 1):
         try:
-            topology = Topology.from_config(config, channels * side * side, n_classes)
+            topology = Topology.from_config(config, model.in_channels * side * side, n_classes)
         except ModelError:
             continue
-        size = topology.layers[-1].size
-        if size == np.shape(readout)[1]:
-            found = channels * side * side
-        elif size > np.shape(readout)[1]:
+        expected = topology.parameter_shapes()
+        if all(expected[name] == shape for name, shape in shapes.items() if name in expected):
+            fitting.append(side)
+        elif topology.layers[-1].size > np.shape(readout)[1] and not any(
+                isinstance(spec, DenseLayer) for spec in model.layers):
             break
-    if found is not None:
-        return found, n_classes
-    raise ModelError(f"no input size of model {config.model!r} gives a last layer of "
-                     f"{np.shape(readout)[1]} neurons (the readout weight's columns)")
+    if fitting:
+        whole = [side for side in fitting if side % downsampling(model) == 0]
+        side = max(whole or fitting)
+        return model.in_channels * side * side, n_classes
+    raise ModelError(f"no input size of model {config.model!r} fits the shapes of its "
+                     "parameters")
 
 
 def topology_of(config, params):

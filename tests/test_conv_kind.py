@@ -3,7 +3,7 @@ naive loop over positions, its synapses against its dense Jacobian, and the shar
 import numpy as np
 import pytest
 
-from spide_brian.topology import Conv2d
+from spide_brian.topology import AvgPool2d, Conv2d
 
 KINDS = [
     Conv2d(in_channels=1, out_channels=2, in_size=(5, 5), kernel=(3, 3)),
@@ -117,3 +117,41 @@ def test_layer_sizes_must_match_the_maps():
     kind = Conv2d(in_channels=1, out_channels=2, in_size=(5, 5))
     with pytest.raises(ValueError, match="maps 25 pre neurons"):
         kind.parameter_shape(24, kind.n_post)
+
+
+# -- average pooling ------------------------------------------------------------------------
+POOLS = [AvgPool2d(2, (4, 4), 2), AvgPool2d(3, (5, 7), 2), AvgPool2d(1, (6, 6), 3)]
+
+
+@pytest.mark.parametrize("pool", POOLS, ids=lambda p: f"{p.channels}x{p.in_size}k{p.kernel}")
+def test_pooling_is_a_fixed_map_of_block_means(pool):
+    rng = np.random.default_rng(3)
+    empty = np.zeros(pool.parameter_shape(pool.n_pre, pool.n_post))
+    assert empty.shape == (0,)
+    pre = rng.normal(size=(2, pool.n_pre))
+    maps = pre.reshape(2, pool.channels, *pool.in_size)
+    (oh, ow), k = pool.out_size, pool.kernel
+    expected = np.array([[[[maps[b, c, k * y:k * y + k, k * x:k * x + k].mean()
+                            for x in range(ow)] for y in range(oh)]
+                          for c in range(pool.channels)] for b in range(2)])
+    np.testing.assert_allclose(pool.propagate(empty, pre), expected.reshape(2, -1), rtol=1e-14)
+    post = rng.normal(size=(2, pool.n_post))
+    np.testing.assert_allclose(pool.transpose(empty, post), post @ pool.jacobian(empty),
+                               rtol=1e-14, atol=1e-15)
+    assert pool.gradient(post, pre).shape == (0,)
+    for transposed in (False, True):
+        i, j = pool.synapse_indices(empty.shape, transposed)
+        pre_i, post_j = (j, i) if transposed else (i, j)
+        matrix = np.zeros((pool.n_post, pool.n_pre))
+        matrix[post_j, pre_i] = pool.flatten(empty, transposed)
+        np.testing.assert_array_equal(matrix, pool.jacobian(empty))
+        assert pool.unflatten(pool.flatten(empty, transposed), empty.shape,
+                              transposed).shape == (0,)
+    assert pool.fan_in(empty).tolist() == [k * k] * pool.n_post
+
+
+def test_pooling_refuses_maps_it_cannot_pool():
+    with pytest.raises(ValueError, match="does not fit"):
+        AvgPool2d(1, (1, 3), 2)
+    with pytest.raises(ValueError, match="every synapse holds 0.25"):
+        AvgPool2d(1, (2, 2), 2).unflatten(np.ones(4), (0,), False)

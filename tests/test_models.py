@@ -9,6 +9,7 @@ from spide_brian import reference as ref
 from spide_brian.checkpoint import load_checkpoint
 from spide_brian.cli import main
 from spide_brian.config import SPIDEConfig
+from spide_brian.dropout import dropout_masks
 from spide_brian.models import MODELS, ModelError
 from spide_brian.parameters import init_parameters, prepare_parameters
 from spide_brian.topology import Conv2d, ConvTranspose2d, Dense, Topology, dimensions_of
@@ -41,12 +42,49 @@ def test_small_model_takes_digits_and_mnist_sized_images(side):
     assert np.linalg.norm(params["feedback_weight"]) <= SMALL.feedback_norm + 1e-12
 
 
-def test_the_paper_network_has_its_published_size():
-    """MNIST conv-F: 64 maps of 14x14, 7x7 and 7x7 (18,816 spiking neurons) and 274,826
-    parameters, as counted from the method's script."""
-    topology = Topology.from_config(SPIDEConfig(model="mnist-conv-f"), 784, 10)
-    assert sum(layer.size for layer in topology.layers) == 18816
-    assert sum(int(np.prod(s)) for s in topology.parameter_shapes().values()) == 274826
+@pytest.mark.parametrize("name,inputs,neurons,parameters", [
+    ("mnist-lenet", 784, 24800, 606740),
+    ("mnist-conv-f", 784, 18816, 274826),
+    ("alexnet-f", 3 * 32 * 32, 155648, 3706762),
+    ("cifarnet-f", 3 * 32 * 32, 229376, 11835146),
+    ("dvs-conv-f", 2 * 48 * 48, 294912, 9586186),
+])
+def test_the_paper_networks_have_their_published_sizes(name, inputs, neurons, parameters):
+    """Spiking neurons and parameters as counted from the method's scripts (10 classes;
+    CIFAR10-DVS frames resized to 48x48)."""
+    topology = Topology.from_config(SPIDEConfig(model=name), inputs, 10)
+    assert sum(layer.size for layer in topology.layers) == neurons
+    assert sum(int(np.prod(s)) for s in topology.parameter_shapes().values()) == parameters
+
+
+def test_lenet_pools_without_biases_and_drops_only_its_dense_layer():
+    config = SPIDEConfig(model="mnist-lenet-small", batch_size=4)
+    topology = Topology.from_config(config, 64, 10)
+    kinds = [c.kind for c in topology.connections]
+    assert [type(k).__name__ for k in kinds] == ["Conv2d", "AvgPool2d", "Conv2d", "AvgPool2d",
+                                                 "Dense", "Dense"]
+    assert [layer.bias_size for layer in topology.layers] == [4, 0, 8, 0, 64]
+    assert topology.restricted == ()                     # no feedback
+    masks = dropout_masks(config, topology, 0, 0, 4)
+    assert set(np.unique(masks["weight_3"])) <= {0.0, 2.0} and 0.0 in masks["weight_3"]
+    for name in ("input_weight", "weight_0", "weight_1", "weight_2"):
+        assert np.all(masks[name] == 1.0), name
+    wider = dropout_masks(config.replace(dropout=0.5), topology, 0, 0, 4)
+    assert 0.0 in wider["input_weight"]                  # the config's p for the others
+    assert set(np.unique(wider["weight_3"])) <= {0.0, 2.0}
+
+
+@pytest.mark.parametrize("side", [28, 32])
+def test_the_input_size_is_found_from_a_dense_layer(side):
+    config = SPIDEConfig(model="mnist-lenet-small")
+    params = init_parameters(config, side * side, 10)
+    assert dimensions_of(config, params) == (side * side, 10)
+
+
+def test_a_transposed_feedback_starts_at_a_tenth_of_its_unit_filters():
+    params = init_parameters(SMALL, 64, 10)
+    # 16 filters of unit norm, scaled by 0.1, inside the ball of radius 2
+    assert np.linalg.norm(params["feedback_weight"]) == pytest.approx(0.4)
 
 
 @pytest.mark.parametrize("config,inputs,message", [
@@ -58,24 +96,36 @@ def test_unusable_models_and_inputs_are_named(config, inputs, message):
         Topology.from_config(config, inputs, 10)
 
 
-def _small_problem(seed=0, side=6, samples=3):
-    config = SMALL.replace(feedback_norm=1.0, seed=seed)
-    params = init_parameters(config, side * side, 4)
+def _small_problem(seed=0, side=6, samples=3, model="mnist-conv-f-small"):
+    config = SMALL.replace(feedback_norm=1.0, seed=seed, model=model)
+    inputs = MODELS[model].in_channels * side * side
+    params = init_parameters(config, inputs, 4)
     rng = np.random.default_rng(seed)
-    for layer in range(3):
-        params[f"bias_{layer}"] = params[f"bias_{layer}"] + rng.uniform(0.2, 0.6, 16)[
-            :params[f"bias_{layer}"].size]
-    x = rng.uniform(0, 1, (samples, side * side))
+    for layer in range(len(MODELS[model].layers)):
+        bias = params[f"bias_{layer}"]
+        params[f"bias_{layer}"] = bias + rng.uniform(0.2, 0.6, bias.size)
+    if "feedback_weight" in params:
+        params["feedback_weight"] = params["feedback_weight"] * 5.0   # a feedback that matters
+    x = rng.uniform(0, 1, (samples, inputs))
     return config, params, x, rng.integers(0, 4, samples)
 
 
-def test_implicit_gradients_of_kernels_and_channel_biases_pass_finite_differences():
-    config, params, x, labels = _small_problem()
+#: Small models whose kinds the gradient tests cover: transposed-conv feedback; pooling,
+#: dense layers without feedback; a convolutional feedback of a layer onto itself.
+GRADIENT_MODELS = ["mnist-conv-f-small", "mnist-lenet-small", "dvs-conv-f-small"]
+
+
+@pytest.mark.parametrize("model", GRADIENT_MODELS)
+def test_implicit_gradients_of_kernels_and_channel_biases_pass_finite_differences(model):
+    config, params, x, labels = _small_problem(model=model, side=8 if "lenet" in model else 6)
     grads = exact.implicit_gradients(params, config, x, labels)
     rng = np.random.default_rng(5)
     step = 1e-6
     for name in params:
         indices = list(np.ndindex(params[name].shape))
+        if not indices:                         # a pooling connection: nothing to learn
+            assert grads[name].shape == (0,)
+            continue
         for pick in rng.choice(len(indices), size=min(4, len(indices)), replace=False):
             index = indices[pick]
             shifted = {k: v.copy() for k, v in params.items()}
@@ -88,8 +138,10 @@ def test_implicit_gradients_of_kernels_and_channel_biases_pass_finite_difference
                 (name, index)
 
 
-def test_spike_gradients_of_a_conv_network_align_with_the_implicit_gradient():
-    config, params, x, labels = _small_problem(samples=16)
+@pytest.mark.parametrize("model", GRADIENT_MODELS)
+def test_spike_gradients_of_a_conv_network_align_with_the_implicit_gradient(model):
+    config, params, x, labels = _small_problem(samples=16, model=model,
+                                               side=8 if "lenet" in model else 6)
     config = config.replace(time_step=30, time_step_back=250)
     exact_grads = exact.implicit_gradients(params, config, x, labels)
     kappa = config.scale_factor / len(labels)
@@ -99,7 +151,7 @@ def test_spike_gradients_of_a_conv_network_align_with_the_implicit_gradient():
     names = sorted(result.gradients)
     cosine = _cosine(np.concatenate([result.gradients[k].ravel() for k in names]),
                      np.concatenate([exact_grads[k].ravel() for k in names]))
-    print(f"spike vs exact gradient cosine, mnist-conv-f-small on 6x6: {cosine:.4f}")
+    print(f"spike vs exact gradient cosine, {model}: {cosine:.4f}")
     assert cosine >= 0.9
 
 
@@ -141,3 +193,20 @@ def test_info_lists_the_models(capsys):
     out = capsys.readouterr().out
     for name in MODELS:
         assert name in out
+
+
+def test_model_flag_starts_from_its_scripts_recipe_and_flags_override(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--backend", "reference", "--model", "mnist-lenet-small",
+                 "--limit", "32", "--batch-size", "16", "--epochs", "1", "--time-step", "5",
+                 "--time-step-back", "10", "--quiet", "--out", str(out)]) == 0
+    config = load_checkpoint(out)["config"]
+    recipe = MODELS["mnist-lenet-small"].recipe
+    assert config.lr == recipe["lr"] == 0.1 and config.lr_milestones == (7, 13)
+    assert (config.epochs, config.batch_size, config.time_step) == (1, 16, 5)
+
+
+def test_an_unknown_model_flag_is_one_line(capsys):
+    assert main(["train", "--backend", "reference", "--model", "nope", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown model 'nope'" in err and "Traceback" not in err
