@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-__all__ = ["ConvLayer", "PoolLayer", "DenseLayer", "Feedback", "NamedModel", "MODELS",
+__all__ = ["ConvLayer", "LocalLayer", "PoolLayer", "DenseLayer", "Feedback", "NamedModel", "MODELS",
            "named_model", "ModelError"]
 
 
@@ -36,6 +36,17 @@ class ConvLayer:
     """A spiking layer of ``channels`` maps, reached by a ``kernel x kernel`` convolution
     with ``stride`` (and padding ``(kernel - 1) // 2``) from the previous layer (or the
     input, for layer 0); one bias per channel."""
+
+    channels: int
+    kernel: int
+    stride: int = 1
+
+
+@dataclass(frozen=True)
+class LocalLayer:
+    """A spiking layer of ``channels`` maps, reached by ``kernel x kernel`` receptive fields
+    with ``stride`` (padding ``(kernel - 1) // 2``) as a :class:`ConvLayer`, but each post
+    neuron with a filter of its own (a locally connected layer); one bias per channel."""
 
     channels: int
     kernel: int
@@ -68,13 +79,15 @@ class Feedback:
     layer 0's maps to the last layer's (a map that upsamples); otherwise a convolution from
     the last layer's maps to layer 0's (``stride`` 1 between maps of one size). ``init_scale``
     multiplies the drawn weight before the Frobenius restriction (the reference scripts
-    scale a transposed-convolution feedback by 0.1).
+    scale a transposed-convolution feedback by 0.1). ``local``: the receptive fields of that
+    map with a filter per neuron (locally connected) instead of one shared kernel.
     """
 
     kernel: int
     stride: int = 1
     transposed: bool = True
     init_scale: float = 1.0
+    local: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,8 +99,9 @@ class NamedModel:
     name, description : str
     in_channels : int
         Channels of the input image (its side is the square root of the pixels per channel).
-    layers : tuple of ConvLayer, PoolLayer or DenseLayer
-        The spiking layers, layer 0 first (layer 0 is a :class:`ConvLayer`).
+    layers : tuple of ConvLayer, LocalLayer, PoolLayer or DenseLayer
+        The spiking layers, layer 0 first (layer 0 is a :class:`ConvLayer` or a
+        :class:`LocalLayer`).
     feedback : Feedback or None
         The feedback map; None: a feed-forward network.
     recipe : dict
@@ -189,6 +203,12 @@ _DVS_CONV_F = NamedModel(
             "hidden_init": "kaiming", "feedback_init": "kaiming", "feedback_norm": 10.0},
     source="the method's CIFAR10-DVS script (dvs_cifar_convnetf.py)")
 
+_MNIST_CONV_F_SMALL = _small(
+    _MNIST_CONV_F, (ConvLayer(8, 3), ConvLayer(16, 3, 2), ConvLayer(16, 3)),
+    Feedback(3, 2, transposed=True, init_scale=0.1),
+    "mnist-conv-f scaled down: [8c3] -> [16c3 s2] -> [16c3], feedback k3 s2",
+    "8x8 digits or 28x28 MNIST")
+
 MODELS = {model.name: model for model in (
     _MNIST_LENET,
     _small(_MNIST_LENET, (ConvLayer(4, 3), PoolLayer(2), ConvLayer(8, 3), PoolLayer(2),
@@ -196,10 +216,7 @@ MODELS = {model.name: model for model in (
            "mnist-lenet scaled down: [4c3] -> [avg pool 2] -> [8c3] -> [avg pool 2] -> "
            "[FC 64]", "8x8 digits or 28x28 MNIST"),
     _MNIST_CONV_F,
-    _small(_MNIST_CONV_F, (ConvLayer(8, 3), ConvLayer(16, 3, 2), ConvLayer(16, 3)),
-           Feedback(3, 2, transposed=True, init_scale=0.1),
-           "mnist-conv-f scaled down: [8c3] -> [16c3 s2] -> [16c3], feedback k3 s2",
-           "8x8 digits or 28x28 MNIST"),
+    _MNIST_CONV_F_SMALL,
     _ALEXNET_F,
     _small(_ALEXNET_F, (ConvLayer(8, 3, 2), ConvLayer(16, 3), ConvLayer(16, 3, 2)),
            Feedback(3, 2, transposed=True, init_scale=0.1),
@@ -211,6 +228,16 @@ MODELS = {model.name: model for model in (
            Feedback(3, 2, transposed=True, init_scale=0.1),
            "cifarnet-f scaled down: [8c3 s2] -> [16c3] -> [16c3 s2] -> [16c3], feedback k3 "
            "s2", "32x32 CIFAR or any square input with a side divisible by 4"),
+    NamedModel(
+        name="mnist-local-f-small",
+        description="mnist-conv-f-small with locally connected layers and feedback (a "
+                    "filter per neuron, no shared kernel: a purely local rule): [8lc3] -> "
+                    "[16lc3 s2] -> [16lc3], feedback k3 s2; 8x8 digits or 28x28 MNIST",
+        in_channels=1,
+        layers=(LocalLayer(8, 3), LocalLayer(16, 3, 2), LocalLayer(16, 3)),
+        feedback=Feedback(3, 2, transposed=True, init_scale=0.1, local=True),
+        recipe=_MNIST_CONV_F_SMALL.recipe,
+        source="mnist-conv-f scaled down, locally connected"),
     _DVS_CONV_F,
     _small(_DVS_CONV_F, (ConvLayer(16, 5, 2),), Feedback(3, 1, transposed=False),
            "dvs-conv-f scaled down: one layer [16c5 s2], convolutional feedback k3",

@@ -41,18 +41,24 @@ def parameter_shapes(config, n_inputs, n_classes):
     return Topology.from_config(config, n_inputs, n_classes).parameter_shapes()
 
 
-def _draw(kind, shape, rng, fan_in=None):
+def _draw(kind, shape, rng, fan_in=None, row_axes=1, live=None):
+    """A weight of ``shape`` drawn by ``kind``; ``row_axes`` leading axes index the post
+    neurons whose filters ``unit_row_norm`` scales to unit norm; elements outside the
+    boolean mask ``live`` are 0."""
     fan_in = shape[1] if fan_in is None else fan_in
+    live = np.ones(shape, dtype=bool) if live is None else live
     if kind == "kaiming":
-        return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape)
+        return np.where(live, rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape), 0.0)
     if kind == "uniform":
         bound = 1.0 / np.sqrt(fan_in)
-        return rng.uniform(-bound, bound, size=shape)
-    weight = rng.uniform(-1.0, 1.0, size=shape)
+        return np.where(live, rng.uniform(-bound, bound, size=shape), 0.0)
+    weight = np.where(live, rng.uniform(-1.0, 1.0, size=shape), 0.0)
     if len(shape) > 2:
-        # a kernel: each output channel's filter to unit norm
-        return weight / np.linalg.norm(weight.reshape(shape[0], -1), axis=1).reshape(
-            (shape[0],) + (1,) * (len(shape) - 1))
+        # a kernel: each output channel's filter to unit norm (a locally connected
+        # weight: each post neuron's)
+        rows = shape[:row_axes]
+        norms = np.linalg.norm(weight.reshape(math.prod(rows), -1), axis=1)
+        return weight / norms.reshape(rows + (1,) * (len(shape) - row_axes))
     return weight / np.linalg.norm(weight, axis=1, keepdims=True)
 
 
@@ -99,8 +105,10 @@ def init_parameters(config, n_inputs, n_classes, seed=None):
         if not math.prod(shape):
             params[name] = np.zeros(shape)     # a fixed connection (pooling): nothing to draw
             continue
-        params[name] = _draw(connection.init, shape, rng,
-                             fan_in=connection.kind.init_fan_in(shape))
+        kind = connection.kind
+        live = kind.live_weights() if hasattr(kind, "live_weights") else None
+        params[name] = _draw(connection.init, shape, rng, fan_in=kind.init_fan_in(shape),
+                             row_axes=kind.row_axes, live=live)
         if connection.init_scale != 1.0:
             params[name] = params[name] * connection.init_scale
         if connection.restriction is not None:

@@ -18,7 +18,10 @@ A connection's *kind* says how its weights act; the first kind is :class:`Dense`
     \text{gradient}:\ \Delta W = (\beta_{post} m_{post})^\top a_{pre}
 
 and the synapses of its Brian2 form (:meth:`Dense.synapse_indices`). A convolution with a
-shared kernel or a locally connected layer is another kind with the same operations.
+shared kernel (:class:`Conv2d`, :class:`ConvTranspose2d`), a locally connected layer
+(:class:`LocallyConnected2d`) and average pooling (:class:`AvgPool2d`) are the other kinds,
+with the same operations; :meth:`Dense.synapse_count` and its counterparts count one copy's
+synapses without listing them.
 
 A connection is a *feedback* connection when its post layer does not come after its pre
 layer (``post <= pre``): its events arrive one step late in both timings, and its weight is
@@ -34,10 +37,10 @@ import math
 import numpy as np
 
 from .config import SPIDEConfig
-from .models import ConvLayer, DenseLayer, ModelError, named_model
+from .models import ConvLayer, DenseLayer, LocalLayer, ModelError, named_model
 
-__all__ = ["Dense", "Conv2d", "ConvTranspose2d", "AvgPool2d", "Layer", "Connection", "Topology", "topology_of",
-           "dimensions_of", "INPUT", "READOUT"]
+__all__ = ["Dense", "Conv2d", "LocallyConnected2d", "ConvTranspose2d", "AvgPool2d", "Layer",
+           "Connection", "Topology", "topology_of", "dimensions_of", "INPUT", "READOUT"]
 
 #: Pseudo layer indices of the input and of the readout (they hold no spiking neurons).
 INPUT = -1
@@ -106,6 +109,20 @@ class Dense:
     def init_fan_in(self, shape):
         """Inputs per post neuron, for the initialisation's scale: ``n_pre``."""
         return shape[1]
+
+    def synapse_count(self, shape):
+        """Synapses of one weight copy: ``n_post n_pre``."""
+        return int(shape[0]) * int(shape[1])
+
+    #: Leading axes of the weight that index a post neuron's own row (``unit_row_norm``).
+    row_axes = 1
+
+
+def _covered(size, out, kernel, stride, padding):
+    """Pairs ``(output position, kernel offset)`` along one axis whose input position
+    ``stride * y + i - padding`` lies inside ``[0, size)``."""
+    rows = stride * np.arange(out)[:, None] + np.arange(kernel)[None, :] - padding
+    return int(np.count_nonzero((rows >= 0) & (rows < size)))
 
 
 def _check_sizes(kind, numbers):
@@ -239,9 +256,15 @@ class Conv2d:
         inside = (row >= 0) & (row < height) & (column >= 0) & (column < width)
         pre = ((c * height + row) * width + column)[inside]
         post = ((o * oh + y) * ow + x)[inside]
-        element = (((o * self.in_channels + c) * kh + i) * kw + j)[inside]
+        element = self._element(o, c, i, j, y, x)[inside]
         order = np.lexsort((post, pre))
         return pre[order], post[order], element[order]
+
+    def _element(self, o, c, i, j, y, x):
+        """Flat index into the weight of the synapse ``(o, c, i, j)`` at post position
+        ``(y, x)``: the kernel element, whatever the position."""
+        (kh, kw) = self.kernel
+        return ((o * self.in_channels + c) * kh + i) * kw + j
 
     def synapse_indices(self, shape, transposed):
         """Brian2 ``(i, j)`` of the synapses: pre to post (forward, pre-major) or post to pre
@@ -289,7 +312,91 @@ class Conv2d:
 
     def init_fan_in(self, shape):
         """Inputs per post neuron of the unpadded kernel: ``C_in k_h k_w``."""
-        return int(np.prod(shape[1:]))
+        return self.in_channels * self.kernel[0] * self.kernel[1]
+
+    def synapse_count(self, shape=None):
+        """Synapses of one weight copy (padded positions make none), without listing them:
+        ``C_out C_in`` times the covered (position, offset) pairs of each axis."""
+        (height, width), (oh, ow), (kh, kw) = self.in_size, self.out_size, self.kernel
+        return (self.out_channels * self.in_channels
+                * _covered(height, oh, kh, self.stride, self.padding)
+                * _covered(width, ow, kw, self.stride, self.padding))
+
+    def live_weights(self):
+        """Every kernel element is held by some synapse: an all-True mask."""
+        return np.ones(self.parameter_shape(self.n_pre, self.n_post), dtype=bool)
+
+    row_axes = 1
+
+
+@dataclass(frozen=True)
+class LocallyConnected2d(Conv2d):
+    r"""The receptive fields of a :class:`Conv2d`, each post neuron with a filter of its own.
+
+    Post neuron ``(o, y, x)`` receives
+
+    .. math::
+
+        I_{o,y,x} = \sum_{c,i,j} W_{o,y,x,c,i,j}\, s_{c,\,S y + i - P,\,S x + j - P},
+
+    so no weight is shared and every synapse learns from its own pre and post neurons
+    only: a purely local rule, the biologically plausible counterpart of a convolution.
+    The weight has shape ``(C_out, H', W', C_in, k_h, k_w)``; the elements whose input lies
+    in the padding reach no neuron (no synapse holds them, their gradient is 0) and start
+    at 0 (:meth:`live_weights`), so a weight read back from the synapses is the weight.
+    """
+
+    name = "locally_connected2d"
+
+    #: ``(o, y, x)``: the first three axes of the weight index a post neuron.
+    row_axes = 3
+
+    def parameter_shape(self, n_pre, n_post):
+        """``(C_out, H', W', C_in, k_h, k_w)``; ``n_pre`` and ``n_post`` must be the maps'
+        sizes."""
+        super().parameter_shape(n_pre, n_post)
+        return (self.out_channels, *self.out_size, self.in_channels, *self.kernel)
+
+    def propagate(self, weight, pre):
+        """Input of the post maps from pre activity ``(B, n_pre)``."""
+        out = np.einsum("bchwij,ohwcij->bohw", self._windows(pre), weight, optimize=True)
+        return out.reshape(len(out), self.n_post)
+
+    def transpose(self, weight, post):
+        """Input of the pre maps from post activity ``(B, n_post)``: ``post @ J``."""
+        post = np.asarray(post, dtype=np.float64).reshape(-1, self.out_channels,
+                                                          *self.out_size)
+        (height, width), p, s = self.in_size, self.padding, self.stride
+        (oh, ow), (kh, kw) = self.out_size, self.kernel
+        padded = np.zeros((len(post), self.in_channels, height + 2 * p, width + 2 * p))
+        for i in range(kh):
+            for j in range(kw):
+                padded[:, :, i:i + s * (oh - 1) + 1:s, j:j + s * (ow - 1) + 1:s] += np.einsum(
+                    "bohw,ohwc->bchw", post, weight[..., i, j], optimize=True)
+        return padded[:, :, p:p + height, p:p + width].reshape(len(post), self.n_pre)
+
+    def gradient(self, post, pre):
+        """Batch-summed ``sum_b post[b,o,y,x] pre[b,c,Sy+i-P,Sx+j-P]`` (no sum over
+        positions)."""
+        post = np.asarray(post, dtype=np.float64).reshape(-1, self.out_channels,
+                                                          *self.out_size)
+        return np.einsum("bohw,bchwij->ohwcij", post, self._windows(pre), optimize=True)
+
+    def _element(self, o, c, i, j, y, x):
+        (oh, ow), (kh, kw) = self.out_size, self.kernel
+        return ((((o * oh + y) * ow + x) * self.in_channels + c) * kh + i) * kw + j
+
+    def live_weights(self):
+        """Boolean mask of the weight's elements that a synapse holds (the others read the
+        padding)."""
+        shape = self.parameter_shape(self.n_pre, self.n_post)
+        mask = np.zeros(int(np.prod(shape)), dtype=bool)
+        mask[self._synapses()[2]] = True
+        return mask.reshape(shape)
+
+    def init_fan_in(self, shape):
+        """Inputs per post neuron of an unpadded filter: ``C_in k_h k_w``."""
+        return self.in_channels * self.kernel[0] * self.kernel[1]
 
 
 @dataclass(frozen=True)
@@ -355,8 +462,17 @@ class ConvTranspose2d:
 
     def init_fan_in(self, shape):
         """Mean synapses per post neuron (a transposed convolution's vary with position)."""
-        pre, _, _ = self.conv._synapses()
-        return max(1, int(round(len(pre) / self.n_post)))
+        return max(1, int(round(self.synapse_count() / self.n_post)))
+
+    def synapse_count(self, shape=None):
+        return self.conv.synapse_count()
+
+    def live_weights(self):
+        return self.conv.live_weights()
+
+    @property
+    def row_axes(self):
+        return self.conv.row_axes
 
 
 @dataclass(frozen=True)
@@ -484,6 +600,13 @@ class AvgPool2d:
     def init_fan_in(self, shape):
         return self.kernel * self.kernel
 
+    def synapse_count(self, shape=None):
+        """One synapse per pre neuron of a whole block."""
+        (oh, ow), k = self.out_size, self.kernel
+        return self.channels * oh * k * ow * k
+
+    row_axes = 1
+
 
 @dataclass(frozen=True)
 class Layer:
@@ -545,7 +668,7 @@ class Connection:
         Layer indices.
     shape : tuple of int
         Shape of the weight parameter.
-    kind : Dense, Conv2d, ConvTranspose2d or AvgPool2d
+    kind : Dense, Conv2d, LocallyConnected2d, ConvTranspose2d or AvgPool2d
         How the weights act.
     init : str
         Initialisation (``kaiming``, ``unit_row_norm`` or ``uniform`` for the readout).
@@ -807,7 +930,7 @@ def downsampling(model):
     for spec in model.layers:
         if isinstance(spec, DenseLayer):
             break
-        factor *= spec.stride if isinstance(spec, ConvLayer) else spec.kernel
+        factor *= spec.stride if isinstance(spec, (ConvLayer, LocalLayer)) else spec.kernel
     return factor
 
 
@@ -816,9 +939,10 @@ def _model_layers(model, size):
     input maps of ``size``) and the layers."""
     channels, kinds, layers = model.in_channels, [], []
     for index, spec in enumerate(model.layers):
-        if isinstance(spec, ConvLayer):
-            kind = Conv2d(channels, spec.channels, size, (spec.kernel, spec.kernel),
-                          spec.stride, (spec.kernel - 1) // 2)
+        if isinstance(spec, (ConvLayer, LocalLayer)):
+            maps = Conv2d if isinstance(spec, ConvLayer) else LocallyConnected2d
+            kind = maps(channels, spec.channels, size, (spec.kernel, spec.kernel),
+                        spec.stride, (spec.kernel - 1) // 2)
             layer = Layer(index, kind.n_post, spec.channels)
             channels, size = spec.channels, kind.out_size
         elif isinstance(spec, DenseLayer):
@@ -842,17 +966,18 @@ def _model_feedback(model, first, layers):
     """The kind of ``model``'s feedback map from its last layer to layer 0 (reached from
     the input by the convolution ``first``)."""
     spec, last = model.feedback, model.layers[-1]
-    if not isinstance(last, ConvLayer):
+    if not isinstance(last, (ConvLayer, LocalLayer)):
         raise ModelError(f"model {model.name!r}: the feedback needs maps in the last layer")
     ends = (model.layers[0].channels, last.channels)
+    maps = LocallyConnected2d if spec.local else Conv2d
     if spec.transposed:
-        conv = Conv2d(*ends, first.out_size, (spec.kernel, spec.kernel), spec.stride,
-                      (spec.kernel - 1) // 2)
+        conv = maps(*ends, first.out_size, (spec.kernel, spec.kernel), spec.stride,
+                    (spec.kernel - 1) // 2)
         kind = ConvTranspose2d(conv)
     else:
         side = math.isqrt(layers[-1].size // last.channels)
-        kind = Conv2d(*reversed(ends), (side, side), (spec.kernel, spec.kernel), spec.stride,
-                      (spec.kernel - 1) // 2)
+        kind = maps(*reversed(ends), (side, side), (spec.kernel, spec.kernel), spec.stride,
+                    (spec.kernel - 1) // 2)
     if kind.n_post != layers[0].size or kind.n_pre != layers[-1].size:
         raise ModelError(f"model {model.name!r}: the feedback map does not fit the maps of "
                          "the last layer and layer 0")

@@ -3,7 +3,10 @@ naive loop over positions, its synapses against its dense Jacobian, and the shar
 import numpy as np
 import pytest
 
-from spide_brian.topology import AvgPool2d, Conv2d
+from spide_brian.config import SPIDEConfig
+from spide_brian.parameters import init_parameters
+from spide_brian.topology import (AvgPool2d, Conv2d, ConvTranspose2d, Dense,
+                                  LocallyConnected2d, Topology)
 
 KINDS = [
     Conv2d(in_channels=1, out_channels=2, in_size=(5, 5), kernel=(3, 3)),
@@ -155,3 +158,88 @@ def test_pooling_refuses_maps_it_cannot_pool():
         AvgPool2d(1, (1, 3), 2)
     with pytest.raises(ValueError, match="every synapse holds 0.25"):
         AvgPool2d(1, (2, 2), 2).unflatten(np.ones(4), (0,), False)
+
+
+# -- locally connected ----------------------------------------------------------------------
+LOCALS = [
+    LocallyConnected2d(in_channels=1, out_channels=2, in_size=(5, 5), kernel=(3, 3)),
+    LocallyConnected2d(in_channels=2, out_channels=3, in_size=(6, 5), kernel=(3, 2), stride=2,
+                       padding=1),
+]
+
+
+def naive_local_jacobian(kind, weight):
+    """``J[post, pre]`` of a locally connected weight ``W[o, y, x, c, i, j]`` by loops."""
+    (height, width), (oh, ow) = kind.in_size, kind.out_size
+    s, p = kind.stride, kind.padding
+    jacobian = np.zeros((kind.n_post, kind.n_pre))
+    for o, y, x, c, i, j in np.ndindex(weight.shape):
+        row, column = s * y + i - p, s * x + j - p
+        if 0 <= row < height and 0 <= column < width:
+            jacobian[(o * oh + y) * ow + x, (c * height + row) * width + column] += \
+                weight[o, y, x, c, i, j]
+    return jacobian
+
+
+@pytest.fixture(params=range(len(LOCALS)), ids=lambda i: f"local{i}")
+def local(request):
+    kind = LOCALS[request.param]
+    rng = np.random.default_rng(10 + request.param)
+    weight = rng.standard_normal(kind.parameter_shape(kind.n_pre, kind.n_post))
+    return kind, np.where(kind.live_weights(), weight, 0.0), rng
+
+
+def test_locally_connected_operations_are_its_jacobian(local):
+    kind, weight, rng = local
+    assert weight.shape == (kind.out_channels, *kind.out_size, kind.in_channels, *kind.kernel)
+    jacobian = naive_local_jacobian(kind, weight)
+    pre = rng.standard_normal((3, kind.n_pre))
+    post = rng.standard_normal((3, kind.n_post))
+    np.testing.assert_allclose(kind.propagate(weight, pre), pre @ jacobian.T, atol=1e-12)
+    np.testing.assert_allclose(kind.transpose(weight, post), post @ jacobian, atol=1e-12)
+    # no sum over positions: the gradient of W[o,y,x,c,i,j] is post[o,y,x] times its input
+    expected = np.zeros(weight.shape)
+    for index in np.ndindex(weight.shape):
+        unit = np.zeros(weight.shape)
+        unit[index] = 1.0
+        expected[index] = np.sum(post * (pre @ naive_local_jacobian(kind, unit).T))
+    np.testing.assert_allclose(kind.gradient(post, pre), expected, atol=1e-12)
+    # the dead elements (inputs in the padding) never get a gradient
+    assert np.all(kind.gradient(post, pre)[~kind.live_weights()] == 0)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_locally_connected_synapses_each_hold_their_own_weight(local, transposed):
+    kind, weight, _ = local
+    i, j = kind.synapse_indices(weight.shape, transposed)
+    values = kind.flatten(weight, transposed)
+    pre, post = (j, i) if transposed else (i, j)
+    rebuilt = np.zeros((kind.n_post, kind.n_pre))
+    np.add.at(rebuilt, (post, pre), values)
+    np.testing.assert_allclose(rebuilt, naive_local_jacobian(kind, weight), atol=1e-12)
+    elements = kind.kernel_elements(transposed)
+    assert len(np.unique(elements)) == len(elements) == kind.live_weights().sum()
+    np.testing.assert_array_equal(kind.unflatten(values, weight.shape, transposed), weight)
+
+
+@pytest.mark.parametrize("kind", KINDS + LOCALS + POOLS
+                         + [ConvTranspose2d(KINDS[1]), ConvTranspose2d(LOCALS[1])],
+                         ids=lambda k: f"{k.name}")
+def test_synapse_count_is_the_number_of_synapses_listed(kind):
+    shape = kind.parameter_shape(kind.n_pre, kind.n_post)
+    i, j = kind.synapse_indices(shape, False)
+    assert kind.synapse_count(shape) == len(i) == len(j)
+    assert Dense().synapse_count((3, 7)) == 21
+
+
+def test_locally_connected_init_zeroes_dead_weights_and_normalises_each_neuron():
+    config = SPIDEConfig(model="mnist-local-f-small", input_init="unit_row_norm",
+                         hidden_init="unit_row_norm", feedback_init="unit_row_norm")
+    params = init_parameters(config, 64, 10, seed=3)
+    topology = Topology.from_config(config, 64, 10)
+    for connection in topology.spiking + (topology.input,):
+        weight = params[connection.parameter]
+        assert np.all(weight[~connection.kind.live_weights()] == 0)
+    first = params["input_weight"]                            # (8, 8, 8, 1, 3, 3)
+    norms = np.linalg.norm(first.reshape(8 * 8 * 8, -1), axis=1)
+    np.testing.assert_allclose(norms, 1.0)

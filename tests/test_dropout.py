@@ -148,7 +148,8 @@ def test_runtime_dropout_matches_reference_spike_for_spike(structure, leaky, res
 
 
 @needs_direct_route
-@pytest.mark.parametrize("capacity", [None, 3])
+# capacity 3 (two minutes): runs cut inside mini-batches, also covered for schedules
+@pytest.mark.parametrize("capacity", [None, pytest.param(3, marks=pytest.mark.long)])
 def test_trainers_agree_over_epochs_and_runs(capacity):
     """Two epochs (new masks each epoch; with capacity 3 each epoch is cut into three runs)
     then an evaluation, which drops nothing."""

@@ -111,8 +111,10 @@ def _small_problem(seed=0, side=6, samples=3, model="mnist-conv-f-small"):
 
 
 #: Small models whose kinds the gradient tests cover: transposed-conv feedback; pooling,
-#: dense layers without feedback; a convolutional feedback of a layer onto itself.
-GRADIENT_MODELS = ["mnist-conv-f-small", "mnist-lenet-small", "dvs-conv-f-small"]
+#: dense layers without feedback; a convolutional feedback of a layer onto itself; locally
+#: connected layers and feedback.
+GRADIENT_MODELS = ["mnist-conv-f-small", "mnist-lenet-small", "dvs-conv-f-small",
+                   "mnist-local-f-small"]
 
 
 @pytest.mark.parametrize("model", GRADIENT_MODELS)

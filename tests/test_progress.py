@@ -334,6 +334,7 @@ def test_cli_summary_and_log_separate_compile_seconds(tmp_path, monkeypatch, cap
 
 # -- a real cpp_standalone epoch: progress, compile message and stored compile time ----------
 @pytest.mark.standalone
+@pytest.mark.long
 def test_standalone_epoch_reports_progress_and_compile(tmp_path):
     from brian2 import device, set_device
 

@@ -222,6 +222,7 @@ def test_failing_point_is_recorded_and_an_interrupted_point_resumes(tmp_path, cl
 
 
 @pytest.mark.standalone
+@pytest.mark.long
 def test_brian_points_of_one_worker_share_its_build_folder(tmp_path):
     """Two cpp_standalone points of the same structure on one worker: both train, both
     build in that worker's folder, and the second reuses the first one's program."""
