@@ -321,6 +321,12 @@ def build_parser():
                       help="list the named recipes with their values and measured accuracy")
     info.add_argument("--models", action="store_true",
                       help="list the named networks (--model NAME)")
+    info.add_argument("--model", default=None, metavar="NAME",
+                      help="per layer and in total: neurons, synapses per weight copy, "
+                           "parameters and the state memory on each device")
+    info.add_argument("--input-side", type=int, default=None, metavar="N",
+                      help="with --model: side of the square input (default: the side of "
+                           "the model's dataset)")
     return parser
 
 
@@ -736,6 +742,47 @@ def _print_models():
     return 0
 
 
+def _size(count):
+    """Bytes as B, KiB, MiB or GiB with 3 significant figures."""
+    for unit, scale in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count} B"
+
+
+def _print_model_sizes(name, side):
+    from .config import SPIDEConfig
+    from .footprint import footprint
+    from .models import named_model
+    from .topology import Topology
+
+    model = named_model(name)
+    side = model.input_side if side is None else side
+    if side < 1:
+        raise UsageError(f"--input-side must be >= 1; got {side}")
+    topology = Topology.from_config(SPIDEConfig(model=name), model.in_channels * side * side,
+                                    10)
+    sizes = footprint(topology)
+    print(f"{name} on {model.in_channels}x{side}x{side} inputs, 10 classes: {model.description}")
+    header = ["layer", "from", "neurons", "synapses/copy", "parameters", *sizes.devices]
+    table = [[row.name, "+".join(row.kinds), f"{row.neurons:,}", f"{row.synapses:,}",
+              f"{row.parameters:,}", *(_size(row.memory[d]) for d in sizes.devices)]
+             for row in sizes.rows]
+    table.append(["total", "", f"{sizes.neurons:,}", f"{sizes.synapses:,}",
+                  f"{sizes.parameters:,}", *(_size(sizes.memory(d)) for d in sizes.devices)])
+    widths = [max(len(str(line[k])) for line in [header] + table) for k in range(len(header))]
+    for line in [header] + table:
+        print("  ".join(str(cell).rjust(width) if k >= 2 else str(cell).ljust(width)
+                        for k, (cell, width) in enumerate(zip(line, widths))))
+    print("neurons: spiking neurons (each with its ternary couple; the total leaves out the "
+          "readout's); synapses/copy: the "
+          "synapses of one weight copy of the connections into the layer; memory: the state "
+          "arrays of the Brian2 model (every weight copy with one value per synapse, "
+          "bytes per neuron and synapse measured on each device's construction; monitors, "
+          "input tables and code not counted)")
+    return 0
+
+
 def _command_info(args):
     from .checkpoint import versions
     from .datasets import available_datasets
@@ -744,6 +791,8 @@ def _command_info(args):
         return _print_recipes()
     if getattr(args, "models", False):
         return _print_models()
+    if getattr(args, "model", None):
+        return _print_model_sizes(args.model, args.input_side)
     for name, version in versions().items():
         print(f"{name:12s} {version}")
     try:

@@ -108,6 +108,8 @@ class NamedModel:
         Config values of the reference script (lr, epochs, schedule, dropout, T_b, ...).
     source : str
         Where the architecture comes from.
+    input_side : int
+        Side of the square input of the model's dataset (``spide-brian info --model``).
     """
 
     name: str
@@ -117,6 +119,7 @@ class NamedModel:
     feedback: Feedback = None
     recipe: dict = field(default_factory=dict)
     source: str = ""
+    input_side: int = 28
 
 
 #: Optimiser settings shared by every reference script.
@@ -127,7 +130,7 @@ _COMMON = {"momentum": 0.9, "weight_decay": 5e-4, "batch_size": 128, "time_step"
 SMALL_EPOCHS = 20
 
 
-def _small(base, layers, feedback, description, input_hint):
+def _small(base, layers, feedback, description, input_hint, input_side=None):
     """The ``<base>-small`` variant: the same kinds of layer with a few channels, trained
     for :data:`SMALL_EPOCHS` with the milestones scaled to them."""
     scale = SMALL_EPOCHS / base.recipe["epochs"]
@@ -136,7 +139,8 @@ def _small(base, layers, feedback, description, input_hint):
                       in_channels=base.in_channels, layers=layers, feedback=feedback,
                       recipe={**base.recipe, "epochs": SMALL_EPOCHS,
                               "lr_milestones": milestones},
-                      source=f"{base.name} scaled down")
+                      source=f"{base.name} scaled down",
+                      input_side=input_side or base.input_side)
 
 
 _MNIST_LENET = NamedModel(
@@ -178,7 +182,7 @@ _ALEXNET_F = NamedModel(
             ConvLayer(256, 3)),
     feedback=Feedback(3, 2, transposed=True, init_scale=0.1),
     recipe={**_CIFAR_RECIPE, "dropout": 0.2, "scale_factor": 400.0},
-    source="the method's CIFAR AlexNet-F script (cifar_alexnetf.py)")
+    source="the method's CIFAR AlexNet-F script (cifar_alexnetf.py)", input_side=32)
 
 _CIFARNET_F = NamedModel(
     name="cifarnet-f",
@@ -189,7 +193,7 @@ _CIFARNET_F = NamedModel(
             ConvLayer(1024, 3), ConvLayer(512, 3)),
     feedback=Feedback(3, 2, transposed=True, init_scale=0.1),
     recipe={**_CIFAR_RECIPE, "dropout": 0.25, "scale_factor": 500.0},
-    source="the method's CIFAR CIFARNet-F script (cifar_cifarnetf.py)")
+    source="the method's CIFAR CIFARNet-F script (cifar_cifarnetf.py)", input_side=32)
 
 _DVS_CONV_F = NamedModel(
     name="dvs-conv-f",
@@ -201,20 +205,20 @@ _DVS_CONV_F = NamedModel(
     recipe={**_COMMON, "lr": 0.05, "epochs": 70, "lr_milestones": (50,), "dropout": 0.0,
             "time_step_back": 250, "scale_factor": 400.0, "input_init": "kaiming",
             "hidden_init": "kaiming", "feedback_init": "kaiming", "feedback_norm": 10.0},
-    source="the method's CIFAR10-DVS script (dvs_cifar_convnetf.py)")
+    source="the method's CIFAR10-DVS script (dvs_cifar_convnetf.py)", input_side=48)
 
 _MNIST_CONV_F_SMALL = _small(
     _MNIST_CONV_F, (ConvLayer(8, 3), ConvLayer(16, 3, 2), ConvLayer(16, 3)),
     Feedback(3, 2, transposed=True, init_scale=0.1),
     "mnist-conv-f scaled down: [8c3] -> [16c3 s2] -> [16c3], feedback k3 s2",
-    "8x8 digits or 28x28 MNIST")
+    "8x8 digits or 28x28 MNIST", input_side=8)
 
 MODELS = {model.name: model for model in (
     _MNIST_LENET,
     _small(_MNIST_LENET, (ConvLayer(4, 3), PoolLayer(2), ConvLayer(8, 3), PoolLayer(2),
                           DenseLayer(64, dropout=0.5)), None,
            "mnist-lenet scaled down: [4c3] -> [avg pool 2] -> [8c3] -> [avg pool 2] -> "
-           "[FC 64]", "8x8 digits or 28x28 MNIST"),
+           "[FC 64]", "8x8 digits or 28x28 MNIST", input_side=8),
     _MNIST_CONV_F,
     _MNIST_CONV_F_SMALL,
     _ALEXNET_F,
@@ -237,7 +241,7 @@ MODELS = {model.name: model for model in (
         layers=(LocalLayer(8, 3), LocalLayer(16, 3, 2), LocalLayer(16, 3)),
         feedback=Feedback(3, 2, transposed=True, init_scale=0.1, local=True),
         recipe=_MNIST_CONV_F_SMALL.recipe,
-        source="mnist-conv-f scaled down, locally connected"),
+        source="mnist-conv-f scaled down, locally connected", input_side=8),
     _DVS_CONV_F,
     _small(_DVS_CONV_F, (ConvLayer(16, 5, 2),), Feedback(3, 1, transposed=False),
            "dvs-conv-f scaled down: one layer [16c5 s2], convolutional feedback k3",

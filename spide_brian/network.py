@@ -530,6 +530,14 @@ class SPIDENetwork:
             self.output, ["prob", "logit"], record=True, dt=self.slot_dt,
             name=f"{self.output.name}_per_sample"))
 
+    def discard(self):
+        """Mark the objects as built only to be inspected, never run (for example to measure
+        their arrays), so that Brian2 does not warn about unused objects when they are
+        deleted."""
+        for obj in self.objects:
+            if obj._network is None:
+                obj._network = f"{self.name}-not-run"
+
     # -- state in and out -------------------------------------------------------------------
     @property
     def run_duration(self):
