@@ -29,8 +29,7 @@ device's own overhead (the Python interpreter; a GPU's context).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -97,7 +96,7 @@ def _owned_bytes(obj):
     return total
 
 
-def _role(topology, connection):
+def _role(connection):
     if connection.is_input:
         return "input"
     if connection.is_readout:
@@ -111,13 +110,15 @@ def _construction_key(caps):
             caps.event_reads_source, caps.event_delivery_steps)
 
 
-@lru_cache(maxsize=None)
-def _measure(key, device):
+#: Measured :class:`StateBytes` per construction key (see :func:`_construction_key`).
+_MEASURED = {}
+
+
+def _measure(caps):
     from brian2 import NeuronGroup, Synapses, prefs
 
     from .network import SPIDENetwork
 
-    caps = capabilities(device)
     config = SPIDEConfig(**_PROBE)
     target = prefs.codegen.target
     prefs.codegen.target = "numpy"        # the probe runs nothing: no compiled connect()
@@ -127,9 +128,9 @@ def _measure(key, device):
     finally:
         prefs.codegen.target = target
     network.discard()
-    copies = {copy.synapses.name: (parameter, copy)
+    copies = {copy.synapses.name: parameter
               for parameter, group in network.copies.items() for copy in group}
-    roles = {c.parameter: _role(network.topology, c) for c in network.topology.connections}
+    roles = {c.parameter: _role(c) for c in network.topology.connections}
     per_synapse = {role: [] for role in ROLES}
     layer_bytes = input_bytes = class_bytes = fixed = 0
     norm = {"group": 0, "post": 0, "pre": 0}
@@ -148,8 +149,7 @@ def _measure(key, device):
         if isinstance(obj, Synapses):
             owned += EVENT_LIST_BYTES * size * len(obj._pathways)
         if obj.name in copies:
-            parameter, _ = copies[obj.name]
-            per_synapse[roles[parameter]].append(owned // size)
+            per_synapse[roles[copies[obj.name]]].append(owned // size)
         elif obj.name.startswith("probe_layer"):
             layer_bytes += owned
         elif obj.name.startswith("probe_input"):
@@ -160,7 +160,7 @@ def _measure(key, device):
             norm[norm_parts[obj.name]] += owned
         else:
             fixed += owned
-    return StateBytes(device=device, per_neuron=layer_bytes // layer_neurons,
+    return StateBytes(device=caps.name, per_neuron=layer_bytes // layer_neurons,
                       per_input=input_bytes // _PROBE_INPUTS,
                       per_class=class_bytes // _PROBE_CLASSES, per_synapse=per_synapse,
                       fixed=fixed, norm_fixed=norm["group"],
@@ -172,7 +172,10 @@ def state_bytes(device):
     """The :class:`StateBytes` of the Brian2 model on ``device`` (measured once per
     construction: devices whose capabilities build the same objects share one probe)."""
     caps = capabilities(device)
-    return _measure(_construction_key(caps), caps.name)
+    key = _construction_key(caps)
+    if key not in _MEASURED:
+        _MEASURED[key] = _measure(caps)
+    return replace(_MEASURED[key], device=caps.name)
 
 
 @dataclass(frozen=True)
@@ -224,12 +227,13 @@ def footprint(topology, devices=None):
     devices = tuple(devices or CAPABILITIES)
     measured = {device: state_bytes(device) for device in devices}
     shapes = topology.parameter_shapes()
+    counts = {c.parameter: c.kind.synapse_count(c.shape) for c in topology.connections}
     rows = []
     targets = [(layer.name, layer.index, layer.size) for layer in topology.layers]
     targets.append(("readout", topology.readout.post, topology.n_classes))
     for name, index, neurons in targets:
         incoming = [c for c in topology.connections if c.post == index]
-        synapses = sum(c.kind.synapse_count(c.shape) for c in incoming)
+        synapses = sum(counts[c.parameter] for c in incoming)
         if index == topology.readout.post:
             parameters = math.prod(shapes[topology.readout.parameter]) + topology.n_classes
         else:
@@ -237,7 +241,7 @@ def footprint(topology, devices=None):
                           + topology.layers[index].bias_size)
         memory = {}
         for device, sizes in measured.items():
-            total = sum(c.kind.synapse_count(c.shape) * sum(sizes.per_synapse[_role(topology, c)])
+            total = sum(counts[c.parameter] * sum(sizes.per_synapse[_role(c)])
                         for c in incoming)
             if index == topology.readout.post:
                 total += neurons * sizes.per_class + sizes.fixed
