@@ -32,7 +32,8 @@
 #   beta = weighted_back / rate_norm_back, the leak-weighted mean of s^b. With it, at the
 #   same step, the post factors of the gradients: beta_input = beta*drop_input (input
 #   connection), beta_syn = beta*drop_syn (incoming spiking connection), beta_bias (bias).
-# The bias b_l is learnt at the commit step (slot step 0) from the summed beta (docs/method.md M4).
+# The bias b_l is learnt at the commit step (slot step 0) from the summed beta (docs/method.md M4;
+# [bias_learning]).
 # Names: lam = leak (1 for IF), threshold / reset_amount = V_th (or 2 V_th) / V = 2 V_th;
 # the couple's threshold_back = V_th^b (or 2 V_th^b) and M = 2 V_th^b are in couple.eq,
 # back_gain = M/V (the same float64 constant as the numpy reference's gain).
@@ -112,7 +113,12 @@ beta = bwd_end*(weighted_back/rate_norm_back) + (1 - bwd_end)*beta
 beta_input = bwd_end*(beta*drop_input) + (1 - bwd_end)*beta_input
 beta_syn = bwd_end*(beta*drop_syn) + (1 - bwd_end)*beta_syn
 beta_bias = bwd_end*(beta*(bias_on_input*drop_input + (1 - bias_on_input)*drop_syn)) + (1 - bwd_end)*beta_bias
-# commit step: accumulate the bias gradient of the last sample, update every mini-batch
+
+[bias_learning]
+# a bias per neuron, appended to [every_step]: at the commit step accumulate the bias
+# gradient of the last sample, update every mini-batch. A bias per channel is a shared
+# parameter (shared_weight.eq: [bias_view_model] replaces bias, the channel's group learns);
+# a layer without a bias (a pooling layer) leaves bias at 0.
 commit = int(commit_step)
 bias_grad = bias_grad + commit*beta_bias
 update_now = commit*update_flag(t)

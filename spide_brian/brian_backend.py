@@ -50,13 +50,14 @@ from brian2 import Network, defaultclock, device, second, set_device
 from brian2.utils.logger import get_logger
 
 from .devices import adapter_for, brian2_at_least, default_device
-from .dropout import dropout_masks
+from .dropout import dropout_masks, drops_any
 from .network import MODEL_DT, SPIDENetwork
 from .parameters import prepare_parameters
 from .routes import check_dropout
+from .sharing import check_shared_parameters
 from .schedule import SampleTables
 from .tally import EpochTally, batch_major
-from .topology import Topology
+from .topology import Topology, dimensions_of
 
 __all__ = ["BrianTrainer", "DEFAULT_MAX_CAPACITY", "BuildFolderLock", "BuildFolderBusy",
            "DEFAULT_PROGRESS_PERIOD"]
@@ -191,18 +192,15 @@ class BrianTrainer:
         self.adapter = adapter_for(device or default_device(), **device_options)
         self.device_name = self.adapter.name
         self.caps = self.adapter.caps
-        self.adapter.check_installed()
-        if config.model:
-            raise ValueError(f"model {config.model!r} has convolutions with shared kernels, "
-                             "which the Brian2 model does not build yet; train it with "
-                             "--backend reference")
-        shapes_from = params["input_weight"].shape, params["readout_weight"].shape
-        self.n_inputs = int(n_inputs if n_inputs is not None else shapes_from[0][1])
-        self.n_classes = int(n_classes if n_classes is not None else shapes_from[1][0])
-        if self.config.dropout:
-            check_dropout(self.caps)
+        known_inputs, known_classes = dimensions_of(self.config, params)
+        self.n_inputs = int(n_inputs if n_inputs is not None else known_inputs)
+        self.n_classes = int(n_classes if n_classes is not None else known_classes)
         #: Layers and connections of the network (:class:`~spide_brian.topology.Topology`).
         self.topology = Topology.from_config(self.config, self.n_inputs, self.n_classes)
+        check_shared_parameters(self.caps, self.topology)
+        if drops_any(self.config, self.topology):
+            check_dropout(self.caps)
+        self.adapter.check_installed()
         self.params = prepare_parameters(params, config, self.n_inputs, self.n_classes)
         self.buffers = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.build_dir = build_dir

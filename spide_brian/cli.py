@@ -738,7 +738,9 @@ def _print_models():
                   "parameters")
         recipe = " ".join(f"{k}={v}" for k, v in model.recipe.items())
         print(f"  recipe: {recipe}")
-    print("use: spide-brian train --model NAME --backend reference")
+    print("use: spide-brian train --model NAME (the Brian2 model on numpy, cython or "
+          "cpp_standalone: kernels held once, spide_brian.sharing; --backend reference for "
+          "the numpy implementation)")
     return 0
 
 

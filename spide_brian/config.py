@@ -175,7 +175,10 @@ class SPIDEConfig:
     # -- derived quantities -------------------------------------------------------------------
     @property
     def n_layers(self) -> int:
-        """Number of spiking layers ``N``."""
+        """Number of spiking layers ``N`` (of the named model when ``model`` is set)."""
+        if self.model:
+            from .models import named_model
+            return len(named_model(self.model).layers)
         return len(self.hidden_sizes)
 
     @property

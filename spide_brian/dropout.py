@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["dropped_connections", "dropout_masks", "bias_connection", "drop_probability"]
+__all__ = ["dropped_connections", "dropout_masks", "bias_connection", "drop_probability",
+           "drops_any"]
 
 #: Extra word of the random stream of the masks (apart from initialisation and shuffling).
 _STREAM = 0xD20
@@ -50,6 +51,12 @@ def drop_probability(config, connection):
     layer), else the config's ``dropout``."""
     own = connection.dropout
     return float(config.dropout if own is None else own)
+
+
+def drops_any(config, topology):
+    """Whether any connection of ``topology`` drops its current (the config's ``dropout``
+    or a probability the named model fixes)."""
+    return any(drop_probability(config, c) > 0 for c in dropped_connections(topology))
 
 
 def dropout_masks(config, topology, epoch, start, stop):

@@ -33,14 +33,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from brian2 import NeuronGroup, StateMonitor, Synapses, TimedArray, defaultclock, second
+from brian2 import (NeuronGroup, StateMonitor, Synapses, TimedArray, defaultclock, linked_var,
+                    second)
 from brian2.utils.logger import get_logger
 
 from . import equations as eq
 from .devices import Capabilities, capabilities
+from .dropout import drops_any
 from .parameters import project_feedback
-from .routes import Plasticity, check_dropout, route_for
+from .routes import Plasticity, check_dropout, replay_factors, route_for
 from .schedule import SampleTables
+from .sharing import STORED_NAMES, SharedParameter, check_shared_parameters, without
 from .topology import READOUT, Topology
 
 __all__ = ["SPIDENetwork", "WeightCopy", "MODEL_DT", "check_step_duration"]
@@ -156,11 +159,12 @@ class SPIDENetwork:
         self.route = route_for(self.caps)
         #: Layers and connections of the model (:class:`~spide_brian.topology.Topology`).
         self.topology = Topology.from_config(config, self.n_inputs, self.n_classes)
+        check_shared_parameters(self.caps, self.topology)
         if len(self.topology.restricted) > 1:
             raise NotImplementedError("the Brian2 model restricts one feedback connection; "
                                       f"this topology has {len(self.topology.restricted)}")
         #: Whether training samples drop inputs (masks from the ``dropout_*`` tables).
-        self.dropout = float(config.dropout) > 0.0
+        self.dropout = drops_any(config, self.topology)
         if self.dropout:
             self._check_dropout()
         self._constant_value = _constant_table(config)
@@ -202,6 +206,9 @@ class SPIDENetwork:
         self._roles = {}
         self._constants = []
         self.copies = {}
+        #: :class:`~spide_brian.sharing.SharedParameter` of each parameter held once by a
+        #: parameter group (convolution kernels, channel biases).
+        self.shared = {}
         self.monitors = {}
         self._build_layers()
         self._build_input()
@@ -304,8 +311,9 @@ class SPIDENetwork:
         self._roles[group.name] = role
         return group
 
-    def _every_step(self, group, piece, section="every_step"):
-        code = self.route.every_step(self._roles.get(group.name), eq.statements(piece, section))
+    def _every_step(self, group, piece, section="every_step", extra=()):
+        code = "\n".join(eq.statements(piece, name) for name in (section, *extra))
+        code = self.route.every_step(self._roles.get(group.name), code)
         self._add(group.run_regularly(code, dt=self.dt,
                                       name=f"{group.name}_run_regularly_every_step"))
 
@@ -325,8 +333,13 @@ class SPIDENetwork:
     def _build_layers(self):
         self.layers, self.positives, self.negatives = [], [], []
         for layer in self.topology.layers:
+            channel_bias = layer.has_bias and layer.channels is not None
+            model = eq.model_equations("forward_neuron")
+            if channel_bias:
+                model = without(model, ("bias",)) + eq.model_equations("shared_weight",
+                                                                       "bias_view_model")
             group = self._neuron_group(
-                layer.size, eq.model_equations("forward_neuron"), f"{self.name}_{layer.name}",
+                layer.size, model, f"{self.name}_{layer.name}",
                 threshold=eq.statements("forward_neuron", "threshold"),
                 reset=eq.statements("forward_neuron", "reset"), role="forward",
                 namespace=self._dropout_namespace(layer.index))
@@ -337,7 +350,10 @@ class SPIDENetwork:
             group.bias_on_input = float(layer.index == self.topology.input.post)
             group.drop_input = 1.0
             group.drop_syn = 1.0
-            self._every_step(group, "forward_neuron")
+            own_bias = layer.has_bias and layer.channels is None
+            self._every_step(group, "forward_neuron", extra=("bias_learning",) if own_bias else ())
+            if channel_bias:
+                self._channel_bias(layer, group)
             if self.dropout:
                 self._load_dropout(group, layer.index)
             halves = [self._couple_half(group, layer.index, sign)
@@ -345,6 +361,71 @@ class SPIDENetwork:
             self.layers.append(group)
             self.positives.append(halves[0])
             self.negatives.append(halves[1])
+
+    # -- shared parameters (spide_brian.sharing) ---------------------------------------------
+    def _parameter_group(self, name, shape, users, divide_by, project=None):
+        """The group holding parameter ``name`` once, with its learning operations."""
+        group = self._add(NeuronGroup(int(np.prod(shape)),
+                                      eq.model_equations("shared_weight", "parameter_model"),
+                                      namespace=self.namespace,
+                                      name=f"{self.name}_{name}_parameter"))
+        group.fro_scale = 1.0
+        self._optimiser_constants(group, divide=divide_by is not None)
+        plasticity = Plasticity("shared_weight", "accumulate", divide_by, project)
+        for operation in self.route.learning(plasticity, self.slot_dt, self.batch_dt):
+            self._add(group.run_regularly(operation.code, dt=operation.dt, order=operation.order,
+                                          name=f"{group.name}_run_regularly_{operation.suffix}"))
+        self.shared[name] = SharedParameter(name, shape, group, users)
+        return group
+
+    def _gather(self, source, group, model, name, i, j):
+        """Synapses whose summed ``grad_slot`` adds the products of one sample into the
+        parameter group, once per slot at the commit step before the group's accumulation
+        (every step where the device has no slot-long clock for summed variables)."""
+        slow = self.caps.slow_clock_summed
+        syn = self._add(Synapses(source, group, model, namespace=self.namespace,
+                                 dt=self.slot_dt if slow else None, name=name))
+        syn.connect(i=np.asarray(i), j=np.asarray(j))
+        for updater in syn.summed_updaters.values():
+            if slow:
+                updater._clock = syn.clock
+            updater.when, updater.order = "start", -1
+        return syn
+
+    def _channel_bias(self, layer, group):
+        """The bias of a layer of maps: one value per channel in a parameter group, read by
+        the channel's neurons, learnt from the sum of their ``beta_bias``."""
+        parameter = self._parameter_group(layer.bias, (layer.bias_size,), layer.size,
+                                          "reset_amount_syn")
+        channel = np.repeat(np.arange(layer.channels), layer.size // layer.channels)
+        group.channel = channel
+        group.bias = linked_var(parameter, "w", index="channel")
+        self._gather(group, parameter, eq.model_equations("shared_weight", "bias_gather_model"),
+                     f"{parameter.name}_gather", np.arange(layer.size), channel)
+
+    def _shared_weight(self, connection, source, target, plasticity):
+        """The parameter group of a weight shared by many synapses (a kernel), and the
+        gather of its gradient from the forward orientation's local products."""
+        kind = connection.kind
+        pre_factor, post_factor = replay_factors(plasticity.statement)
+        pre, post = kind.synapse_indices(connection.shape, transposed=False)
+        elements = kind.kernel_elements(transposed=False)
+        project = "fro_scale" if plasticity.project else None
+        parameter = self._parameter_group(connection.parameter, connection.shape, len(pre),
+                                          plasticity.divide_by, project)
+        gather = self._gather(source, parameter,
+                              eq.model_equations("shared_weight", "gather_model",
+                                                 PRE_FACTOR=pre_factor),
+                              f"{parameter.name}_gather", pre, elements)
+        gather.post_index = post
+        gather.post_factor = linked_var(target, post_factor[:-len("_post")],
+                                        index="post_index")
+        return parameter
+
+    def _view(self, syn, connection, transposed):
+        """Point the synapses of a weight copy at the elements of their shared parameter."""
+        syn.element = connection.kind.kernel_elements(transposed)
+        syn.w = linked_var(self.shared[connection.parameter].group, "w", index="element")
 
     def _load_dropout(self, group, layer):
         """Per-slot reads of the layer's mask tables (at each slot's commit step)."""
@@ -390,7 +471,15 @@ class SPIDENetwork:
         it may run on a slot-long clock."""
         parameter = connection.parameter
         events = {"on_pre": on_pre} if on_pre else {}
-        model, events, slow = self.route.weight_copy(plasticity, model, events, slow)
+        shared = connection.kind.shares_weights
+        learns = connection.kind.learns and not shared
+        if shared:
+            if parameter not in self.shared:
+                self._shared_weight(connection, source, target, plasticity)
+            model = without(model, STORED_NAMES) + eq.model_equations("shared_weight",
+                                                                     "view_model")
+        elif learns:
+            model, events, slow = self.route.weight_copy(plasticity, model, events, slow)
         clock_dt = self.slot_dt if slow and self.caps.slow_clock_summed else None
         index = len(self.copies.get(parameter, []))
         syn = self._add(Synapses(source, target, model, namespace=namespace or self.namespace,
@@ -403,7 +492,12 @@ class SPIDENetwork:
                 updater._clock = syn.clock
         copy = WeightCopy(syn, connection, transposed)
         self.copies.setdefault(parameter, []).append(copy)
+        if shared:
+            self._view(syn, connection, transposed)
+            return syn
         self._optimiser_constants(syn, divide=plasticity.divide_by is not None)
+        if not learns:
+            return syn
         for operation in self.route.learning(plasticity, self.slot_dt, self.batch_dt):
             self._add(syn.run_regularly(operation.code, dt=operation.dt, order=operation.order,
                                         name=f"{syn.name}_run_regularly_{operation.suffix}"))
@@ -456,7 +550,7 @@ class SPIDENetwork:
                 self._add(syn.run_regularly(
                     eq.statements("connection", "transposed_dropout_load"), dt=self.slot_dt,
                     name=f"{syn.name}_run_regularly_dropout_load"))
-        if feedback:
+        if feedback and not connection.kind.shares_weights:
             norm_model = model + eq.model_equations("connection", "feedback_norm_model")
             self._copy(connection, False, source, target, norm_model,
                        plasticity("feedback_norm_accumulate"), slow=True)
@@ -509,9 +603,20 @@ class SPIDENetwork:
         self._constant(group, "radius")
         self._every_step(group, "feedback_norm")
         post, pre = self.layers[connection.post], self.layers[connection.pre]
-        total = self._add(Synapses(post, group,
-                                   eq.model_equations("feedback_norm", "sum_model"),
-                                   namespace=ns, name=f"{group.name}_sum"))
+        shared = self.shared.get(connection.parameter)
+        if shared is None:
+            total = self._add(Synapses(post, group,
+                                       eq.model_equations("feedback_norm", "sum_model"),
+                                       namespace=ns, name=f"{group.name}_sum"))
+        else:
+            # ||K||_F of the kernel's elements; the scale returns to the parameter group
+            total = self._add(Synapses(shared.group, group,
+                                       eq.model_equations("shared_weight", "norm_model"),
+                                       namespace=ns, name=f"{group.name}_sum"))
+            scale = self._add(Synapses(group, shared.group,
+                                       eq.model_equations("shared_weight", "scale_model"),
+                                       namespace=ns, name=f"{group.name}_to_parameter"))
+            scale.connect()
         total.connect()
         targets = [post] if post is pre else [post, pre]
         for index, target in enumerate(targets):
@@ -558,10 +663,16 @@ class SPIDENetwork:
         items = []
         for name, value in params.items():
             buffer = buffers.get(name, np.zeros_like(value))
-            if name in self.copies:
+            if name in self.shared:
+                items += self.shared[name].state_items(value, buffer)
+            elif name in self.copies:
+                learns = self.copies[name][0].connection.kind.learns
                 for copy in self.copies[name]:
                     items.append((copy.synapses, "w", copy.flatten(value)))
-                    items.append((copy.synapses, "momentum_buffer", copy.flatten(buffer)))
+                    if learns:
+                        items.append((copy.synapses, "momentum_buffer", copy.flatten(buffer)))
+            elif np.size(value) == 0:
+                continue                   # a layer without a bias: nothing to load
             else:
                 owner = self._bias_owner(name)
                 items.append((owner, "bias", np.asarray(value, dtype=np.float64).copy()))
@@ -622,15 +733,24 @@ class SPIDENetwork:
         reference optimiser step.
         """
         params, buffers = {}, {}
+        for name, shared in self.shared.items():
+            params[name], buffers[name] = shared.read()
         for name, copies in self.copies.items():
             first = copies[0]
+            if name in params:
+                continue
+            if not first.connection.kind.learns:
+                params[name] = buffers[name] = np.zeros(first.shape)
+                continue
             params[name] = first.matrix(first.synapses.w[:])
             buffers[name] = first.matrix(first.synapses.momentum_buffer[:])
         for connection in self.topology.restricted:
             params[connection.parameter] = project_feedback(params[connection.parameter],
                                                             connection.restriction)
-        for name in self.topology.parameter_shapes():
-            if name not in params:
+        for name, shape in self.topology.parameter_shapes().items():
+            if name not in params and 0 in shape:
+                params[name] = buffers[name] = np.zeros(shape)     # a layer without a bias
+            elif name not in params:
                 owner = self._bias_owner(name)
                 params[name] = np.array(owner.bias[:])
                 buffers[name] = np.array(owner.bias_momentum[:])
@@ -642,6 +762,9 @@ class SPIDENetwork:
         """Largest absolute difference between copies of each weight (0 when equal)."""
         out = {}
         for name, copies in self.copies.items():
+            if name in self.shared or not copies[0].connection.kind.learns:
+                out[name] = 0.0            # one value per element, or fixed: no copy can drift
+                continue
             mats = [c.matrix(c.synapses.w[:]) for c in copies]
             out[name] = max(float(np.max(np.abs(m - mats[0]))) for m in mats)
         return out

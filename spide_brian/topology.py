@@ -52,6 +52,11 @@ class Dense:
     """All-to-all connection with a weight matrix ``W`` of shape ``(n_post, n_pre)``."""
 
     name = "dense"
+    #: Whether several synapses hold one element of the weight (a kernel shared by
+    #: positions): its gradient is then a sum over them.
+    shares_weights = False
+    #: Whether the connection has weights to learn (a pooling connection is fixed).
+    learns = True
 
     def parameter_shape(self, n_pre, n_post):
         """Shape of the connection's weight parameter."""
@@ -169,6 +174,8 @@ class Conv2d:
     padding: int = 0
 
     name = "conv2d"
+    shares_weights = True
+    learns = True
 
     def __post_init__(self):
         height, width = self.in_size
@@ -347,6 +354,7 @@ class LocallyConnected2d(Conv2d):
     """
 
     name = "locally_connected2d"
+    shares_weights = False
 
     #: ``(o, y, x)``: the first three axes of the weight index a post neuron.
     row_axes = 3
@@ -413,6 +421,11 @@ class ConvTranspose2d:
     conv: Conv2d
 
     name = "conv_transpose2d"
+    learns = True
+
+    @property
+    def shares_weights(self):
+        return self.conv.shares_weights
 
     @property
     def n_pre(self):
@@ -502,6 +515,8 @@ class AvgPool2d:
     kernel: int = 2
 
     name = "avg_pool2d"
+    shares_weights = False
+    learns = False
 
     def __post_init__(self):
         _check_sizes("AvgPool2d", dict(channels=self.channels, kernel=self.kernel,

@@ -24,7 +24,7 @@ LAYERS = (
     ("data", {"datasets"}),
     ("science", {"reference", "exact", "equations", "schedule", "dropout", "energy", "firing",
                  "plotting"}),
-    ("model", {"network", "routes", "devices", "footprint"}),
+    ("model", {"network", "routes", "sharing", "devices", "footprint"}),
     ("trainers", {"trainer", "tally", "training", "brian_backend", "checkpoint"}),
     ("interface", {"cli", "sweep", "sweep_report", "figures", "bench"}),
 )

@@ -9,6 +9,7 @@ from spide_brian import reference as ref
 from spide_brian.checkpoint import load_checkpoint
 from spide_brian.cli import main
 from spide_brian.config import SPIDEConfig
+from spide_brian.devices import capabilities
 from spide_brian.dropout import dropout_masks
 from spide_brian.models import MODELS, ModelError
 from spide_brian.parameters import init_parameters, prepare_parameters
@@ -183,11 +184,29 @@ def test_cli_trains_a_named_model_and_resumes_it(tmp_path):
     assert main(["evaluate", str(out)]) == 0
 
 
-def test_the_brian_backend_refuses_a_conv_model_in_one_line(capsys):
-    assert main(["train", "--backend", "brian", "--device", "numpy", "--model",
+def test_a_device_without_shared_parameters_refuses_a_conv_model_in_one_line(capsys):
+    assert main(["train", "--backend", "brian", "--device", "genn", "--model",
                  "mnist-conv-f-small", "--limit", "16", "--epochs", "1", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "--backend reference" in err and "Traceback" not in err
+    assert "shared_parameters" in err and "--backend reference" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.skipif(not capabilities("numpy").shared_parameters,
+                    reason="shared kernels in the Brian2 model need Brian2 >= 2.6")
+def test_the_brian_backend_trains_a_conv_model_as_the_reference(tmp_path):
+    """The same command on both backends: the same weights, to rounding."""
+    runs = {}
+    for backend in ("brian", "reference"):
+        out = tmp_path / backend
+        device = ["--device", "numpy"] if backend == "brian" else ["--timing", "brian"]
+        assert main(["train", "--backend", backend, *device, "--model",
+                     "mnist-conv-f-small", "--limit", "24", "--batch-size", "8", "--epochs", "1", "--time-step", "5", "--time-step-back", "8", "--quiet",
+                     "--out", str(out)]) == 0
+        runs[backend] = load_checkpoint(out)
+    for name, value in runs["reference"]["params"].items():
+        np.testing.assert_allclose(runs["brian"]["params"][name], value, rtol=1e-9,
+                                   atol=1e-12 * max(1.0, np.abs(value).max(initial=0.0)))
 
 
 def test_info_lists_the_models(capsys):

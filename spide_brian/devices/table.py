@@ -11,6 +11,7 @@ synaptic_rr_reads_groups  yes      yes      yes             no    yes
 rerun_without_build       no       no       yes             no    no
 batch_clock_update        yes      yes      yes             no    yes
 event_reads_source        yes      yes      yes             no    yes
+shared_parameters         yes      yes      yes             no    no
 event_delivery_steps      0        0        0               1     0
 step_order                Brian2   Brian2   Brian2          GeNN  Brian2
 ========================  =======  =======  ==============  ====  ===============
@@ -33,6 +34,12 @@ one event of each output neuron at the error step; otherwise it is a summed vari
 recomputed every step.
 On brian2 < 2.6 ``synaptic_rr_reads_groups`` is off on every device (see
 :func:`capabilities`).
+``shared_parameters``: a parameter used by many synapses or neurons (a convolution's kernel
+element, a channel's bias) is held once by a parameter group and read through linked
+variables indexed by a synaptic variable; its gradient is gathered by a summed variable
+moved to the commit step (:mod:`spide_brian.sharing`). brian2genn has no linked variables;
+on brian2cuda the construction has not been built yet, so it is refused there. Needs the
+direct route (off on brian2 < 2.6, as ``synaptic_rr_reads_groups``).
 ``event_delivery_steps``: the device step, counted from a spike's own step, in which its
 synaptic events are applied: 0 under Brian2's schedule (after the thresholds of the same
 step), 1 on GeNN (in the neuron update of the next step, after that step's host-side
@@ -75,6 +82,7 @@ class Capabilities:
     rerun_without_build: bool
     batch_clock_update: bool
     event_reads_source: bool
+    shared_parameters: bool = False
     event_delivery_steps: int = 0
     step_order: tuple | None = None
     codegen_target: str | None = None
@@ -86,7 +94,7 @@ GENN_STEP_ORDER = ("start", "groups", "synapses", "thresholds", "resets", "end")
 
 #: What every construct of the model needs, as on Brian2's own devices.
 _FULL = dict(slow_clock_summed=True, synaptic_rr_reads_groups=True, batch_clock_update=True,
-             event_reads_source=True)
+             event_reads_source=True, shared_parameters=True)
 
 CAPABILITIES = {
     "numpy": Capabilities("numpy", standalone=False, rerun_without_build=False,
@@ -107,7 +115,8 @@ CAPABILITIES = {
     "cuda_standalone": Capabilities("cuda_standalone", standalone=True,
                                     rerun_without_build=False,
                                     note="brian2cuda (brian2 2.5.4 stack): nvcc build per run, "
-                                         "needs an NVIDIA GPU to run", **_FULL),
+                                         "needs an NVIDIA GPU to run",
+                                    **dict(_FULL, shared_parameters=False)),
 }
 
 DEVICE_ALIASES = {"runtime": "numpy"}
@@ -123,7 +132,7 @@ def capabilities(device: str) -> Capabilities:
     if caps.synaptic_rr_reads_groups and not brian2_at_least(2, 6):
         # measured: on brian2 2.5.4 the per-sample synaptic run_regularly reading pre/post
         # variables gives wrong gradients (numpy target); the replay route is exact there
-        caps = replace(caps, synaptic_rr_reads_groups=False)
+        caps = replace(caps, synaptic_rr_reads_groups=False, shared_parameters=False)
     return caps
 
 
