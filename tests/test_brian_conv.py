@@ -23,7 +23,8 @@ from spide_brian.schedule import SampleTables
 from spide_brian.topology import Topology
 from spide_brian.training import ReferenceTrainer
 
-from test_brian_model import CAPACITY, assert_matches_reference
+from test_brian_model import (CAPACITY, assert_matches_reference,
+                              assert_trainers_agree_over_epochs)
 
 N_CLASSES, N_SAMPLES, BATCH = 3, 8, 3
 
@@ -156,13 +157,7 @@ def test_trainer_conv_epochs_agree_with_reference():
     brian = BrianTrainer(config, params, device="numpy")
     reference = ReferenceTrainer(config, params)
     assert brian.n_inputs == 64
-    for epoch in range(2):
-        got, want = brian.train_epoch(x, y, epoch), reference.train_epoch(x, y, epoch)
-        assert got["forward_spikes"] == want["forward_spikes"]
-        assert got["backward_spikes"] == want["backward_spikes"]
-    for name, value in reference.params.items():
-        np.testing.assert_allclose(brian.params[name], value, rtol=1e-9,
-                                   atol=1e-12 * max(1.0, np.abs(value).max(initial=0.0)))
+    assert_trainers_agree_over_epochs(brian, reference, x, y)
     got, want = brian.evaluate(x, y), reference.evaluate(x, y)
     assert got["forward_spikes"] == want["forward_spikes"] and got["correct"] == want["correct"]
 

@@ -69,6 +69,18 @@ def reference_training(config, params, x, y):
             [np.concatenate([b[l] for b in backward]) for l in layers])
 
 
+def assert_trainers_agree_over_epochs(brian, reference, x, y, epochs=2):
+    """``epochs`` shuffled epochs on both trainers: the same spike counts per epoch and the
+    same parameters after them, to rounding."""
+    for epoch in range(epochs):
+        got, want = brian.train_epoch(x, y, epoch), reference.train_epoch(x, y, epoch)
+        assert got["forward_spikes"] == want["forward_spikes"]
+        assert got["backward_spikes"] == want["backward_spikes"]
+    for name, value in reference.params.items():
+        np.testing.assert_allclose(brian.params[name], value, rtol=1e-9,
+                                   atol=1e-12 * max(1.0, np.abs(value).max(initial=0.0)))
+
+
 def assert_matches_reference(config, params, x, y, records, trained, buffers):
     ref_params, ref_buffers, ref_forward, ref_backward = reference_training(config, params, x, y)
     for layer in range(config.n_layers):

@@ -16,7 +16,8 @@ from spide_brian.schedule import SampleTables
 from spide_brian.topology import Topology
 from spide_brian.training import ReferenceTrainer, batch_major
 
-from test_brian_model import CAPACITY, N_CLASSES, N_INPUTS, STRUCTURES, make_case
+from test_brian_model import (CAPACITY, N_CLASSES, N_INPUTS, STRUCTURES,
+                              assert_trainers_agree_over_epochs, make_case)
 
 P = 0.3
 #: Dropout runs on the direct route only (Brian2 >= 2.6); older Brian2 refuses it.
@@ -156,13 +157,7 @@ def test_trainers_agree_over_epochs_and_runs(capacity):
     config, params, x, y, _ = dropout_case("chain")
     brian = BrianTrainer(config, params, device="numpy", capacity=capacity)
     reference = ReferenceTrainer(config.replace(timing="brian"), params)
-    for epoch in range(2):
-        got, want = brian.train_epoch(x, y, epoch), reference.train_epoch(x, y, epoch)
-        assert got["forward_spikes"] == want["forward_spikes"]
-        assert got["backward_spikes"] == want["backward_spikes"]
-    for name, value in reference.params.items():
-        np.testing.assert_allclose(brian.params[name], value, rtol=1e-9,
-                                   atol=1e-12 * np.abs(value).max())
+    assert_trainers_agree_over_epochs(brian, reference, x, y)
     evaluated = brian.evaluate(x, y)
     _, fwd = ref.predict(reference.params, reference.config, x)
     assert evaluated["forward_spikes"] == sum(int(c.sum()) for c in fwd.counts)
