@@ -333,9 +333,8 @@ class SPIDENetwork:
     def _build_layers(self):
         self.layers, self.positives, self.negatives = [], [], []
         for layer in self.topology.layers:
-            channel_bias = layer.has_bias and layer.channels is not None
             model = eq.model_equations("forward_neuron")
-            if channel_bias:
+            if layer.shares_bias:
                 model = without(model, ("bias",)) + eq.model_equations("shared_weight",
                                                                        "bias_view_model")
             group = self._neuron_group(
@@ -350,9 +349,9 @@ class SPIDENetwork:
             group.bias_on_input = float(layer.index == self.topology.input.post)
             group.drop_input = 1.0
             group.drop_syn = 1.0
-            own_bias = layer.has_bias and layer.channels is None
+            own_bias = layer.has_bias and not layer.shares_bias
             self._every_step(group, "forward_neuron", extra=("bias_learning",) if own_bias else ())
-            if channel_bias:
+            if layer.shares_bias:
                 self._channel_bias(layer, group)
             if self.dropout:
                 self._load_dropout(group, layer.index)
@@ -363,7 +362,7 @@ class SPIDENetwork:
             self.negatives.append(halves[1])
 
     # -- shared parameters (spide_brian.sharing) ---------------------------------------------
-    def _parameter_group(self, name, shape, users, divide_by, project=None):
+    def _parameter_group(self, name, shape, divide_by, project=None):
         """The group holding parameter ``name`` once, with its learning operations."""
         group = self._add(NeuronGroup(int(np.prod(shape)),
                                       eq.model_equations("shared_weight", "parameter_model"),
@@ -375,7 +374,7 @@ class SPIDENetwork:
         for operation in self.route.learning(plasticity, self.slot_dt, self.batch_dt):
             self._add(group.run_regularly(operation.code, dt=operation.dt, order=operation.order,
                                           name=f"{group.name}_run_regularly_{operation.suffix}"))
-        self.shared[name] = SharedParameter(name, shape, group, users)
+        self.shared[name] = SharedParameter(name, shape, group)
         return group
 
     def _gather(self, source, group, model, name, i, j):
@@ -395,9 +394,8 @@ class SPIDENetwork:
     def _channel_bias(self, layer, group):
         """The bias of a layer of maps: one value per channel in a parameter group, read by
         the channel's neurons, learnt from the sum of their ``beta_bias``."""
-        parameter = self._parameter_group(layer.bias, (layer.bias_size,), layer.size,
-                                          "reset_amount_syn")
-        channel = np.repeat(np.arange(layer.channels), layer.size // layer.channels)
+        parameter = self._parameter_group(layer.bias, (layer.bias_size,), "reset_amount_syn")
+        channel = layer.expand_bias(np.arange(layer.bias_size))
         group.channel = channel
         group.bias = linked_var(parameter, "w", index="channel")
         self._gather(group, parameter, eq.model_equations("shared_weight", "bias_gather_model"),
@@ -411,7 +409,7 @@ class SPIDENetwork:
         pre, post = kind.synapse_indices(connection.shape, transposed=False)
         elements = kind.kernel_elements(transposed=False)
         project = "fro_scale" if plasticity.project else None
-        parameter = self._parameter_group(connection.parameter, connection.shape, len(pre),
+        parameter = self._parameter_group(connection.parameter, connection.shape,
                                           plasticity.divide_by, project)
         gather = self._gather(source, parameter,
                               eq.model_equations("shared_weight", "gather_model",

@@ -46,8 +46,7 @@ def check_shared_parameters(caps, topology):
     """Raise a ``ValueError`` naming the fix where ``topology`` shares parameters (a
     convolution's kernel, a channel bias) and the device ``caps`` cannot link them."""
     shared = [c.parameter for c in topology.connections if c.kind.shares_weights]
-    shared += [layer.bias for layer in topology.layers
-               if layer.has_bias and layer.channels is not None]
+    shared += [layer.bias for layer in topology.layers if layer.shares_bias]
     if shared and not caps.shared_parameters:
         raise ValueError(
             f"this network shares parameters among synapses ({', '.join(shared)}: a "
@@ -67,19 +66,12 @@ class SharedParameter:
         Its shape; the group has one neuron per element (C order).
     group : brian2.NeuronGroup
         The parameter group (``equations/shared_weight.eq``, ``[parameter_model]``).
-    users : int
-        Number of synapses (or neurons) of one view that read it, for the record.
     """
 
-    def __init__(self, name, shape, group, users):
+    def __init__(self, name, shape, group):
         self.name = name
         self.shape = tuple(int(n) for n in shape)
         self.group = group
-        self.users = int(users)
-
-    @property
-    def size(self):
-        return int(np.prod(self.shape))
 
     def state_items(self, value, buffer):
         """``[(group, variable, array)]`` that load ``value`` and its momentum ``buffer``."""

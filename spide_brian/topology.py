@@ -644,6 +644,11 @@ class Layer:
         return f"bias_{self.index}"
 
     @property
+    def shares_bias(self):
+        """Whether the bias is one value per channel, shared by the positions of its map."""
+        return self.has_bias and self.channels is not None
+
+    @property
     def bias_size(self):
         """One bias per neuron, or per channel of a layer of ``channels`` maps (shared by
         the positions of a map, as a convolution's bias is); 0 without a bias."""
