@@ -17,10 +17,16 @@
 #   arrived by input events during the previous step (layer 0 with event frames, else 0), I_syn
 #   the sum of the weights of the spikes that arrived during the previous step (every hop is
 #   one step late).
-#   rate = leak-weighted count / rate_norm, gate m = [0 < count < T], both set once at the
-#   end of the forward phase. This group spikes only in the forward phase.
+#   Refractoriness (R = refractory_steps, docs/biophysics.md B4): a spike sets held = R; while
+#   held > 0 the membrane is held (no leak, the step's inputs are lost), the neuron cannot
+#   fire, and held counts down by one per step. R = 0 (the SPIDE model): never held.
+#   rate = leak-weighted count / rate_norm, gate m = [0 < count < count_max] (count_max =
+#   ceil(T/(R+1)), the most spikes a neuron can fire), and the couple's input scale
+#   back_slope = (1 - slope_refractory*rate)^2 (the 'slope' gate; exactly 1 with the binary
+#   gate, where slope_refractory = 0), all set once at the end of the forward phase. This
+#   group spikes only in the forward phase.
 # Backward, at the steps of the backward phase:
-#     u_back <- lam*u_back + (grad_current + I_back*back_gain)
+#     u_back <- lam*u_back + back_slope*(grad_current + I_back*back_gain)
 #   grad_current is g (last layer; readout.eq), zeroed at the error step before it arrives
 #   by events, or overwritten by a summed variable.
 #   The couple's spike is s^b = M (p - n), p and n the unit spikes of its positive and
@@ -47,6 +53,9 @@ bias : 1                # constant current b_l
 drop_input : 1          # dropout mask of the input connection's current (1 without dropout)
 drop_syn : 1            # dropout mask of the incoming spiking connection's current
 count : 1               # forward spikes of the current sample
+held : 1                # refractory steps left (0: the neuron integrates and may fire)
+resting : 1             # 1 in a step in which the neuron is refractory, else 0
+back_slope : 1          # scale of the couple's input (1 with the binary gate)
 weighted_count : 1      # leak-weighted forward spike count (= count for IF)
 rate : 1                # forward rate a of the last sample
 gate : 1                # m = [0 < a < 1] of the last sample (1 or 0)
@@ -69,6 +78,9 @@ lam : 1 (shared, constant)
 threshold : 1 (shared, constant)
 reset_amount : 1 (shared, constant)
 rate_norm : 1 (shared, constant)
+refractory_steps : 1 (shared, constant)   # R
+count_max : 1 (shared, constant)          # ceil(T/(R+1))
+slope_refractory : 1 (shared, constant)   # R with the 'slope' gate, else 0
 rate_norm_back : 1 (shared, constant)
 back_gain : 1 (shared, constant)   # M/V: a unit couple spike of magnitude M, divided by V
 momentum : 1 (shared, constant)
@@ -77,31 +89,36 @@ bias_on_input : 1 (shared, constant)   # 1 in the input's layer (its bias joins 
 SLOT_TIME
 
 [threshold]
-forward_phase and v >= threshold
+forward_phase and v >= threshold and resting < 0.5
 
 [reset]
 # only spikes of the forward phase count (the replay route's replay spikes change nothing;
 # elsewhere this group fires only in the forward phase, and the factor is 1)
 v = v - int(forward_phase)*reset_amount
 count = count + int(forward_phase)
+held = held + int(forward_phase)*(refractory_steps - held)
 weighted_count = weighted_count + int(forward_phase)
 
 [every_step]
 # forward integration (the first forward step starts from v = 0)
 fwd = int(forward_phase)
 fwd_first = int(forward_first)
-v = fwd*((1 - fwd_first)*(lam*v) + (drop_input*((input_current + I_input) + bias*bias_on_input) + drop_syn*(I_syn + bias*(1 - bias_on_input)))) + (1 - fwd)*v
+held = (1 - fwd_first)*held
+resting = fwd*int(held > 0.5)
+v = fwd*((1 - resting)*((1 - fwd_first)*(lam*v) + (drop_input*((input_current + I_input) + bias*bias_on_input) + drop_syn*(I_syn + bias*(1 - bias_on_input)))) + resting*v) + (1 - fwd)*v
+held = held - resting
 weighted_count = fwd*((1 - fwd_first)*(lam*weighted_count)) + (1 - fwd)*weighted_count
 count = (1 - fwd_first)*count
 I_syn = 0
 I_input = 0
 fwd_end = int(forward_end)
 rate = fwd_end*(weighted_count/rate_norm) + (1 - fwd_end)*rate
-gate = fwd_end*int(count > 0.5 and count < forward_steps - 0.5) + (1 - fwd_end)*gate
+gate = fwd_end*int(count > 0.5 and count < count_max - 0.5) + (1 - fwd_end)*gate
+back_slope = fwd_end*((1 - slope_refractory*rate)*(1 - slope_refractory*rate)) + (1 - fwd_end)*back_slope
 # backward integration (the first backward step starts from u_back = 0)
 bwd = int(backward_phase)
 bwd_first = int(backward_first)
-u_back = bwd*((1 - bwd_first)*(lam*u_back) + (grad_current + I_back*back_gain)) + (1 - bwd)*u_back
+u_back = bwd*((1 - bwd_first)*(lam*u_back) + back_slope*(grad_current + I_back*back_gain)) + (1 - bwd)*u_back
 weighted_back = bwd*((1 - bwd_first)*(lam*weighted_back)) + (1 - bwd)*weighted_back
 pos_count = (1 - bwd_first)*pos_count
 neg_count = (1 - bwd_first)*neg_count

@@ -44,13 +44,14 @@ __all__ = ["NeuronUnits", "UnitError", "parse_quantity", "check_quantity", "EXPE
 #: The options of ``spide-brian train`` (and keys of a study) that take these quantities,
 #: and the parameter each one is.
 UNIT_OPTIONS = {"dt": "dt", "membrane_tau": "tau_m", "forward_duration": "forward_duration",
-                "backward_duration": "backward_duration"}
+                "backward_duration": "backward_duration", "refractory": "refractory"}
 #: Each physical parameter, the unit its value must have and an example of one.
 EXPECTED_UNITS = {
     "dt": (brian_units.second, "a time", "1ms"),
     "tau_m": (brian_units.second, "a time", "20ms"),
     "forward_duration": (brian_units.second, "a time", "30ms"),
     "backward_duration": (brian_units.second, "a time", "100ms"),
+    "refractory": (brian_units.second, "a time", "2ms"),
     "v_rest": (brian_units.volt, "a voltage", "-65mV"),
     "v_threshold": (brian_units.volt, "a voltage", "-50mV"),
 }
@@ -125,7 +126,8 @@ def parse_quantity(text, name, label=None):
 def _whole_steps(name, duration, dt):
     steps = float(duration / dt)
     whole = round(steps)
-    if whole < 1 or abs(steps - whole) > STEP_TOLERANCE * max(1.0, abs(steps)):
+    least = 0 if name == "refractory" else 1   # no refractory period is a period of 0 steps
+    if whole < least or abs(steps - whole) > STEP_TOLERANCE * max(1.0, abs(steps)):
         raise UnitError(f"{name} {duration} is not a whole number of steps of dt = {dt} "
                         f"({steps:g} steps); choose a multiple of dt")
     return int(whole)

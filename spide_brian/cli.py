@@ -144,7 +144,8 @@ def _device_options(args, backend):
 # physical flags of ``train`` (but --dt) -> (their biophysics parameter, the field they set)
 UNIT_FLAGS = {"membrane_tau": ("tau_m", "leaky"), "forward_duration": ("forward_duration",
                                                                        "time_step"),
-              "backward_duration": ("backward_duration", "time_step_back")}
+              "backward_duration": ("backward_duration", "time_step_back"),
+              "refractory": ("refractory", "refractory_steps")}
 
 
 def _add_unit_flags(parser):
@@ -159,6 +160,9 @@ def _add_unit_flags(parser):
                        help="forward phase: --time-step becomes its number of steps of dt")
     group.add_argument("--backward-duration", default=None, metavar="TIME",
                        help="backward phase: --time-step-back becomes its number of steps")
+    group.add_argument("--refractory", default=None, metavar="TIME",
+                       help="absolute refractory period of the forward neurons: "
+                            "--refractory-steps becomes its number of steps (e.g. 2ms)")
 
 
 def _unit_changes(args):
@@ -169,8 +173,9 @@ def _unit_changes(args):
              if getattr(args, flag, None) is not None}
     if not given:
         if getattr(args, "dt", None) is not None:
-            raise UsageError("--dt applies with --membrane-tau, --forward-duration or "
-                             "--backward-duration; add one of them or drop --dt")
+            raise UsageError("--dt applies with --membrane-tau, --forward-duration, "
+                             "--backward-duration or --refractory; add one of them or drop "
+                             "--dt")
         return {}
     for flag, (_, field) in UNIT_FLAGS.items():
         if flag in given and getattr(args, field, None) is not None:
@@ -189,7 +194,8 @@ def _unit_changes(args):
             changes["leaky"] = units.leak
         for flag, name, field in (("forward_duration", "forward_duration", "time_step"),
                                   ("backward_duration", "backward_duration",
-                                   "time_step_back")):
+                                   "time_step_back"),
+                                  ("refractory", "refractory", "refractory_steps")):
             if flag in quantities:
                 changes[field] = units.steps(quantities[flag], name)
     except UnitError as error:

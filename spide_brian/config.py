@@ -15,19 +15,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SPIDEConfig", "ConfigError", "RESETS", "INITS", "TIMINGS", "rate_normaliser"]
+__all__ = ["SPIDEConfig", "ConfigError", "RESETS", "INITS", "TIMINGS", "GATES",
+           "rate_normaliser"]
 
 RESETS = ("modified", "standard")
 INITS = ("kaiming", "unit_row_norm")
 TIMINGS = ("reference", "brian")
+GATES = ("binary", "slope")
 
 # the type of every field but hidden_sizes (a tuple of integers)
 INT_FIELDS = ("time_step", "time_step_back", "batch_size", "epochs", "seed",
-              "warmup_iterations")
+              "warmup_iterations", "refractory_steps")
 FLOAT_FIELDS = ("vth", "vth_back", "leaky", "scale_factor", "lr", "momentum", "weight_decay",
                 "feedback_norm", "lr_decay", "dropout")
 BOOL_FIELDS = ("feedback",)
-CHOICE_FIELDS = ("reset", "input_init", "hidden_init", "feedback_init", "timing")
+CHOICE_FIELDS = ("reset", "input_init", "hidden_init", "feedback_init", "timing", "gate")
 STRING_FIELDS = ("model",)
 
 
@@ -101,6 +103,17 @@ class SPIDEConfig:
         for a training sample (one mask per sample and connection, fixed over both stages,
         kept inputs scaled by ``1 / (1 - p)``; :mod:`spide_brian.dropout`). 0: no dropout.
         Evaluation never drops.
+    refractory_steps : int
+        Absolute refractory period ``R`` of the forward neurons, in steps: after a spike a
+        neuron's membrane is held (no leak, its inputs of those steps are lost) and it
+        cannot fire for ``R`` steps (:mod:`spide_brian.transfer`; docs/biophysics.md B3).
+        0: none (the SPIDE model). The couples have none (see B3).
+    gate : {'binary', 'slope'}
+        Surrogate derivative of the backward stage. ``'binary'``: the 0/1 gate
+        ``m = [0 < count < count_max]`` of the method. ``'slope'``: the gate times the
+        slope of the neuron's steady-state transfer function at its rate
+        (:func:`spide_brian.transfer.slope_of_rate`); the couples' input is scaled by it.
+        The two differ only where the transfer function is not the clamp (refractoriness).
     model : str
         A named network of :mod:`spide_brian.models` (convolutional layers and feedback,
         e.g. ``'mnist-conv-f'``); empty: the dense chain of ``hidden_sizes`` (which a named
@@ -131,6 +144,8 @@ class SPIDEConfig:
     lr_decay: float = 0.1
     warmup_iterations: int = 0
     dropout: float = 0.0
+    refractory_steps: int = 0
+    gate: str = "binary"
     model: str = ""
 
     def __post_init__(self):
@@ -212,6 +227,19 @@ class SPIDEConfig:
         return rate_normaliser(self.leaky, self.time_step_back)
 
     @property
+    def count_max(self) -> int:
+        """Most forward spikes a neuron can fire in ``T`` steps: ``ceil(T / (R + 1))`` with
+        the refractory period ``R`` (``T`` without one); the gate closes at this count."""
+        return -(-self.time_step // (self.refractory_steps + 1))
+
+    @property
+    def slope_refractory(self) -> float:
+        """``R`` in the slope gate ``(1 - R a)^2`` (:func:`spide_brian.transfer.slope_of_rate`):
+        the refractory period with the ``'slope'`` gate, 0 with the binary one (a gate of
+        exactly 1)."""
+        return float(self.refractory_steps) if self.gate == "slope" else 0.0
+
+    @property
     def backward_gain(self) -> float:
         """Gain ``M/V`` of the couples' transposed input: a backward spike of magnitude
         ``M`` reaches the previous layer through the transposed weights divided by ``V``."""
@@ -284,10 +312,14 @@ class SPIDEConfig:
             raise ConfigError(f"warmup_iterations must be >= 0, got {self.warmup_iterations}")
         if not (0.0 <= float(self.dropout) < 1.0):
             raise ConfigError(f"dropout must be a probability in [0, 1), got {self.dropout}")
+        if not (0 <= self.refractory_steps < self.time_step):
+            raise ConfigError(f"refractory_steps must lie in [0, time_step) = [0, "
+                              f"{self.time_step}), got {self.refractory_steps}")
         if not (0.0 < float(self.leaky) <= 1.0):
             raise ConfigError(f"leaky must lie in (0, 1] (1 = IF, <1 = LIF), got {self.leaky}")
         self._check_choice("reset", RESETS)
         self._check_choice("timing", TIMINGS)
+        self._check_choice("gate", GATES)
         for name in ("input_init", "hidden_init", "feedback_init"):
             self._check_choice(name, INITS)
 

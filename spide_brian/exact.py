@@ -19,6 +19,11 @@ and its derivative is ``m = [0 < z/V < 1]``. The adjoint (implicit differentiati
 i.e. ``beta = (I - J^T)^{-1} g``, and the loss gradients are those of docs/method.md M4 with the exact
 ``a``, ``m`` and ``beta``. The signed rates of the ternary couples approach this ``beta``
 for every backward spike magnitude ``M = 2 V_th^b`` that exceeds ``|beta|``.
+
+A neuron variant whose steady-state transfer function ``f`` is not the clamp
+(:mod:`spide_brian.transfer`: a refractory period) has the fixed point
+``a_l = f(z_l / V)`` and the adjoint with ``m = f'(z / V)``, its slope, in place of the
+0/1 mask; :attr:`Equilibrium.slopes` holds it and :func:`implicit_gradients` uses it.
 """
 from __future__ import annotations
 
@@ -28,17 +33,21 @@ import numpy as np
 
 from .reference import input_currents, layer_current, readout, spike_gradients
 from .topology import topology_of
+from .transfer import slope, steady_rate
 
 __all__ = ["Equilibrium", "equilibrium", "adjoint", "equilibrium_loss", "implicit_gradients"]
 
 
 @dataclass
 class Equilibrium:
-    """Fixed point of the rate map: per layer ``(B, n_l)`` rates and derivative masks."""
+    """Fixed point of the rate map: per layer ``(B, n_l)`` rates, the 0/1 masks
+    ``[0 < z/V < 1]`` and the transfer function's slopes ``f'(z/V)`` (equal to the masks
+    for the clamp)."""
 
     rates: list
     masks: list
     iterations: int
+    slopes: list = None
 
 
 def _layer_inputs(params, config, topology, x, rates):
@@ -55,7 +64,7 @@ def _layer_inputs(params, config, topology, x, rates):
     for layer in topology.layers:
         z = layer_current(params, topology, layer.index, delivered, lambda: current(0))
         pre.append(z)
-        new.append(np.clip(z / scale, 0.0, 1.0))
+        new.append(steady_rate(z / scale, config))
     return pre, new
 
 
@@ -75,7 +84,8 @@ def equilibrium(params, config, x, tolerance=1e-13, max_iterations=100000, topol
         rates = new
         if change <= tolerance or not recurrent:
             masks = [(z > 0) & (z < config.reset_amount) for z in pre]
-            return Equilibrium(rates=rates, masks=masks, iterations=iteration)
+            slopes = [slope(z / config.reset_amount, config) for z in pre]
+            return Equilibrium(rates=rates, masks=masks, iterations=iteration, slopes=slopes)
     raise RuntimeError(f"equilibrium did not converge in {max_iterations} iterations "
                        f"(last change {change:.3g}); reduce the feedback norm")
 
@@ -90,7 +100,8 @@ def adjoint(params, config, masks, g, topology=None):
     Parameters
     ----------
     masks : list of ndarray
-        ``m_l`` of shape ``(B, n_l)`` (exact masks or a spiking network's own masks).
+        ``m_l`` of shape ``(B, n_l)`` (exact masks or slopes, or a spiking network's own
+        masks).
     g : ndarray
         ``(B, n_{N-1})``.
     """
@@ -137,7 +148,7 @@ def implicit_gradients(params, config, x, labels):
     eq = equilibrium(params, config, x)
     # with kappa = 1/B the readout's current and gradients are those of the batch-mean loss
     out = readout(params, eq.rates[-1], labels, 1.0 / len(labels))
-    beta = adjoint(params, config, eq.masks, out.gradient_current)
+    beta = adjoint(params, config, eq.slopes, out.gradient_current)
     grads = spike_gradients(config, x, eq.rates, beta)
     grads.update(out.gradients)
     grads["_equilibrium"] = eq

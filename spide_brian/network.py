@@ -114,6 +114,8 @@ def _constant_table(config):
         "reset_amount_syn": config.reset_amount,
         "rate_norm": config.rate_norm, "rate_norm_back": config.rate_norm_back,
         "back_gain": config.backward_gain, "radius": config.feedback_norm,
+        "refractory_steps": float(config.refractory_steps),
+        "count_max": float(config.count_max), "slope_refractory": config.slope_refractory,
     }
     for suffix in ("", "_syn"):
         values["momentum" + suffix] = config.momentum
@@ -343,12 +345,14 @@ class SPIDENetwork:
                 reset=eq.statements("forward_neuron", "reset"), role="forward",
                 namespace=self._dropout_namespace(layer.index))
             self._constant(group, "lam", "threshold", "rate_norm", "rate_norm_back",
-                           "back_gain", "reset_amount")
+                           "back_gain", "reset_amount", "refractory_steps", "count_max",
+                           "slope_refractory")
             self._optimiser_constants(group, divide=False, suffix="")
             # structure, not a setting: the bias joins the input's current in its layer
             group.bias_on_input = float(layer.index == self.topology.input.post)
             group.drop_input = 1.0
             group.drop_syn = 1.0
+            group.back_slope = 1.0
             own_bias = layer.has_bias and not layer.shares_bias
             self._every_step(group, "forward_neuron", extra=("bias_learning",) if own_bias else ())
             if layer.shares_bias:

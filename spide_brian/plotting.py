@@ -19,7 +19,7 @@ __all__ = ["STYLE", "COLORS", "LAYER_COLORS", "figure_style", "new_figure", "sav
            "render_figure",
            "plot_error_vs_steps", "plot_beta_scatter", "plot_loss", "plot_accuracy",
            "plot_layer_rates", "plot_neuron_shares", "plot_raster", "plot_ternary_raster",
-           "plot_operations", "plot_energy"]
+           "plot_operations", "plot_energy", "plot_sweep"]
 
 #: rcParams of every figure: readable type at print size, light grid, no top/right spines.
 STYLE = {
@@ -149,6 +149,32 @@ def plot_error_vs_steps(steps, errors, ax=None, ylabel="error", xlabel="time ste
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_sweep(values, series, ax=None, xlabel="value", ylabel="", title=None,
+               ylim=None, **kwargs):
+    """One measured quantity against a swept parameter, one line per series (e.g. a gate).
+
+    Parameters
+    ----------
+    values : array_like
+        The swept parameter's values (linear axis; give a finite stand-in for infinity).
+    series : dict of str -> array_like
+        Line label -> the quantity at each of ``values``.
+    """
+    ax = _axes(ax)
+    for index, (label, measured) in enumerate(series.items()):
+        options = dict(marker="o", color=_CYCLE[index % len(_CYCLE)])
+        options.update(kwargs)
+        ax.plot(values, measured, label=label, **options)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.legend()
     if title:
         ax.set_title(title)

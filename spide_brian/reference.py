@@ -57,6 +57,7 @@ from .config import rate_normaliser
 from .dropout import bias_connection
 from .parameters import project_feedback
 from .topology import Topology, topology_of
+from .transfer import slope_of_rate
 
 __all__ = [
     "ForwardResult", "BackwardResult", "ReadoutResult", "SPIDEResult",
@@ -74,6 +75,8 @@ class ForwardResult:
     masks: list
     counts: list
     spikes: list = field(default=None, repr=False)  # per layer (T, B, n_l) bool if recorded
+    #: per layer, the scale of the couples' input with the 'slope' gate (None: binary gate)
+    slopes: list = field(default=None, repr=False)
 
 
 @dataclass
@@ -211,6 +214,7 @@ def forward(params, config, x, record=False, topology=None, dropout=None):
     topology = topology or topology_of(config, params)
     steps, lam = config.time_step, config.leaky
     theta, reset = config.threshold, config.reset_amount
+    refractory = config.refractory_steps
     batch = x.shape[-2]
     current = input_currents(params, topology, x, steps)
     sizes = [layer.size for layer in topology.layers]
@@ -218,6 +222,7 @@ def forward(params, config, x, record=False, topology=None, dropout=None):
     counts = [np.zeros((batch, n)) for n in sizes]
     weighted = [np.zeros((batch, n)) for n in sizes]
     previous = [np.zeros((batch, n)) for n in sizes]
+    held = [np.zeros((batch, n)) for n in sizes]   # refractory steps left
     recorded = [np.zeros((steps, batch, n), dtype=bool) for n in sizes] if record else None
     same_step = config.timing == "reference"
     for t in range(steps):
@@ -229,8 +234,16 @@ def forward(params, config, x, record=False, topology=None, dropout=None):
         for layer in range(len(sizes)):
             drive = layer_current(params, topology, layer, arriving, lambda: current(t),
                                   dropout)
-            v[layer] = lam * v[layer] + drive
-            spikes = (v[layer] >= theta).astype(np.float64)
+            if refractory:
+                # a refractory neuron holds its membrane, loses the step's input, cannot fire
+                resting = held[layer] > 0
+                v[layer] = np.where(resting, v[layer], lam * v[layer] + drive)
+                fired = (v[layer] >= theta) & ~resting
+                held[layer] = np.where(fired, refractory, held[layer] - resting)
+                spikes = fired.astype(np.float64)
+            else:
+                v[layer] = lam * v[layer] + drive
+                spikes = (v[layer] >= theta).astype(np.float64)
             v[layer] -= reset * spikes
             counts[layer] += spikes
             weighted[layer] = lam * weighted[layer] + spikes
@@ -240,9 +253,10 @@ def forward(params, config, x, record=False, topology=None, dropout=None):
         previous = now
     norm = config.rate_norm
     rates = [w / norm for w in weighted]
-    masks = [(c > 0) & (c < steps) for c in counts]
+    masks = [(c > 0) & (c < config.count_max) for c in counts]
+    slopes = [slope_of_rate(r, config) for r in rates] if config.gate == "slope" else None
     return ForwardResult(rates=rates, masks=masks, counts=[c.astype(np.int64) for c in counts],
-                         spikes=recorded)
+                         spikes=recorded, slopes=slopes)
 
 
 def _dropped(connection, spikes, dropout):
@@ -251,7 +265,7 @@ def _dropped(connection, spikes, dropout):
 
 
 def backward(params, config, masks, gradient_current, record=False, topology=None,
-             dropout=None):
+             dropout=None, slopes=None):
     """Run the ternary backward stage for ``T_b = config.time_step_back`` steps.
 
     Parameters
@@ -269,6 +283,9 @@ def backward(params, config, masks, gradient_current, record=False, topology=Non
     dropout : dict, optional
         The forward stage's dropout masks: a couple's spikes reach the previous layer through
         connection ``c`` multiplied by ``c``'s mask, ``W_c^T (D_c s^b) / V``.
+    slopes : list of ndarray, optional
+        With the ``'slope'`` gate (needed then): the forward result's ``slopes``; each
+        couple's input is multiplied by its neuron's slope.
 
     Returns
     -------
@@ -277,6 +294,9 @@ def backward(params, config, masks, gradient_current, record=False, topology=Non
         (see module docstring); the counts are of unit spikes.
     """
     g = _as_float(gradient_current, "gradient current")
+    if config.gate == "slope" and slopes is None:
+        raise ValueError("the 'slope' gate scales the couples' input by the forward slopes: "
+                         "pass slopes=ForwardResult.slopes (or use gate='binary')")
     topology = topology or topology_of(config, params)
     steps, lam = config.time_step_back, config.leaky
     theta, magnitude = config.threshold_back, config.reset_amount_back
@@ -303,6 +323,8 @@ def backward(params, config, masks, gradient_current, record=False, topology=Non
                                                dropout)) * gain
                      for c in topology.outgoing(layer))
             drive = _sum_terms(terms, g if layer == readout_layer else None)
+            if slopes is not None:
+                drive = slopes[layer] * drive
             u[layer] = lam * u[layer] + drive
             positive = (u[layer] >= theta) & gates[layer]
             negative = (u[layer] <= -theta) & gates[layer]
@@ -419,7 +441,7 @@ def forward_backward(params, config, x, gradient_current, record=False, dropout=
     fwd = forward(params, config, x, record=record, topology=topology, dropout=dropout)
     g = gradient_current(fwd) if callable(gradient_current) else gradient_current
     bwd = backward(params, config, fwd.masks, g, record=record, topology=topology,
-                   dropout=dropout)
+                   dropout=dropout, slopes=fwd.slopes)
     x_mean = np.asarray(x, dtype=np.float64)
     if x_mean.ndim == 3:
         x_mean = x_mean.mean(axis=0)

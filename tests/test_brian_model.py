@@ -241,10 +241,19 @@ def test_trainer_chunks_long_data_into_runs():
         np.testing.assert_allclose(trainer.params[name], ref_params[name], rtol=1e-9, atol=1e-14)
 
 
+#: Refractory variants run through the same compiled program: (leaky, R, gate).
+REFRACTORY_VARIANTS = [(1.0, 2, "binary"), (0.9, 3, "slope")]
+
+
 def _check_standalone_variants(model, structure):
-    """Run every IF/LIF and reset variant through the compiled ``model`` with run_args."""
-    for leaky, reset in VARIANTS:
-        config, params, x, y = make_case(STRUCTURES[structure], leaky, reset)
+    """Run every IF/LIF and reset variant, and refractory periods with both gates, through
+    the compiled ``model`` with run_args (the constants of the variants are run_args)."""
+    cases = [(make_case(STRUCTURES[structure], leaky, reset), {}) for leaky, reset in VARIANTS]
+    cases += [(make_case(STRUCTURES[structure], leaky, "modified"),
+               dict(refractory_steps=refractory, gate=gate))
+              for leaky, refractory, gate in REFRACTORY_VARIANTS]
+    for (config, params, x, y), changes in cases:
+        config = config.replace(**changes)
         tables = SampleTables.build(x, y, CAPACITY, config)
         run_args = dict(model.constant_values(config))
         run_args.update(model.state_values(params))
@@ -258,7 +267,8 @@ def _check_standalone_variants(model, structure):
 
 @pytest.mark.standalone
 def test_standalone_chain_matches_reference(tmp_path):
-    """One compiled program of the three-layer chain runs all four variants."""
+    """One compiled program of the three-layer chain runs all four variants and two
+    refractory ones."""
     config, _, _, _ = make_case(STRUCTURES["chain"], 1.0, "modified")
     try:
         set_device("cpp_standalone", build_on_run=False)

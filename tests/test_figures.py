@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from spide_brian import figures, plotting  # noqa: E402
 
 NAMES = ["fig1_rate_error", "fig2_beta", "fig3_training_curves", "fig4_firing_rates",
-         "fig5_rasters", "fig6_energy"]
+         "fig5_rasters", "fig6_energy", "fig7_biophysics"]
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +185,15 @@ def test_plot_functions_use_the_given_axes_and_return_it():
         plt.close(figure)
     assert plotting.plot_loss([1, 2], [1.0, 0.5], color="k").get_lines()[0].get_color() == "k"
     plt.close("all")
+
+
+def test_fig7_slope_gate_keeps_the_gradient_aligned_under_refractoriness(built):
+    data = _data(built, "fig7_biophysics")
+    binary = np.array(data["refractory_cosine"]["binary"])
+    slope = np.array(data["refractory_cosine"]["slope"])
+    assert data["refractory"][0] == 0 and binary[0] == slope[0] > 0.98
+    assert np.all(np.diff(binary) < 0)                 # the binary gate drifts with R
+    assert np.all(slope[1:] > binary[1:] + 0.02) and slope.min() > 0.95
+    assert len(data["tau_m_cosine"]) == len(data["tau_m_ms"]) == len(data["tau_m_accuracy"])
+    for accuracies in [*data["refractory_accuracy"].values(), data["tau_m_accuracy"]]:
+        assert all(0.3 < a <= 1.0 for a in accuracies)   # every run learnt (10 classes)
