@@ -4,11 +4,11 @@
 # One time step is one dt; every update below is a discrete map, so dt cancels.
 # Forward, at the steps of the forward phase (slot steps forward_start ...):
 #     v <- lam*v + (drop_input*((input_current + I_input) + bias*bias_on_input)
-#                   + drop_syn*(I_syn + bias*(1 - bias_on_input)));  spike if v >= threshold;
+#                   + drop_syn*(c_syn + bias*(1 - bias_on_input)));  spike if v >= threshold;
 #     v <- v - V
 #   drop_input / drop_syn are the sample's dropout masks of the input connection and of the
 #   incoming spiking connection (0 or 1/(1-p); 1 without dropout, which leaves the sum
-#   ((input_current + I_input) + bias) + I_syn unchanged to the last bit). The bias joins the
+#   ((input_current + I_input) + bias) + c_syn unchanged to the last bit). The bias joins the
 #   input's current in the input's layer (bias_on_input = 1) and the incoming spiking
 #   connection's current elsewhere. [dropout_input_load] / [dropout_syn_load] read the masks
 #   from the tables dropout_input / dropout_syn (one row per slot) at each slot's commit step
@@ -16,7 +16,10 @@
 #   input_current is F x for layer 0 (0 elsewhere), I_input the F x of an event frame that
 #   arrived by input events during the previous step (layer 0 with event frames, else 0), I_syn
 #   the sum of the weights of the spikes that arrived during the previous step (every hop is
-#   one step late).
+#   one step late). The spiking connections' current is c_syn, the current of the synapses
+#   (docs/biophysics.md B4): c_syn <- syn_leak*c_syn + syn_gain*I_syn, syn_leak =
+#   exp(-dt/tau_syn) and syn_gain = 1 - syn_leak for exponential synapses; delta synapses
+#   have syn_leak = 0, syn_gain = 1 and c_syn = I_syn exactly.
 #   Refractoriness (R = refractory_steps, docs/biophysics.md B4): a spike sets held = R; while
 #   held > 0 the membrane is held (no leak, the step's inputs are lost), the neuron cannot
 #   fire, and held counts down by one per step. R = 0 (the SPIDE model): never held.
@@ -26,7 +29,8 @@
 #   gate, where slope_refractory = 0), all set once at the end of the forward phase. This
 #   group spikes only in the forward phase.
 # Backward, at the steps of the backward phase:
-#     u_back <- lam*u_back + back_slope*(grad_current + I_back*back_gain)
+#     c_back <- syn_leak*c_back + syn_gain*(I_back*back_gain)     (the couple's synapses)
+#     u_back <- lam*u_back + back_slope*(grad_current + c_back)
 #   grad_current is g (last layer; readout.eq), zeroed at the error step before it arrives
 #   by events, or overwritten by a summed variable.
 #   The couple's spike is s^b = M (p - n), p and n the unit spikes of its positive and
@@ -47,6 +51,7 @@
 [model]
 v : 1                   # forward membrane potential (post-reset value between steps)
 I_syn : 1               # forward synaptic input received during the previous step
+c_syn : 1               # current of the forward synapses (= I_syn for delta synapses)
 I_input : 1             # F x of the event frame received during the previous step
 input_current : 1       # F x (layer 0, summed from the input synapses; 0 in other layers)
 bias : 1                # constant current b_l
@@ -61,6 +66,7 @@ rate : 1                # forward rate a of the last sample
 gate : 1                # m = [0 < a < 1] of the last sample (1 or 0)
 u_back : 1              # signed membrane of the ternary couple
 I_back : 1              # backward synaptic input (signed sum of weights) of the previous step
+c_back : 1              # current of the couple's synapses (= I_back*back_gain for delta)
 grad_current : 1        # gradient current g (last layer, summed from the readout; 0 elsewhere)
 pos_count : 1           # positive couple spikes of the sample (written by coupling synapses)
 neg_count : 1           # negative couple spikes of the sample (written by coupling synapses)
@@ -81,6 +87,8 @@ rate_norm : 1 (shared, constant)
 refractory_steps : 1 (shared, constant)   # R
 count_max : 1 (shared, constant)          # ceil(T/(R+1))
 slope_refractory : 1 (shared, constant)   # R with the 'slope' gate, else 0
+syn_leak : 1 (shared, constant)           # exp(-dt/tau_syn); 0 for delta synapses
+syn_gain : 1 (shared, constant)           # 1 - syn_leak
 rate_norm_back : 1 (shared, constant)
 back_gain : 1 (shared, constant)   # M/V: a unit couple spike of magnitude M, divided by V
 momentum : 1 (shared, constant)
@@ -105,7 +113,8 @@ fwd = int(forward_phase)
 fwd_first = int(forward_first)
 held = (1 - fwd_first)*held
 resting = fwd*int(held > 0.5)
-v = fwd*((1 - resting)*((1 - fwd_first)*(lam*v) + (drop_input*((input_current + I_input) + bias*bias_on_input) + drop_syn*(I_syn + bias*(1 - bias_on_input)))) + resting*v) + (1 - fwd)*v
+c_syn = fwd*((1 - fwd_first)*(syn_leak*c_syn) + syn_gain*I_syn) + (1 - fwd)*c_syn
+v = fwd*((1 - resting)*((1 - fwd_first)*(lam*v) + (drop_input*((input_current + I_input) + bias*bias_on_input) + drop_syn*(c_syn + bias*(1 - bias_on_input)))) + resting*v) + (1 - fwd)*v
 held = held - resting
 weighted_count = fwd*((1 - fwd_first)*(lam*weighted_count)) + (1 - fwd)*weighted_count
 count = (1 - fwd_first)*count
@@ -118,7 +127,8 @@ back_slope = fwd_end*((1 - slope_refractory*rate)*(1 - slope_refractory*rate)) +
 # backward integration (the first backward step starts from u_back = 0)
 bwd = int(backward_phase)
 bwd_first = int(backward_first)
-u_back = bwd*((1 - bwd_first)*(lam*u_back) + back_slope*(grad_current + I_back*back_gain)) + (1 - bwd)*u_back
+c_back = bwd*((1 - bwd_first)*(syn_leak*c_back) + syn_gain*(I_back*back_gain)) + (1 - bwd)*c_back
+u_back = bwd*((1 - bwd_first)*(lam*u_back) + back_slope*(grad_current + c_back)) + (1 - bwd)*u_back
 weighted_back = bwd*((1 - bwd_first)*(lam*weighted_back)) + (1 - bwd)*weighted_back
 pos_count = (1 - bwd_first)*pos_count
 neg_count = (1 - bwd_first)*neg_count

@@ -9,9 +9,11 @@ For each detail swept over a range, two measurements on the embedded digits:
   reference).
 
 The details: the absolute refractory period ``R`` (docs/biophysics.md B3), with the 0/1 gate
-and with the slope-corrected gate, and the membrane time constant ``tau_m`` at
-``dt = 1 ms`` (LIF leak ``exp(-dt/tau_m)``; ``inf`` is the IF neuron), measured against the
-clamp model of the method. The numbers go to ``fig7_biophysics.json``.
+and with the slope-corrected gate; the time constant ``tau_syn`` of exponential current
+synapses (B4; 0 stands for delta synapses), whose rate model is the delta model's; and the
+membrane time constant ``tau_m`` at ``dt = 1 ms`` (LIF leak ``exp(-dt/tau_m)``; ``inf`` is
+the IF neuron), measured against the clamp model of the method. The numbers go to
+``fig7_biophysics.json``.
 
 Usage: ``python figures/fig7_biophysics.py [--out DIR] [--full]``
 """
@@ -25,7 +27,7 @@ import numpy as np
 
 from spide_brian import cli, exact, plotting
 from spide_brian import reference as ref
-from spide_brian.biophysics import NeuronUnits
+from spide_brian.biophysics import NeuronUnits, step_decay
 from spide_brian.config import SPIDEConfig
 from spide_brian.datasets import load_dataset
 from spide_brian.figures import figure_arguments
@@ -36,10 +38,11 @@ from brian2.units import ms
 NAME = "fig7_biophysics"
 GATES = ("binary", "slope")
 QUICK = dict(hidden=100, samples=64, refractory=[0, 1, 2, 4], tau_m=[math.inf, 50.0, 20.0],
-             trained_refractory=[0, 3], epochs=3, time_step=30, time_step_back=100)
+             tau_syn=[0.0, 2.0, 5.0], trained_refractory=[0, 3], epochs=3, time_step=30,
+             time_step_back=100)
 FULL = dict(hidden=400, samples=256, refractory=[0, 1, 2, 3, 4, 6, 8],
-            tau_m=[math.inf, 100.0, 50.0, 20.0, 10.0], trained_refractory=[0, 1, 2, 4, 8],
-            epochs=20, time_step=30, time_step_back=100)
+            tau_m=[math.inf, 100.0, 50.0, 20.0, 10.0], tau_syn=[0.0, 1.0, 2.0, 5.0, 10.0],
+            trained_refractory=[0, 1, 2, 4, 8], epochs=20, time_step=30, time_step_back=100)
 
 
 def _cosine(u, v):
@@ -66,6 +69,14 @@ def gradient_cosine(config, params, x, labels):
 
 def _leak(tau_m):
     return NeuronUnits(dt=1 * ms, tau_m=tau_m * ms).leak
+
+
+def _synapse(tau_syn):
+    """Config fields and train flags of synapses with ``tau_syn`` ms (0: delta)."""
+    if tau_syn == 0:
+        return dict(synapse="delta", synapse_leak=0.0), []
+    return (dict(synapse="exponential", synapse_leak=step_decay(tau_syn * ms, 1 * ms)),
+            ["--synapse", "exponential", "--tau-syn", f"{tau_syn:g}ms"])
 
 
 def train_accuracy(out_dir, flags, size):
@@ -97,8 +108,8 @@ def compute(out_dir, quick=True, seed=0):
                 time_step=size["time_step"], time_step_back=size["time_step_back"],
                 refractory=size["refractory"], trained_refractory=size["trained_refractory"],
                 tau_m_ms=["inf" if math.isinf(t) else t for t in size["tau_m"]],
-                refractory_cosine={}, refractory_accuracy={}, tau_m_cosine=[],
-                tau_m_accuracy=[])
+                tau_syn_ms=size["tau_syn"], refractory_cosine={}, refractory_accuracy={},
+                tau_m_cosine=[], tau_m_accuracy=[], tau_syn_cosine=[], tau_syn_accuracy=[])
     for gate in GATES:
         data["refractory_cosine"][gate] = [
             gradient_cosine(base.replace(refractory_steps=r, gate=gate), params, x, labels)
@@ -111,6 +122,12 @@ def compute(out_dir, quick=True, seed=0):
                                                     labels))
         data["tau_m_accuracy"].append(train_accuracy(
             out_dir, ["--membrane-tau", "inf" if math.isinf(tau) else f"{tau:g}ms"], size))
+    for tau in size["tau_syn"]:
+        fields, flags = _synapse(tau)
+        data["tau_syn_cosine"].append(gradient_cosine(base.replace(**fields), params, x,
+                                                      labels))
+        data["tau_syn_accuracy"].append(train_accuracy(out_dir, flags or ["--synapse", "delta"],
+                                                       size))
     return data
 
 
@@ -120,8 +137,9 @@ def _tau_axis(data):
 
 
 def draw(data):
-    """Top: refractory period (cosine, accuracy per gate); bottom: membrane time constant."""
-    figure, axes = plotting.new_figure(2, 2, width=4.4, height=3.3)
+    """Rows: refractory period (per gate), synaptic time constant, membrane time constant;
+    columns: gradient cosine, test accuracy."""
+    figure, axes = plotting.new_figure(2, 3, width=4.4, height=3.0)
     plotting.plot_sweep(data["refractory"], data["refractory_cosine"], ax=axes[0],
                         xlabel="refractory period R (steps of dt)",
                         ylabel="cosine to the exact gradient",
@@ -130,17 +148,24 @@ def draw(data):
                         {gate: 100 * np.array(acc) for gate, acc in
                          data["refractory_accuracy"].items()}, ax=axes[1],
                         xlabel="refractory period R (steps of dt)", ylabel="test accuracy (%)",
-                        title=f"Digits F{data['hidden']}, {data['epochs']} epochs")
+                        title="Accuracy: refractoriness")
+    plotting.plot_sweep(data["tau_syn_ms"], {"binary": data["tau_syn_cosine"]}, ax=axes[2],
+                        xlabel=r"$\tau_{syn}$ (ms), dt = 1 ms (0: delta synapses)",
+                        ylabel="cosine to the exact gradient",
+                        title="Gradient alignment: exponential synapses")
+    plotting.plot_sweep(data["tau_syn_ms"], {"binary": 100 * np.array(data["tau_syn_accuracy"])},
+                        ax=axes[3], xlabel=r"$\tau_{syn}$ (ms), dt = 1 ms (0: delta synapses)",
+                        ylabel="test accuracy (%)", title="Accuracy: exponential synapses")
     positions = _tau_axis(data)
-    plotting.plot_sweep(positions, {"binary": data["tau_m_cosine"]}, ax=axes[2],
+    plotting.plot_sweep(positions, {"binary": data["tau_m_cosine"]}, ax=axes[4],
                         xlabel=r"$1/\tau_m$ (1/ms), dt = 1 ms (0: IF)",
                         ylabel="cosine to the exact gradient",
                         title="Gradient alignment: membrane leak")
     plotting.plot_sweep(positions, {"binary": 100 * np.array(data["tau_m_accuracy"])},
-                        ax=axes[3], xlabel=r"$1/\tau_m$ (1/ms), dt = 1 ms (0: IF)",
+                        ax=axes[5], xlabel=r"$1/\tau_m$ (1/ms), dt = 1 ms (0: IF)",
                         ylabel="test accuracy (%)", title="Accuracy: membrane leak")
-    figure.suptitle("SPIDE with biophysical neuron detail (numpy reference, digits)",
-                    fontsize=11)
+    figure.suptitle(f"SPIDE with biophysical detail (numpy reference; digits, F{data['hidden']}, "
+                    f"{data['epochs']} epochs of training)", fontsize=11)
     return figure
 
 

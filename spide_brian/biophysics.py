@@ -38,13 +38,14 @@ from brian2.units.fundamentalunits import DimensionMismatchError, Quantity, get_
 
 from .config import SPIDEConfig
 
-__all__ = ["NeuronUnits", "UnitError", "parse_quantity", "check_quantity", "EXPECTED_UNITS",
-           "UNIT_OPTIONS"]
+__all__ = ["NeuronUnits", "UnitError", "parse_quantity", "check_quantity", "step_decay",
+           "EXPECTED_UNITS", "UNIT_OPTIONS"]
 
 #: The options of ``spide-brian train`` (and keys of a study) that take these quantities,
 #: and the parameter each one is.
 UNIT_OPTIONS = {"dt": "dt", "membrane_tau": "tau_m", "forward_duration": "forward_duration",
-                "backward_duration": "backward_duration", "refractory": "refractory"}
+                "backward_duration": "backward_duration", "refractory": "refractory",
+                "tau_syn": "tau_syn"}
 #: Each physical parameter, the unit its value must have and an example of one.
 EXPECTED_UNITS = {
     "dt": (brian_units.second, "a time", "1ms"),
@@ -52,6 +53,7 @@ EXPECTED_UNITS = {
     "forward_duration": (brian_units.second, "a time", "30ms"),
     "backward_duration": (brian_units.second, "a time", "100ms"),
     "refractory": (brian_units.second, "a time", "2ms"),
+    "tau_syn": (brian_units.second, "a time", "5ms"),
     "v_rest": (brian_units.volt, "a voltage", "-65mV"),
     "v_threshold": (brian_units.volt, "a voltage", "-50mV"),
 }
@@ -123,6 +125,14 @@ def parse_quantity(text, name, label=None):
         raise UnitError(f"{label}{str(error)[len(name):]}") from None
 
 
+def step_decay(tau, dt):
+    r"""The factor :math:`\exp(-dt/\tau)` by which a quantity with time constant ``tau``
+    decays over one step ``dt`` (1 for ``tau = inf``)."""
+    if math.isinf(float(tau)):
+        return 1.0
+    return math.exp(-float(dt / tau))
+
+
 def _whole_steps(name, duration, dt):
     steps = float(duration / dt)
     whole = round(steps)
@@ -145,16 +155,38 @@ class NeuronUnits:
         Membrane time constant; ``inf * second`` for the perfect integrator (IF).
     v_rest, v_threshold : Quantity
         Resting potential and forward threshold (voltages, ``v_threshold > v_rest``).
+    refractory : Quantity
+        Absolute refractory period of the forward neurons (a whole number of steps; 0: none;
+        docs/biophysics.md B3).
+    tau_syn : Quantity or None
+        Time constant of exponential current synapses; None: delta synapses (B4).
+
+    Examples
+    --------
+    >>> from brian2.units import ms
+    >>> config = NeuronUnits(dt=1 * ms, tau_m=20 * ms, refractory=2 * ms,
+    ...                      tau_syn=5 * ms).discrete()
+    >>> round(config.leaky, 4), config.refractory_steps, config.synapse
+    (0.9512, 2, 'exponential')
     """
 
     dt: Quantity = field(default_factory=lambda: 1 * brian_units.ms)
     tau_m: Quantity = field(default_factory=lambda: math.inf * brian_units.second)
     v_rest: Quantity = field(default_factory=lambda: -65 * brian_units.mV)
     v_threshold: Quantity = field(default_factory=lambda: -50 * brian_units.mV)
+    refractory: Quantity = field(default_factory=lambda: 0 * brian_units.ms)
+    tau_syn: Quantity = None
 
     def __post_init__(self):
-        for name in ("dt", "tau_m", "v_rest", "v_threshold"):
+        for name in ("dt", "tau_m", "v_rest", "v_threshold", "refractory"):
             check_quantity(name, getattr(self, name))
+        if self.tau_syn is not None:
+            check_quantity("tau_syn", self.tau_syn)
+            if not float(self.tau_syn) > 0:
+                raise UnitError(f"tau_syn must be > 0 (None for delta synapses), got "
+                                f"{self.tau_syn}")
+        if float(self.refractory) < 0:
+            raise UnitError(f"refractory must be >= 0, got {self.refractory}")
         if not float(self.dt) > 0:
             raise UnitError(f"dt must be > 0, got {self.dt}")
         if not float(self.tau_m) > 0:
@@ -166,9 +198,7 @@ class NeuronUnits:
     @property
     def leak(self):
         r"""The leak per step :math:`\lambda = \exp(-dt/\tau_m)` (1 for IF)."""
-        if math.isinf(float(self.tau_m)):
-            return 1.0
-        return math.exp(-float(self.dt / self.tau_m))
+        return step_decay(self.tau_m, self.dt)
 
     def steps(self, duration, name="forward_duration"):
         """The number of steps of ``dt`` in ``duration`` (which must be a whole number)."""
@@ -182,17 +212,27 @@ class NeuronUnits:
         """The membrane potential (volts) that the model's membrane value ``v`` stands for."""
         return self.v_rest + v * self.voltage_scale(config)
 
+    @property
+    def synapse_fields(self):
+        """The config fields of the synapses: ``synapse`` and ``synapse_leak``
+        (:math:`\exp(-dt/\tau_{syn})`)."""
+        if self.tau_syn is None:
+            return {"synapse": "delta", "synapse_leak": 0.0}
+        return {"synapse": "exponential", "synapse_leak": step_decay(self.tau_syn, self.dt)}
+
     def discrete(self, config=None, forward_duration=None, backward_duration=None):
-        """``config`` (default :class:`SPIDEConfig`) with the leak and, where given, the
-        numbers of forward and backward steps of these units.
+        """``config`` (default :class:`SPIDEConfig`) with the leak, the refractory steps, the
+        synapses and, where given, the numbers of forward and backward steps of these units.
 
         Raises
         ------
         UnitError
-            If a duration is not a whole number of steps.
+            If a duration or the refractory period is not a whole number of steps.
         """
         config = config or SPIDEConfig()
-        changes = {"leaky": self.leak}
+        changes = {"leaky": self.leak, "refractory_steps": self.steps(self.refractory,
+                                                                       "refractory"),
+                   **self.synapse_fields}
         if forward_duration is not None:
             changes["time_step"] = self.steps(forward_duration, "forward_duration")
         if backward_duration is not None:
@@ -201,11 +241,15 @@ class NeuronUnits:
 
     @classmethod
     def of(cls, config, dt=1 * brian_units.ms, **voltages):
-        r"""The units of ``config``'s leak at step ``dt``: :math:`\tau_m = -dt / \ln\lambda`."""
+        r"""The units of ``config`` at step ``dt``: :math:`\tau_m = -dt / \ln\lambda`, the
+        refractory period ``R dt`` and :math:`\tau_{syn} = -dt / \ln\lambda_s`."""
         dt = check_quantity("dt", dt)
         tau_m = math.inf * brian_units.second if config.leaky == 1.0 else \
             -dt / math.log(config.leaky)
-        return cls(dt=dt, tau_m=tau_m, **voltages)
+        tau_syn = (-dt / math.log(config.synapse_leak) if config.synapse == "exponential"
+                   else None)
+        return cls(dt=dt, tau_m=tau_m, refractory=config.refractory_steps * dt,
+                   tau_syn=tau_syn, **voltages)
 
     def durations(self, config):
         """``(forward, backward)`` phase durations of ``config``'s ``T`` and ``T_b``."""

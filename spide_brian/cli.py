@@ -145,7 +145,8 @@ def _device_options(args, backend):
 UNIT_FLAGS = {"membrane_tau": ("tau_m", "leaky"), "forward_duration": ("forward_duration",
                                                                        "time_step"),
               "backward_duration": ("backward_duration", "time_step_back"),
-              "refractory": ("refractory", "refractory_steps")}
+              "refractory": ("refractory", "refractory_steps"),
+              "tau_syn": ("tau_syn", "synapse_leak")}
 
 
 def _add_unit_flags(parser):
@@ -163,19 +164,22 @@ def _add_unit_flags(parser):
     group.add_argument("--refractory", default=None, metavar="TIME",
                        help="absolute refractory period of the forward neurons: "
                             "--refractory-steps becomes its number of steps (e.g. 2ms)")
+    group.add_argument("--tau-syn", default=None, metavar="TIME",
+                       help="time constant of exponential synapses (with --synapse "
+                            "exponential): --synapse-leak becomes exp(-dt/tau_syn) (e.g. 5ms)")
 
 
 def _unit_changes(args):
     """The config fields that the physical flags set (none given: nothing)."""
-    from .biophysics import NeuronUnits, UnitError, parse_quantity
+    from .biophysics import NeuronUnits, UnitError, parse_quantity, step_decay
 
     given = {flag: getattr(args, flag) for flag in UNIT_FLAGS
              if getattr(args, flag, None) is not None}
     if not given:
         if getattr(args, "dt", None) is not None:
             raise UsageError("--dt applies with --membrane-tau, --forward-duration, "
-                             "--backward-duration or --refractory; add one of them or drop "
-                             "--dt")
+                             "--backward-duration, --refractory or --tau-syn; add one of them "
+                             "or drop --dt")
         return {}
     for flag, (_, field) in UNIT_FLAGS.items():
         if flag in given and getattr(args, field, None) is not None:
@@ -192,6 +196,11 @@ def _unit_changes(args):
         changes = {}
         if "membrane_tau" in quantities:
             changes["leaky"] = units.leak
+        if "tau_syn" in quantities:
+            if not 0 < float(quantities["tau_syn"]) < math.inf:
+                raise UsageError(f"--tau-syn must be a finite positive time, got "
+                                 f"{quantities['tau_syn']}")
+            changes["synapse_leak"] = step_decay(quantities["tau_syn"], units.dt)
         for flag, name, field in (("forward_duration", "forward_duration", "time_step"),
                                   ("backward_duration", "backward_duration",
                                    "time_step_back"),

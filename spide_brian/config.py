@@ -15,21 +15,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SPIDEConfig", "ConfigError", "RESETS", "INITS", "TIMINGS", "GATES",
+__all__ = ["SPIDEConfig", "ConfigError", "RESETS", "INITS", "TIMINGS", "GATES", "SYNAPSES",
            "rate_normaliser"]
 
 RESETS = ("modified", "standard")
 INITS = ("kaiming", "unit_row_norm")
 TIMINGS = ("reference", "brian")
 GATES = ("binary", "slope")
+SYNAPSES = ("delta", "exponential")
 
 # the type of every field but hidden_sizes (a tuple of integers)
 INT_FIELDS = ("time_step", "time_step_back", "batch_size", "epochs", "seed",
               "warmup_iterations", "refractory_steps")
 FLOAT_FIELDS = ("vth", "vth_back", "leaky", "scale_factor", "lr", "momentum", "weight_decay",
-                "feedback_norm", "lr_decay", "dropout")
+                "feedback_norm", "lr_decay", "dropout", "synapse_leak")
 BOOL_FIELDS = ("feedback",)
-CHOICE_FIELDS = ("reset", "input_init", "hidden_init", "feedback_init", "timing", "gate")
+CHOICE_FIELDS = ("reset", "input_init", "hidden_init", "feedback_init", "timing", "gate",
+                 "synapse")
 STRING_FIELDS = ("model",)
 
 
@@ -114,6 +116,15 @@ class SPIDEConfig:
         slope of the neuron's steady-state transfer function at its rate
         (:func:`spide_brian.transfer.slope_of_rate`); the couples' input is scaled by it.
         The two differ only where the transfer function is not the clamp (refractoriness).
+    synapse : {'delta', 'exponential'}
+        Synapses of the spiking connections (feed-forward, feedback and the couples'
+        transposed input; the input connection drives the membrane directly).
+        ``'delta'``: a spike's current acts in one step (the SPIDE model).
+        ``'exponential'``: it becomes a current that decays by ``synapse_leak`` per step,
+        with unit total charge (docs/biophysics.md B4).
+    synapse_leak : float
+        Decay per step ``lambda_s = exp(-dt / tau_syn)`` of an exponential synapse's current,
+        in ``(0, 1)``; 0 for delta synapses.
     model : str
         A named network of :mod:`spide_brian.models` (convolutional layers and feedback,
         e.g. ``'mnist-conv-f'``); empty: the dense chain of ``hidden_sizes`` (which a named
@@ -146,6 +157,8 @@ class SPIDEConfig:
     dropout: float = 0.0
     refractory_steps: int = 0
     gate: str = "binary"
+    synapse: str = "delta"
+    synapse_leak: float = 0.0
     model: str = ""
 
     def __post_init__(self):
@@ -240,6 +253,13 @@ class SPIDEConfig:
         return float(self.refractory_steps) if self.gate == "slope" else 0.0
 
     @property
+    def synapse_gain(self) -> float:
+        """``1 - lambda_s``: the share of a step's synaptic input that enters the current of
+        an exponential synapse, so that its total charge is that of the delta synapse (1 for
+        delta synapses, whose current is the input itself)."""
+        return 1.0 - self.synapse_leak
+
+    @property
     def backward_gain(self) -> float:
         """Gain ``M/V`` of the couples' transposed input: a backward spike of magnitude
         ``M`` reaches the previous layer through the transposed weights divided by ``V``."""
@@ -320,6 +340,14 @@ class SPIDEConfig:
         self._check_choice("reset", RESETS)
         self._check_choice("timing", TIMINGS)
         self._check_choice("gate", GATES)
+        self._check_choice("synapse", SYNAPSES)
+        leak = float(self.synapse_leak)
+        if self.synapse == "exponential" and not 0.0 < leak < 1.0:
+            raise ConfigError(f"synapse_leak must lie in (0, 1) for exponential synapses "
+                              f"(exp(-dt/tau_syn), e.g. --tau-syn 5ms), got {leak}")
+        if self.synapse == "delta" and leak != 0.0:
+            raise ConfigError(f"synapse_leak {leak} needs synapse 'exponential' (delta "
+                              "synapses have none); add --synapse exponential")
         for name in ("input_init", "hidden_init", "feedback_init"):
             self._check_choice(name, INITS)
 

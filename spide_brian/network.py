@@ -116,6 +116,7 @@ def _constant_table(config):
         "back_gain": config.backward_gain, "radius": config.feedback_norm,
         "refractory_steps": float(config.refractory_steps),
         "count_max": float(config.count_max), "slope_refractory": config.slope_refractory,
+        "syn_leak": config.synapse_leak, "syn_gain": config.synapse_gain,
     }
     for suffix in ("", "_syn"):
         values["momentum" + suffix] = config.momentum
@@ -346,7 +347,7 @@ class SPIDENetwork:
                 namespace=self._dropout_namespace(layer.index))
             self._constant(group, "lam", "threshold", "rate_norm", "rate_norm_back",
                            "back_gain", "reset_amount", "refractory_steps", "count_max",
-                           "slope_refractory")
+                           "slope_refractory", "syn_leak", "syn_gain")
             self._optimiser_constants(group, divide=False, suffix="")
             # structure, not a setting: the bias joins the input's current in its layer
             group.bias_on_input = float(layer.index == self.topology.input.post)

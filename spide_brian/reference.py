@@ -64,6 +64,7 @@ __all__ = [
     "forward", "backward", "readout", "spike_gradients", "forward_backward", "input_currents",
     "layer_current",
     "SGDMomentum", "train_batch", "predict", "rate_normaliser", "backward_gain",
+    "ExponentialSynapse",
 ]
 
 
@@ -152,10 +153,16 @@ def _sum_terms(terms, start=None):
     return drive
 
 
-def layer_current(params, topology, layer, activity, input_current, dropout=None):
+def layer_current(params, topology, layer, activity, input_current, dropout=None,
+                  synapse=None):
     """The forward current into ``layer``, in the one summation order every implementation
     uses: the input's layer gets ``F x + b`` and then the term of each incoming connection;
     any other layer the terms and then its bias.
+
+    ``synapse`` (exponential synapses): a function of the summed term of the incoming
+    spiking connections that returns the synapses' current (:class:`ExponentialSynapse`);
+    the sum then stands for the terms. With dropout this needs one incoming spiking
+    connection (one mask per neuron for the current, as in the Brian2 model).
 
     ``activity(connection)`` is the pre activity a connection delivers (spikes of this or
     the previous step, or rates); ``input_current()`` gives ``F x + b`` (called only for the
@@ -163,14 +170,18 @@ def layer_current(params, topology, layer, activity, input_current, dropout=None
     connection's current is multiplied by its mask, the bias inside the current it joins:
     ``D_F (F x + b) + D_c (W_c s)`` for the input's layer, ``D_c (W_c s + b)`` elsewhere.
     """
-    terms = [c.kind.propagate(params[c.parameter], activity(c))
-             for c in topology.incoming(layer)]
+    connections = topology.incoming(layer)
+    terms = [c.kind.propagate(params[c.parameter], activity(c)) for c in connections]
+    if synapse is not None and terms:
+        if dropout is not None and len(terms) > 1:
+            raise ValueError(f"layer {layer} has {len(terms)} incoming spiking connections: "
+                             "exponential synapses with dropout need one per layer")
+        terms, connections = [synapse(_sum_terms(terms))], connections[:1]
     if dropout is None:
         if layer == topology.input.post:
             return _sum_terms(terms, input_current())
         owner_layer = topology.layers[layer]
         return _sum_terms(terms) + owner_layer.expand_bias(params[owner_layer.bias])
-    connections = topology.incoming(layer)
     if layer == topology.input.post:
         start = dropout[topology.input.parameter] * input_current()
     else:
@@ -181,6 +192,31 @@ def layer_current(params, topology, layer, activity, input_current, dropout=None
         start = None
     return _sum_terms((dropout[c.parameter] * term for c, term in zip(connections, terms)),
                       start)
+
+
+class ExponentialSynapse:
+    r"""The current of a population's exponential synapses, one state per neuron.
+
+    Each step, :math:`c \leftarrow \lambda_s c + (1 - \lambda_s) S` with ``S`` the summed
+    synaptic input of the step (``synapse_leak`` and ``synapse_gain`` of the config): a
+    spike's current decays geometrically and carries the charge of the delta synapse's
+    one-step current. The state starts at 0 with each sample.
+    """
+
+    def __init__(self, config):
+        self.leak, self.gain = config.synapse_leak, config.synapse_gain
+        self.current = 0.0
+
+    def __call__(self, summed):
+        self.current = self.leak * self.current + self.gain * summed
+        return self.current
+
+
+def _synapses(config, n_layers):
+    """One :class:`ExponentialSynapse` per layer, or ``None`` per layer for delta synapses."""
+    if config.synapse == "exponential":
+        return [ExponentialSynapse(config) for _ in range(n_layers)]
+    return [None] * n_layers
 
 
 def _arrival(connection, now, previous, same_step):
@@ -223,6 +259,7 @@ def forward(params, config, x, record=False, topology=None, dropout=None):
     weighted = [np.zeros((batch, n)) for n in sizes]
     previous = [np.zeros((batch, n)) for n in sizes]
     held = [np.zeros((batch, n)) for n in sizes]   # refractory steps left
+    synapses = _synapses(config, len(sizes))
     recorded = [np.zeros((steps, batch, n), dtype=bool) for n in sizes] if record else None
     same_step = config.timing == "reference"
     for t in range(steps):
@@ -233,7 +270,7 @@ def forward(params, config, x, record=False, topology=None, dropout=None):
 
         for layer in range(len(sizes)):
             drive = layer_current(params, topology, layer, arriving, lambda: current(t),
-                                  dropout)
+                                  dropout, synapses[layer])
             if refractory:
                 # a refractory neuron holds its membrane, loses the step's input, cannot fire
                 resting = held[layer] > 0
@@ -311,6 +348,7 @@ def backward(params, config, masks, gradient_current, record=False, topology=Non
     weighted = [np.zeros((batch, n)) for n in sizes]
     absolute = [np.zeros((batch, n)) for n in sizes]
     previous = [np.zeros((batch, n)) for n in sizes]
+    synapses = _synapses(config, n_layers)
     recorded = [np.zeros((steps, batch, n), dtype=np.int8) for n in sizes] if record else None
     same_step = config.timing == "reference"
     for t in range(steps):
@@ -322,6 +360,10 @@ def backward(params, config, masks, gradient_current, record=False, topology=Non
                                       _dropped(c, _arrival(c, now, previous, same_step)[c.post],
                                                dropout)) * gain
                      for c in topology.outgoing(layer))
+            if synapses[layer] is not None:
+                # the couples' synapses filter the transposed input; g drives them directly
+                summed = _sum_terms(terms)
+                terms = [] if summed is None else [synapses[layer](summed)]
             drive = _sum_terms(terms, g if layer == readout_layer else None)
             if slopes is not None:
                 drive = slopes[layer] * drive

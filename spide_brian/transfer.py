@@ -23,6 +23,8 @@ are the same, ``f_0`` the clamp.
 
 The LIF neuron (``lambda < 1``) keeps its leak-weighted rate and the clamp model of the
 method; these functions apply the refractory correction to that model unchanged.
+Exponential synapses (:attr:`SPIDEConfig.synapse`) carry the charge of the delta synapse,
+so they leave the transfer function as it is (docs/biophysics.md B4).
 """
 from __future__ import annotations
 

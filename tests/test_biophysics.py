@@ -108,3 +108,20 @@ def test_training_in_units_is_the_discrete_run(tmp_path):
     assert measured(a["history"]) == measured(b["history"])
     assert json.loads((in_units / "checkpoint.json").read_text())["config"]["leaky"] == \
         math.exp(-0.05)
+
+
+def test_refractory_period_and_synaptic_time_constant_map_to_the_config():
+    units = NeuronUnits(dt=0.5 * ms, tau_m=20 * ms, refractory=1.5 * ms, tau_syn=5 * ms)
+    config = units.discrete(SPIDEConfig())
+    assert config.refractory_steps == 3 and config.synapse == "exponential"
+    assert config.synapse_leak == math.exp(-0.5 / 5)
+    back = NeuronUnits.of(config, dt=0.5 * ms)
+    assert float(back.refractory / ms) == pytest.approx(1.5)
+    assert float(back.tau_syn / ms) == pytest.approx(5.0, rel=1e-12)
+    assert NeuronUnits.of(SPIDEConfig()).tau_syn is None
+    plain = NeuronUnits().discrete(config)             # delta synapses, no refractory period
+    assert (plain.synapse, plain.synapse_leak, plain.refractory_steps) == ("delta", 0.0, 0)
+    with pytest.raises(UnitError, match="refractory 1.2 ms is not a whole number of steps"):
+        NeuronUnits(dt=0.5 * ms, refractory=1.2 * ms).discrete()
+    with pytest.raises(UnitError, match="tau_syn must be a time"):
+        NeuronUnits(tau_syn=5 * mV)

@@ -23,7 +23,7 @@ from spide_brian.network import SPIDENetwork
 from spide_brian.routes import ROUTES, route_for, replay_factors
 from spide_brian.schedule import SampleTables
 
-from test_brian_model import (N_CLASSES, N_INPUTS, STRUCTURES, VARIANTS,
+from test_brian_model import (MODEL_VARIANTS, N_CLASSES, N_INPUTS, STRUCTURES, VARIANTS,
                               assert_matches_reference, make_case, make_frame_case,
                               reference_training, run_runtime)
 
@@ -69,6 +69,21 @@ def test_replay_route_runtime_matches_reference(structure, leaky, reset):
     trained, buffers = model.read_parameters()
     assert_matches_reference(config, params, x, y, model.per_sample(len(x)), trained, buffers)
     assert all(v == 0.0 for v in model.copy_mismatch().values())
+
+
+@replay_stack
+@pytest.mark.parametrize("structure", sorted(STRUCTURES))
+def test_replay_route_runtime_neuron_and_synapse_variants_match_reference(structure):
+    """Refractoriness, the slope gate and exponential synapses are constants of the one
+    model text, so GeNN's project (generated from that text) carries them; here the route
+    GeNN runs computes them exactly."""
+    for leaky, changes in MODEL_VARIANTS:
+        config, params, x, y = make_case(STRUCTURES[structure], leaky, "modified")
+        config = config.replace(**changes)
+        model = run_replay_runtime(config, params, x, y, genn_rules_on_numpy())
+        trained, buffers = model.read_parameters()
+        assert_matches_reference(config, params, x, y, model.per_sample(len(x)), trained,
+                                 buffers)
 
 
 @replay_stack

@@ -241,17 +241,18 @@ def test_trainer_chunks_long_data_into_runs():
         np.testing.assert_allclose(trainer.params[name], ref_params[name], rtol=1e-9, atol=1e-14)
 
 
-#: Refractory variants run through the same compiled program: (leaky, R, gate).
-REFRACTORY_VARIANTS = [(1.0, 2, "binary"), (0.9, 3, "slope")]
+#: Neuron and synapse variants run through the same compiled program: (leaky, changes).
+MODEL_VARIANTS = [(1.0, dict(refractory_steps=2)), (0.9, dict(refractory_steps=3, gate="slope")),
+                  (0.9, dict(synapse="exponential", synapse_leak=0.7, refractory_steps=1))]
 
 
 def _check_standalone_variants(model, structure):
-    """Run every IF/LIF and reset variant, and refractory periods with both gates, through
-    the compiled ``model`` with run_args (the constants of the variants are run_args)."""
+    """Run every IF/LIF and reset variant, refractory periods with both gates and exponential
+    synapses through the compiled ``model`` with run_args (the variants' constants are
+    run_args)."""
     cases = [(make_case(STRUCTURES[structure], leaky, reset), {}) for leaky, reset in VARIANTS]
-    cases += [(make_case(STRUCTURES[structure], leaky, "modified"),
-               dict(refractory_steps=refractory, gate=gate))
-              for leaky, refractory, gate in REFRACTORY_VARIANTS]
+    cases += [(make_case(STRUCTURES[structure], leaky, "modified"), changes)
+              for leaky, changes in MODEL_VARIANTS]
     for (config, params, x, y), changes in cases:
         config = config.replace(**changes)
         tables = SampleTables.build(x, y, CAPACITY, config)
@@ -267,8 +268,8 @@ def _check_standalone_variants(model, structure):
 
 @pytest.mark.standalone
 def test_standalone_chain_matches_reference(tmp_path):
-    """One compiled program of the three-layer chain runs all four variants and two
-    refractory ones."""
+    """One compiled program of the three-layer chain runs all four variants and the
+    refractory and synapse variants."""
     config, _, _, _ = make_case(STRUCTURES["chain"], 1.0, "modified")
     try:
         set_device("cpp_standalone", build_on_run=False)

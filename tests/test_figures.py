@@ -195,5 +195,10 @@ def test_fig7_slope_gate_keeps_the_gradient_aligned_under_refractoriness(built):
     assert np.all(np.diff(binary) < 0)                 # the binary gate drifts with R
     assert np.all(slope[1:] > binary[1:] + 0.02) and slope.min() > 0.95
     assert len(data["tau_m_cosine"]) == len(data["tau_m_ms"]) == len(data["tau_m_accuracy"])
-    for accuracies in [*data["refractory_accuracy"].values(), data["tau_m_accuracy"]]:
+    assert len(data["tau_syn_cosine"]) == len(data["tau_syn_ms"]) == len(data["tau_syn_accuracy"])
+    # exponential synapses keep the delta model's fixed point: the gradient stays aligned
+    assert data["tau_syn_ms"][0] == 0 and data["tau_syn_cosine"][0] == binary[0]
+    assert min(data["tau_syn_cosine"]) > 0.95
+    for accuracies in [*data["refractory_accuracy"].values(), data["tau_m_accuracy"],
+                       data["tau_syn_accuracy"]]:
         assert all(0.3 < a <= 1.0 for a in accuracies)   # every run learnt (10 classes)

@@ -6,8 +6,8 @@ From the bottom up:
 1. structure: the config, the topology, the parameters, the named recipes and the study grids;
 2. data: the dataset interface, the loaders, event frames and augmentation (the
    ``datasets`` subpackage);
-3. science: the numpy reference, the exact solver, the model text, the slot schedule, dropout,
-   energy and firing statistics, plots of them;
+3. science: the numpy reference, the exact solver, the neurons' transfer functions, the model
+   text, the slot schedule, dropout, energy and firing statistics, plots of them;
 4. model: the Brian2 builder and the devices it runs on;
 5. trainers: the training driver, both backends, checkpoints;
 6. interface: the command line, parameter sweeps on Dask, the figures and the benchmark.
@@ -22,8 +22,8 @@ LAYERS = (
     ("structure", {"config", "models", "topology", "parameters", "recipes", "study",
                    "biophysics"}),
     ("data", {"datasets"}),
-    ("science", {"reference", "exact", "equations", "schedule", "dropout", "energy", "firing",
-                 "plotting"}),
+    ("science", {"reference", "exact", "transfer", "equations", "schedule", "dropout", "energy",
+                 "firing", "plotting"}),
     ("model", {"network", "routes", "sharing", "devices", "footprint"}),
     ("trainers", {"trainer", "tally", "training", "brian_backend", "checkpoint"}),
     ("interface", {"cli", "sweep", "sweep_report", "figures", "bench"}),
