@@ -45,6 +45,16 @@ I_syn_post += w
 [forward_accumulate]
 grad = grad + beta_syn_post*rate_pre
 
+[conductance_forward_on_pre]
+# conductance synapses (forward_neuron.eq [conductance_current]): a positive weight opens the
+# excitatory conductance, a negative one the inhibitory conductance by |w|
+I_exc_post += w*int(w > 0)
+I_inh_post += -(w*int(w < 0))
+
+[feedback_conductance_forward_on_pre]
+I_exc_post += (w*fro_scale_post)*int(w > 0)
+I_inh_post += -((w*fro_scale_post)*int(w < 0))
+
 [positive_on_pre]
 I_back_post += w*keep
 

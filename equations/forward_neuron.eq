@@ -19,7 +19,13 @@
 #   one step late). The spiking connections' current is c_syn, the current of the synapses
 #   (docs/biophysics.md B4): c_syn <- syn_leak*c_syn + syn_gain*I_syn, syn_leak =
 #   exp(-dt/tau_syn) and syn_gain = 1 - syn_leak for exponential synapses; delta synapses
-#   have syn_leak = 0, syn_gain = 1 and c_syn = I_syn exactly.
+#   have syn_leak = 0, syn_gain = 1 and c_syn = I_syn exactly ([synaptic_current]).
+#   Conductance synapses ([conductance_current], docs/biophysics.md B5) receive the weights of
+#   excitatory and inhibitory spikes apart (I_exc, I_inh >= 0), keep them as conductances
+#   g_exc, g_inh (decay syn_leak, gain syn_gain) and give
+#       c_syn = g_exc*(1 - v*inverse_exc) - g_inh*(1 - v*inverse_inh)
+#   with v the membrane before the step (0 at the first forward step) and inverse_exc,
+#   inverse_inh the inverse reversal potentials above rest. The couples keep delta synapses.
 #   Refractoriness (R = refractory_steps, docs/biophysics.md B4): a spike sets held = R; while
 #   held > 0 the membrane is held (no leak, the step's inputs are lost), the neuron cannot
 #   fire, and held counts down by one per step. R = 0 (the SPIDE model): never held.
@@ -29,7 +35,8 @@
 #   gate, where slope_refractory = 0), all set once at the end of the forward phase. This
 #   group spikes only in the forward phase.
 # Backward, at the steps of the backward phase:
-#     c_back <- syn_leak*c_back + syn_gain*(I_back*back_gain)     (the couple's synapses)
+#     c_back <- back_syn_leak*c_back + back_syn_gain*(I_back*back_gain)   (the couple's
+#   synapses: syn_leak, syn_gain with exponential synapses; 0, 1 (delta) otherwise)
 #     u_back <- lam*u_back + back_slope*(grad_current + c_back)
 #   grad_current is g (last layer; readout.eq), zeroed at the error step before it arrives
 #   by events, or overwritten by a summed variable.
@@ -52,6 +59,10 @@
 v : 1                   # forward membrane potential (post-reset value between steps)
 I_syn : 1               # forward synaptic input received during the previous step
 c_syn : 1               # current of the forward synapses (= I_syn for delta synapses)
+I_exc : 1               # excitatory weights received during the previous step (conductances)
+I_inh : 1               # inhibitory |weights| received during the previous step
+g_exc : 1               # excitatory conductance
+g_inh : 1               # inhibitory conductance
 I_input : 1             # F x of the event frame received during the previous step
 input_current : 1       # F x (layer 0, summed from the input synapses; 0 in other layers)
 bias : 1                # constant current b_l
@@ -89,6 +100,10 @@ count_max : 1 (shared, constant)          # ceil(T/(R+1))
 slope_refractory : 1 (shared, constant)   # R with the 'slope' gate, else 0
 syn_leak : 1 (shared, constant)           # exp(-dt/tau_syn); 0 for delta synapses
 syn_gain : 1 (shared, constant)           # 1 - syn_leak
+back_syn_leak : 1 (shared, constant)      # syn_leak of the couples' synapses
+back_syn_gain : 1 (shared, constant)      # 1 - back_syn_leak
+inverse_exc : 1 (shared, constant)        # 1 / E_exc (conductances)
+inverse_inh : 1 (shared, constant)        # 1 / E_inh (conductances)
 rate_norm_back : 1 (shared, constant)
 back_gain : 1 (shared, constant)   # M/V: a unit couple spike of magnitude M, divided by V
 momentum : 1 (shared, constant)
@@ -113,7 +128,6 @@ fwd = int(forward_phase)
 fwd_first = int(forward_first)
 held = (1 - fwd_first)*held
 resting = fwd*int(held > 0.5)
-c_syn = fwd*((1 - fwd_first)*(syn_leak*c_syn) + syn_gain*I_syn) + (1 - fwd)*c_syn
 v = fwd*((1 - resting)*((1 - fwd_first)*(lam*v) + (drop_input*((input_current + I_input) + bias*bias_on_input) + drop_syn*(c_syn + bias*(1 - bias_on_input)))) + resting*v) + (1 - fwd)*v
 held = held - resting
 weighted_count = fwd*((1 - fwd_first)*(lam*weighted_count)) + (1 - fwd)*weighted_count
@@ -127,7 +141,7 @@ back_slope = fwd_end*((1 - slope_refractory*rate)*(1 - slope_refractory*rate)) +
 # backward integration (the first backward step starts from u_back = 0)
 bwd = int(backward_phase)
 bwd_first = int(backward_first)
-c_back = bwd*((1 - bwd_first)*(syn_leak*c_back) + syn_gain*(I_back*back_gain)) + (1 - bwd)*c_back
+c_back = bwd*((1 - bwd_first)*(back_syn_leak*c_back) + back_syn_gain*(I_back*back_gain)) + (1 - bwd)*c_back
 u_back = bwd*((1 - bwd_first)*(lam*u_back) + back_slope*(grad_current + c_back)) + (1 - bwd)*u_back
 weighted_back = bwd*((1 - bwd_first)*(lam*weighted_back)) + (1 - bwd)*weighted_back
 pos_count = (1 - bwd_first)*pos_count
@@ -140,6 +154,19 @@ beta = bwd_end*(weighted_back/rate_norm_back) + (1 - bwd_end)*beta
 beta_input = bwd_end*(beta*drop_input) + (1 - bwd_end)*beta_input
 beta_syn = bwd_end*(beta*drop_syn) + (1 - bwd_end)*beta_syn
 beta_bias = bwd_end*(beta*(bias_on_input*drop_input + (1 - bias_on_input)*drop_syn)) + (1 - bwd_end)*beta_bias
+
+[synaptic_current]
+# current-based synapses (delta or exponential), run before [every_step]
+c_syn = int(forward_phase)*((1 - int(forward_first))*(syn_leak*c_syn) + syn_gain*I_syn) + (1 - int(forward_phase))*c_syn
+
+[conductance_current]
+# conductance synapses, run before [every_step] (in place of [synaptic_current])
+g_exc = int(forward_phase)*((1 - int(forward_first))*(syn_leak*g_exc) + syn_gain*I_exc) + (1 - int(forward_phase))*g_exc
+g_inh = int(forward_phase)*((1 - int(forward_first))*(syn_leak*g_inh) + syn_gain*I_inh) + (1 - int(forward_phase))*g_inh
+v_before = (1 - int(forward_first))*v
+c_syn = int(forward_phase)*(g_exc*(1 - v_before*inverse_exc) - g_inh*(1 - v_before*inverse_inh)) + (1 - int(forward_phase))*c_syn
+I_exc = 0
+I_inh = 0
 
 [bias_learning]
 # a bias per neuron, appended to [every_step]: at the commit step accumulate the bias

@@ -22,13 +22,14 @@ RESETS = ("modified", "standard")
 INITS = ("kaiming", "unit_row_norm")
 TIMINGS = ("reference", "brian")
 GATES = ("binary", "slope")
-SYNAPSES = ("delta", "exponential")
+SYNAPSES = ("delta", "exponential", "conductance")
 
 # the type of every field but hidden_sizes (a tuple of integers)
 INT_FIELDS = ("time_step", "time_step_back", "batch_size", "epochs", "seed",
               "warmup_iterations", "refractory_steps")
 FLOAT_FIELDS = ("vth", "vth_back", "leaky", "scale_factor", "lr", "momentum", "weight_decay",
-                "feedback_norm", "lr_decay", "dropout", "synapse_leak")
+                "feedback_norm", "lr_decay", "dropout", "synapse_leak", "reversal_exc",
+                "reversal_inh")
 BOOL_FIELDS = ("feedback",)
 CHOICE_FIELDS = ("reset", "input_init", "hidden_init", "feedback_init", "timing", "gate",
                  "synapse")
@@ -116,15 +117,21 @@ class SPIDEConfig:
         slope of the neuron's steady-state transfer function at its rate
         (:func:`spide_brian.transfer.slope_of_rate`); the couples' input is scaled by it.
         The two differ only where the transfer function is not the clamp (refractoriness).
-    synapse : {'delta', 'exponential'}
-        Synapses of the spiking connections (feed-forward, feedback and the couples'
-        transposed input; the input connection drives the membrane directly).
-        ``'delta'``: a spike's current acts in one step (the SPIDE model).
+    synapse : {'delta', 'exponential', 'conductance'}
+        Synapses of the spiking connections (the input connection drives the membrane
+        directly). ``'delta'``: a spike's current acts in one step (the SPIDE model).
         ``'exponential'``: it becomes a current that decays by ``synapse_leak`` per step,
-        with unit total charge (docs/biophysics.md B4).
+        with unit total charge, on the forward and the couples' pathways (docs/biophysics.md
+        B4). ``'conductance'``: forward spikes open excitatory (``w > 0``) or inhibitory
+        (``w < 0``) conductances with reversal potentials ``reversal_exc`` and
+        ``reversal_inh``, decaying by ``synapse_leak`` (B5); the couples keep delta synapses.
     synapse_leak : float
         Decay per step ``lambda_s = exp(-dt / tau_syn)`` of an exponential synapse's current,
-        in ``(0, 1)``; 0 for delta synapses.
+        in ``(0, 1)``, or of a conductance, in ``[0, 1)``; 0 for delta synapses.
+    reversal_exc, reversal_inh : float
+        Reversal potentials of the excitatory and inhibitory conductances, in the model's
+        membrane units above rest (``(E - V_rest) / s``, docs/biophysics.md B1): the defaults
+        are 0 mV and -80 mV for a neuron resting at -65 mV with its threshold at -50 mV.
     model : str
         A named network of :mod:`spide_brian.models` (convolutional layers and feedback,
         e.g. ``'mnist-conv-f'``); empty: the dense chain of ``hidden_sizes`` (which a named
@@ -159,6 +166,8 @@ class SPIDEConfig:
     gate: str = "binary"
     synapse: str = "delta"
     synapse_leak: float = 0.0
+    reversal_exc: float = 65.0 / 15.0
+    reversal_inh: float = -1.0
     model: str = ""
 
     def __post_init__(self):
@@ -260,6 +269,11 @@ class SPIDEConfig:
         return 1.0 - self.synapse_leak
 
     @property
+    def conductances(self) -> bool:
+        """Whether the forward synapses are conductances (``synapse == 'conductance'``)."""
+        return self.synapse == "conductance"
+
+    @property
     def backward_gain(self) -> float:
         """Gain ``M/V`` of the couples' transposed input: a backward spike of magnitude
         ``M`` reaches the previous layer through the transposed weights divided by ``V``."""
@@ -345,6 +359,15 @@ class SPIDEConfig:
         if self.synapse == "exponential" and not 0.0 < leak < 1.0:
             raise ConfigError(f"synapse_leak must lie in (0, 1) for exponential synapses "
                               f"(exp(-dt/tau_syn), e.g. --tau-syn 5ms), got {leak}")
+        if self.synapse == "conductance" and not 0.0 <= leak < 1.0:
+            raise ConfigError(f"synapse_leak must lie in [0, 1) for conductances "
+                              f"(0: one-step pulses), got {leak}")
+        if not float(self.reversal_exc) > self.threshold:
+            raise ConfigError(f"reversal_exc must lie above the threshold {self.threshold} "
+                              f"(an excitatory conductance must be able to fire the neuron), "
+                              f"got {self.reversal_exc}")
+        if not float(self.reversal_inh) < 0.0:
+            raise ConfigError(f"reversal_inh must lie below rest (0), got {self.reversal_inh}")
         if self.synapse == "delta" and leak != 0.0:
             raise ConfigError(f"synapse_leak {leak} needs synapse 'exponential' (delta "
                               "synapses have none); add --synapse exponential")

@@ -38,7 +38,7 @@ from brian2 import (NeuronGroup, StateMonitor, Synapses, TimedArray, defaultcloc
 from brian2.utils.logger import get_logger
 
 from . import equations as eq
-from .devices import Capabilities, capabilities
+from .devices import Capabilities, capabilities, check_synapses
 from .dropout import drops_any
 from .parameters import project_feedback
 from .routes import Plasticity, check_dropout, replay_factors, route_for
@@ -117,6 +117,10 @@ def _constant_table(config):
         "refractory_steps": float(config.refractory_steps),
         "count_max": float(config.count_max), "slope_refractory": config.slope_refractory,
         "syn_leak": config.synapse_leak, "syn_gain": config.synapse_gain,
+        "inverse_exc": 1.0 / config.reversal_exc, "inverse_inh": 1.0 / config.reversal_inh,
+        # the couples' synapses: exponential with exponential synapses, else delta
+        "back_syn_leak": config.synapse_leak if config.synapse == "exponential" else 0.0,
+        "back_syn_gain": config.synapse_gain if config.synapse == "exponential" else 1.0,
     }
     for suffix in ("", "_syn"):
         values["momentum" + suffix] = config.momentum
@@ -163,6 +167,7 @@ class SPIDENetwork:
         #: Layers and connections of the model (:class:`~spide_brian.topology.Topology`).
         self.topology = Topology.from_config(config, self.n_inputs, self.n_classes)
         check_shared_parameters(self.caps, self.topology)
+        check_synapses(self.caps, config)
         if len(self.topology.restricted) > 1:
             raise NotImplementedError("the Brian2 model restricts one feedback connection; "
                                       f"this topology has {len(self.topology.restricted)}")
@@ -347,7 +352,8 @@ class SPIDENetwork:
                 namespace=self._dropout_namespace(layer.index))
             self._constant(group, "lam", "threshold", "rate_norm", "rate_norm_back",
                            "back_gain", "reset_amount", "refractory_steps", "count_max",
-                           "slope_refractory", "syn_leak", "syn_gain")
+                           "slope_refractory", "syn_leak", "syn_gain", "back_syn_leak",
+                           "back_syn_gain", "inverse_exc", "inverse_inh")
             self._optimiser_constants(group, divide=False, suffix="")
             # structure, not a setting: the bias joins the input's current in its layer
             group.bias_on_input = float(layer.index == self.topology.input.post)
@@ -355,7 +361,9 @@ class SPIDENetwork:
             group.drop_syn = 1.0
             group.back_slope = 1.0
             own_bias = layer.has_bias and not layer.shares_bias
-            self._every_step(group, "forward_neuron", extra=("bias_learning",) if own_bias else ())
+            current = "conductance_current" if self.config.conductances else "synaptic_current"
+            self._every_step(group, "forward_neuron", section=current,
+                             extra=("every_step",) + (("bias_learning",) if own_bias else ()))
             if layer.shares_bias:
                 self._channel_bias(layer, group)
             if self.dropout:
@@ -539,8 +547,9 @@ class SPIDENetwork:
         def plasticity(section):
             return Plasticity("connection", section, "reset_amount_syn", project)
 
+        forward = "conductance_forward_on_pre" if self.config.conductances else "forward_on_pre"
         self._copy(connection, False, source, target, model, plasticity("forward_accumulate"),
-                   on_pre=eq.statements("connection", f"{prefix}forward_on_pre"))
+                   on_pre=eq.statements("connection", prefix + forward))
         transposed_model = model + eq.model_equations("connection", "transposed_model")
         for sign, half in (("positive", positive_source), ("negative", negative_source)):
             syn = self._copy(connection, True, half, source, transposed_model,

@@ -64,7 +64,7 @@ __all__ = [
     "forward", "backward", "readout", "spike_gradients", "forward_backward", "input_currents",
     "layer_current",
     "SGDMomentum", "train_batch", "predict", "rate_normaliser", "backward_gain",
-    "ExponentialSynapse",
+    "ExponentialSynapse", "ConductanceSynapse",
 ]
 
 
@@ -159,10 +159,11 @@ def layer_current(params, topology, layer, activity, input_current, dropout=None
     uses: the input's layer gets ``F x + b`` and then the term of each incoming connection;
     any other layer the terms and then its bias.
 
-    ``synapse`` (exponential synapses): a function of the summed term of the incoming
-    spiking connections that returns the synapses' current (:class:`ExponentialSynapse`);
-    the sum then stands for the terms. With dropout this needs one incoming spiking
-    connection (one mask per neuron for the current, as in the Brian2 model).
+    ``synapse`` (exponential or conductance synapses, :class:`ExponentialSynapse`,
+    :class:`ConductanceSynapse`): the state of the layer's synapses, whose ``current``
+    of the incoming spiking connections' activity stands for their terms. With dropout this
+    needs one incoming spiking connection (one mask per neuron for the current, as in the
+    Brian2 model).
 
     ``activity(connection)`` is the pre activity a connection delivers (spikes of this or
     the previous step, or rates); ``input_current()`` gives ``F x + b`` (called only for the
@@ -171,12 +172,15 @@ def layer_current(params, topology, layer, activity, input_current, dropout=None
     ``D_F (F x + b) + D_c (W_c s)`` for the input's layer, ``D_c (W_c s + b)`` elsewhere.
     """
     connections = topology.incoming(layer)
-    terms = [c.kind.propagate(params[c.parameter], activity(c)) for c in connections]
-    if synapse is not None and terms:
-        if dropout is not None and len(terms) > 1:
-            raise ValueError(f"layer {layer} has {len(terms)} incoming spiking connections: "
-                             "exponential synapses with dropout need one per layer")
-        terms, connections = [synapse(_sum_terms(terms))], connections[:1]
+    if synapse is not None and connections:
+        if dropout is not None and len(connections) > 1:
+            raise ValueError(f"layer {layer} has {len(connections)} incoming spiking "
+                             "connections: exponential or conductance synapses with dropout "
+                             "need one per layer")
+        terms = [synapse.current(params, connections, activity)]
+        connections = connections[:1]
+    else:
+        terms = [c.kind.propagate(params[c.parameter], activity(c)) for c in connections]
     if dropout is None:
         if layer == topology.input.post:
             return _sum_terms(terms, input_current())
@@ -205,17 +209,65 @@ class ExponentialSynapse:
 
     def __init__(self, config):
         self.leak, self.gain = config.synapse_leak, config.synapse_gain
-        self.current = 0.0
+        self.state = 0.0
 
     def __call__(self, summed):
-        self.current = self.leak * self.current + self.gain * summed
-        return self.current
+        self.state = self.leak * self.state + self.gain * summed
+        return self.state
+
+    def current(self, params, connections, activity):
+        """The current of the step from the incoming connections' delivered ``activity``."""
+        return self(_sum_terms(c.kind.propagate(params[c.parameter], activity(c))
+                               for c in connections))
 
 
-def _synapses(config, n_layers):
-    """One :class:`ExponentialSynapse` per layer, or ``None`` per layer for delta synapses."""
+class ConductanceSynapse:
+    r"""Excitatory and inhibitory conductances of a population (docs/biophysics.md B5).
+
+    A spike through a weight ``w > 0`` opens the excitatory conductance by ``w``, through
+    ``w < 0`` the inhibitory one by ``|w|``; each decays by ``lambda_s`` per step with the
+    charge normalisation of :class:`ExponentialSynapse`:
+
+    .. math::
+
+        g_e \leftarrow \lambda_s g_e + (1 - \lambda_s) [W]_+ s, \quad
+        g_i \leftarrow \lambda_s g_i + (1 - \lambda_s) [-W]_+ s, \quad
+        I = g_e (1 - v / E_e) - g_i (1 - v / E_i)
+
+    with ``v`` the membrane before the step (set in :attr:`membrane`; 0 at the first step)
+    and ``E_e``, ``E_i`` the reversal potentials above rest. At rest (``v = 0``) the current
+    is that of the current-based synapse, ``W s``; the driving force makes excitation weaker
+    and inhibition stronger as ``v`` rises. A learnt weight that changes sign moves from one
+    conductance to the other.
+    """
+
+    def __init__(self, config):
+        self.leak, self.gain = config.synapse_leak, config.synapse_gain
+        self.inverse_exc = 1.0 / config.reversal_exc
+        self.inverse_inh = 1.0 / config.reversal_inh
+        self.excitatory = self.inhibitory = 0.0
+        self.membrane = 0.0
+
+    def current(self, params, connections, activity):
+        """The synaptic current of the step from the connections' delivered ``activity``."""
+        opened = _sum_terms(c.kind.propagate(np.maximum(params[c.parameter], 0.0), activity(c))
+                            for c in connections)
+        inhibiting = _sum_terms(c.kind.propagate(np.maximum(-params[c.parameter], 0.0),
+                                                 activity(c)) for c in connections)
+        self.excitatory = self.leak * self.excitatory + self.gain * opened
+        self.inhibitory = self.leak * self.inhibitory + self.gain * inhibiting
+        v = self.membrane
+        return (self.excitatory * (1.0 - v * self.inverse_exc)
+                - self.inhibitory * (1.0 - v * self.inverse_inh))
+
+
+def _synapses(config, n_layers, stage="forward"):
+    """The synapse state of each layer for ``stage`` (None per layer for delta synapses):
+    exponential synapses act in both stages, conductances in the forward stage only."""
     if config.synapse == "exponential":
         return [ExponentialSynapse(config) for _ in range(n_layers)]
+    if config.synapse == "conductance" and stage == "forward":
+        return [ConductanceSynapse(config) for _ in range(n_layers)]
     return [None] * n_layers
 
 
@@ -269,6 +321,8 @@ def forward(params, config, x, record=False, topology=None, dropout=None):
             return _arrival(connection, now, previous, same_step)[connection.pre]
 
         for layer in range(len(sizes)):
+            if config.conductances:
+                synapses[layer].membrane = v[layer]     # the driving force's membrane
             drive = layer_current(params, topology, layer, arriving, lambda: current(t),
                                   dropout, synapses[layer])
             if refractory:
@@ -348,7 +402,7 @@ def backward(params, config, masks, gradient_current, record=False, topology=Non
     weighted = [np.zeros((batch, n)) for n in sizes]
     absolute = [np.zeros((batch, n)) for n in sizes]
     previous = [np.zeros((batch, n)) for n in sizes]
-    synapses = _synapses(config, n_layers)
+    synapses = _synapses(config, n_layers, "backward")
     recorded = [np.zeros((steps, batch, n), dtype=np.int8) for n in sizes] if record else None
     same_step = config.timing == "reference"
     for t in range(steps):

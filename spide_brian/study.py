@@ -22,8 +22,8 @@ A study file has three tables::
 An axis (and a ``[base]`` key) is any :class:`~spide_brian.config.SPIDEConfig` field, one
 of ``dataset``, ``limit`` and ``seed`` (the config's seed), or a physical option of
 ``spide-brian train`` given as a string with its unit (``dt``, ``membrane_tau``,
-``forward_duration``, ``backward_duration``: ``membrane_tau = ["10ms", "20ms", "inf"]``,
-checked for their dimensions here). The grid is the product of the
+``forward_duration``, ``backward_duration``, ``refractory``, ``tau_syn``:
+``membrane_tau = ["10ms", "20ms", "inf"]``, checked for their dimensions here). The grid is the product of the
 axes; each point has a stable id, a short hash of its complete settings (every config
 field, the dataset, the limit and the backend), so that the same point of an edited study
 keeps its id and its result. Only names are checked here: a value the config refuses

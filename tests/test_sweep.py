@@ -130,6 +130,23 @@ def test_physical_options_are_axes_passed_to_train_with_their_units(tmp_path):
         assert config.leaky == (1.0 if value == "inf" else math.exp(-0.05))
 
 
+def test_refractory_study_points_train_with_their_period_and_gate(tmp_path):
+    """The shipped study of docs/biophysics.md B3: 4 periods x 2 gates x 2 seeds; a point's
+    flags train the period it names."""
+    study = load_study(Path(__file__).resolve().parent.parent / "studies" /
+                       "digits_refractory_gate.toml")
+    assert len(study.points) == 16
+    point = next(p for p in study.points
+                 if p.axes["refractory"] == "2ms" and p.axes["gate"] == "slope")
+    flags = point.train_flags()
+    assert flags[flags.index("--refractory") + 1] == "2ms"
+    out = tmp_path / "point"
+    assert main(["train", *flags, "--epochs", "1", "--limit", "64", "--hidden-sizes", "16",
+                 "--out", str(out), "--quiet"]) == 0
+    config = load_checkpoint(out)["config"]
+    assert (config.refractory_steps, config.gate) == (2, "slope")
+
+
 # -- sweeps on a real cluster ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def cluster():

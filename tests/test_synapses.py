@@ -1,5 +1,6 @@
-"""Exponential current synapses: the synaptic current's dynamics, the unchanged equilibrium,
-the Brian2 model against the reference (with refractoriness and dropout), and the flags."""
+"""Exponential current synapses and conductance synapses: their dynamics, the unchanged
+equilibrium of the former, the Brian2 model against the reference (with refractoriness and
+dropout), the device refusal of conductances on GeNN, and the flags."""
 import math
 import sys
 
@@ -12,6 +13,9 @@ from spide_brian.brian_backend import BrianTrainer
 from spide_brian.checkpoint import load_checkpoint
 from spide_brian.cli import main
 from spide_brian.config import ConfigError, SPIDEConfig
+from spide_brian.devices import capabilities
+from spide_brian.network import SPIDENetwork
+from spide_brian.topology import Topology
 from spide_brian.training import ReferenceTrainer
 
 from conftest import make_network
@@ -24,10 +28,9 @@ SMALL = ["--backend", "reference", "--limit", "96", "--hidden-sizes", "20", "--b
 
 
 def test_one_spike_becomes_a_decaying_current_of_unit_charge():
-    """Layer 0 fires once (at step 0, then is silenced); layer 1 receives the current
-    w (1 - lambda_s) lambda_s^k from the next step on, summing to w."""
-    config = SPIDEConfig(hidden_sizes=(1, 1), feedback=False, time_step=60, timing="brian",
-                         synapse="exponential", synapse_leak=0.8, vth=1e9)
+    """A summed input of 2 at one step becomes the currents 2 (1 - lambda_s) lambda_s^k,
+    summing to 2."""
+    config = SPIDEConfig(synapse="exponential", synapse_leak=0.8)
     synapse = ref.ExponentialSynapse(config)
     currents = [synapse(2.0)] + [synapse(0.0) for _ in range(200)]
     np.testing.assert_allclose(currents[:4], 2.0 * 0.2 * 0.8 ** np.arange(4), rtol=1e-15)
@@ -80,11 +83,88 @@ def test_trainers_agree_with_exponential_synapses_and_dropout():
     assert_trainers_agree_over_epochs(brian, reference, x, y)
 
 
+# -- conductances -------------------------------------------------------------------------------
+def _conductance_layer(weights, leak=0.0):
+    config = SPIDEConfig(hidden_sizes=(2,), feedback=False, synapse="conductance",
+                         synapse_leak=leak, reversal_exc=4.0, reversal_inh=-1.0)
+    topology = Topology.from_config(config, 2, 2)
+    connection = topology.input   # any connection kind: only its propagate() is used
+    synapse = ref.ConductanceSynapse(config)
+    params = {connection.parameter: np.asarray(weights, dtype=float)}
+    return synapse, params, connection
+
+
+def test_conductances_split_the_weights_by_sign_and_feel_the_driving_force():
+    weights = [[1.0, -0.5], [-2.0, 0.25]]
+    synapse, params, connection = _conductance_layer(weights)
+    spikes = np.array([[1.0, 1.0]])
+    # at rest the current is the current-based one, W s
+    at_rest = synapse.current(params, [connection], lambda c: spikes)
+    np.testing.assert_allclose(at_rest, spikes @ np.array(weights).T, rtol=1e-15)
+    np.testing.assert_array_equal(synapse.excitatory, [[1.0, 0.25]])
+    np.testing.assert_array_equal(synapse.inhibitory, [[0.5, 2.0]])
+    # near threshold (v = 2): excitation weakens by 1 - 2/4, inhibition grows by 1 + 2/1
+    synapse, params, connection = _conductance_layer(weights)
+    synapse.membrane = np.array([[2.0, 2.0]])
+    current = synapse.current(params, [connection], lambda c: spikes)
+    np.testing.assert_allclose(current, [[1.0 * 0.5 - 0.5 * 3.0, 0.25 * 0.5 - 2.0 * 3.0]])
+    # a weight that changes sign moves to the other conductance
+    synapse, params, connection = _conductance_layer([[-1.0, -0.5], [-2.0, 0.25]])
+    synapse.current(params, [connection], lambda c: spikes)
+    np.testing.assert_array_equal(synapse.excitatory, [[0.0, 0.25]])
+    np.testing.assert_array_equal(synapse.inhibitory, [[1.5, 2.0]])
+
+
+def test_conductances_change_the_forward_rates_and_leave_the_couples_delta(rng):
+    config, params = make_network((30, 20), timing="brian")
+    x = rng.uniform(0, 1, (6, 50))
+    delta = ref.forward(params, config, x)
+    conductance = config.replace(synapse="conductance")
+    changed = ref.forward(params, conductance, x)
+    assert not np.array_equal(delta.counts[1], changed.counts[1])
+    # the backward stage of the same masks is the delta model's
+    g = rng.normal(0, 0.1, (6, 20))
+    for a, b in zip(ref.backward(params, config, changed.masks, g).beta,
+                    ref.backward(params, conductance, changed.masks, g).beta):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("structure", sorted(STRUCTURES))
+@pytest.mark.parametrize("leaky,refractory,leak", [(1.0, 0, 0.0), (0.9, 2, 0.6)])
+def test_runtime_conductances_match_reference(structure, leaky, refractory, leak):
+    config, params, x, y = make_case(STRUCTURES[structure], leaky, "modified")
+    config = config.replace(synapse="conductance", synapse_leak=leak,
+                            refractory_steps=refractory)
+    model = run_runtime(config, params, x, y)
+    trained, buffers = model.read_parameters()
+    assert_matches_reference(config, params, x, y, model.per_sample(len(x)), trained, buffers)
+
+
+def test_genn_refuses_conductances_in_one_line():
+    config, _, _, _ = make_case(STRUCTURES["one_layer"], 1.0, "modified")
+    with pytest.raises(ValueError, match="capability event_writes_two_targets"):
+        SPIDENetwork(config.replace(synapse="conductance"), 5, 3, 9,
+                     device=capabilities("genn"))
+
+
+@pytest.mark.standalone
+def test_standalone_trainer_with_conductances_matches_reference(tmp_path):
+    config, params, x, y = make_case(STRUCTURES["one_layer"], 0.9, "modified")
+    config = config.replace(synapse="conductance", synapse_leak=0.5, refractory_steps=1)
+    with BrianTrainer(config, params, device="cpp_standalone",
+                      build_dir=str(tmp_path / "build")) as brian:
+        assert_trainers_agree_over_epochs(brian, ReferenceTrainer(config, params), x, y)
+
+
 @pytest.mark.parametrize("given,message", [
     (dict(synapse="exponential"), "synapse_leak must lie in (0, 1) for exponential synapses"),
     (dict(synapse="exponential", synapse_leak=1.0), "synapse_leak must lie in (0, 1)"),
     (dict(synapse_leak=0.5), "synapse_leak 0.5 needs synapse 'exponential'"),
-    (dict(synapse="alpha"), "synapse must be one of delta, exponential"),
+    (dict(synapse="alpha"), "synapse must be one of delta, exponential, conductance"),
+    (dict(synapse="conductance", synapse_leak=1.0), "synapse_leak must lie in [0, 1) for "
+                                                    "conductances"),
+    (dict(reversal_exc=0.5), "reversal_exc must lie above the threshold 1.0"),
+    (dict(reversal_inh=0.5), "reversal_inh must lie below rest (0)"),
 ])
 def test_invalid_synapse_settings_are_refused(given, message):
     with pytest.raises(ConfigError) as error:

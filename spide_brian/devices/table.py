@@ -12,6 +12,7 @@ rerun_without_build       no       no       yes             no    no
 batch_clock_update        yes      yes      yes             no    yes
 event_reads_source        yes      yes      yes             no    yes
 shared_parameters         yes      yes      yes             no    no
+event_writes_two_targets  yes      yes      yes             no    yes
 event_delivery_steps      0        0        0               1     0
 step_order                Brian2   Brian2   Brian2          GeNN  Brian2
 ========================  =======  =======  ==============  ====  ===============
@@ -40,6 +41,10 @@ variables indexed by a synaptic variable; its gradient is gathered by a summed v
 moved to the commit step (:mod:`spide_brian.sharing`). brian2genn has no linked variables;
 on brian2cuda the construction has not been built yet, so it is refused there. Needs the
 direct route (off on brian2 < 2.6, as ``synaptic_rr_reads_groups``).
+``event_writes_two_targets``: one ``on_pre`` may write two postsynaptic variables (a
+conductance synapse opens the excitatory or the inhibitory conductance of its target,
+docs/biophysics.md B5); brian2genn allows one ``+=`` per event, so conductances are refused
+on genn.
 ``event_delivery_steps``: the device step, counted from a spike's own step, in which its
 synaptic events are applied: 0 under Brian2's schedule (after the thresholds of the same
 step), 1 on GeNN (in the neuron update of the next step, after that step's host-side
@@ -68,7 +73,7 @@ import shutil
 from dataclasses import dataclass, replace
 
 __all__ = ["Capabilities", "CAPABILITIES", "capabilities", "default_device", "DEVICE_ALIASES",
-           "GENN_STEP_ORDER", "brian2_at_least"]
+           "GENN_STEP_ORDER", "brian2_at_least", "check_synapses"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,7 @@ class Capabilities:
     batch_clock_update: bool
     event_reads_source: bool
     shared_parameters: bool = False
+    event_writes_two_targets: bool = True
     event_delivery_steps: int = 0
     step_order: tuple | None = None
     codegen_target: str | None = None
@@ -109,6 +115,7 @@ CAPABILITIES = {
     "genn": Capabilities("genn", standalone=True, slow_clock_summed=False,
                          synaptic_rr_reads_groups=False, rerun_without_build=False,
                          batch_clock_update=False, event_reads_source=False,
+                         event_writes_two_targets=False,
                          event_delivery_steps=1, step_order=GENN_STEP_ORDER,
                          note="brian2genn (brian2 2.5.x stack): event-driven gradients "
                               "(the replay route of spide_brian.routes), one build per run"),
@@ -134,6 +141,17 @@ def capabilities(device: str) -> Capabilities:
         # variables gives wrong gradients (numpy target); the replay route is exact there
         caps = replace(caps, synaptic_rr_reads_groups=False, shared_parameters=False)
     return caps
+
+
+def check_synapses(caps, config):
+    """Raise a ``ValueError`` naming the fix where the device ``caps`` cannot build the
+    synapses of ``config`` (conductances need ``event_writes_two_targets``)."""
+    if config.synapse == "conductance" and not caps.event_writes_two_targets:
+        raise ValueError(
+            f"conductance synapses open one of two conductances per spike, which the "
+            f"{caps.name} device cannot write from one event (capability "
+            "event_writes_two_targets); use numpy, cython or cpp_standalone, or --backend "
+            "reference")
 
 
 def brian2_at_least(major, minor):
