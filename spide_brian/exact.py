@@ -74,6 +74,11 @@ def equilibrium(params, config, x, tolerance=1e-13, max_iterations=100000, topol
     Converges when the feedback loop is contractive (``||W_fb||_F`` times the feed-forward
     gains below ``V``); raises ``RuntimeError`` otherwise.
     """
+    if config.synapse == "conductance":
+        raise NotImplementedError(
+            "the equilibrium of conductance synapses (rate model of dv/dt = G - H v, "
+            "docs/biophysics.md B5) is not solved here yet; current synapses (delta or "
+            "exponential) share the clamp model")
     x = np.asarray(x, dtype=np.float64)
     topology = topology or topology_of(config, params)
     rates = [np.zeros((x.shape[0], layer.size)) for layer in topology.layers]

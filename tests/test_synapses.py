@@ -129,6 +129,12 @@ def test_conductances_change_the_forward_rates_and_leave_the_couples_delta(rng):
         np.testing.assert_array_equal(a, b)
 
 
+def test_exact_solver_refuses_the_conductance_model_it_does_not_solve(rng):
+    config, params = make_network((10,), synapse="conductance")
+    with pytest.raises(NotImplementedError, match="conductance synapses"):
+        exact.equilibrium(params, config, rng.uniform(0, 1, (2, 50)))
+
+
 @pytest.mark.parametrize("structure", sorted(STRUCTURES))
 @pytest.mark.parametrize("leaky,refractory,leak", [(1.0, 0, 0.0), (0.9, 2, 0.6)])
 def test_runtime_conductances_match_reference(structure, leaky, refractory, leak):
