@@ -14,6 +14,22 @@ def make_network(sizes, seed=0, n_inputs=50, n_classes=10, **overrides):
     return config, init_parameters(config, n_inputs, n_classes, seed=seed)
 
 
+#: A training run of seconds: the reference on 96 digits, 20 neurons, one epoch.
+SMALL_TRAIN = ["--backend", "reference", "--limit", "96", "--hidden-sizes", "20",
+               "--batch-size", "16", "--epochs", "1", "--quiet"]
+
+
+def assert_train_refused(tmp_path, capsys, flags, message):
+    """``spide-brian train FLAGS --out tmp_path/run`` fails with ``message`` on one line, no
+    traceback, and leaves no run folder."""
+    from spide_brian.cli import main
+
+    assert main(["train", *flags, "--out", str(tmp_path / "run")]) != 0
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

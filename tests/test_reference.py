@@ -114,21 +114,26 @@ def test_implicit_gradient_passes_finite_difference_check():
         np.testing.assert_allclose(grads[name], numeric, atol=1e-8, rtol=1e-5, err_msg=name)
 
 
+def spike_vs_exact_cosine(sizes, seed, **overrides):
+    """Cosine between the spike-based gradients of the spiking layers and the exact implicit
+    gradient, for a random network and 64 random samples of 50 inputs."""
+    config, params = make_network(sizes, seed, **overrides)
+    rng = np.random.default_rng(seed)
+    x, labels = rng.uniform(0, 1, (64, 50)), rng.integers(0, 10, 64)
+    exact_grads = exact.implicit_gradients(params, config, x, labels)
+    kappa = config.scale_factor / 64
+    result = ref.forward_backward(
+        params, config, x,
+        lambda fwd: ref.readout(params, fwd.rates[-1], labels, kappa).gradient_current)
+    names = sorted(result.gradients)
+    return _cosine(np.concatenate([result.gradients[k].ravel() for k in names]),
+                   np.concatenate([exact_grads[k].ravel() for k in names]))
+
+
 @pytest.mark.parametrize("sizes,minimum", [((100,), 0.98), ((60, 50, 40), 0.9)])
 def test_spike_gradient_aligns_with_exact_implicit_gradient(sizes, minimum):
-    cosines = []
-    for seed in range(3):
-        config, params = make_network(sizes, seed, time_step=30, time_step_back=250)
-        rng = np.random.default_rng(seed)
-        x, labels = rng.uniform(0, 1, (64, 50)), rng.integers(0, 10, 64)
-        exact_grads = exact.implicit_gradients(params, config, x, labels)
-        kappa = config.scale_factor / 64
-        result = ref.forward_backward(
-            params, config, x,
-            lambda fwd: ref.readout(params, fwd.rates[-1], labels, kappa).gradient_current)
-        names = sorted(result.gradients)
-        cosines.append(_cosine(np.concatenate([result.gradients[k].ravel() for k in names]),
-                               np.concatenate([exact_grads[k].ravel() for k in names])))
+    cosines = [spike_vs_exact_cosine(sizes, seed, time_step=30, time_step_back=250)
+               for seed in range(3)]
     print(f"spike vs exact gradient cosine {sizes}: {np.round(cosines, 4)}")
     assert min(cosines) >= minimum
 
