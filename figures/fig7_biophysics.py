@@ -12,8 +12,9 @@ The details: the absolute refractory period ``R`` (docs/biophysics.md B3), with 
 and with the slope-corrected gate; the time constant ``tau_syn`` of exponential current
 synapses (B4; 0 stands for delta synapses), whose rate model is the delta model's; and the
 membrane time constant ``tau_m`` at ``dt = 1 ms`` (LIF leak ``exp(-dt/tau_m)``; ``inf`` is
-the IF neuron), measured against the clamp model of the method. The numbers go to
-``fig7_biophysics.json``.
+the IF neuron), measured against the clamp model of the method; and conductance synapses
+(B5) with pulse conductances (``tau_syn`` 0) and decaying ones, measured against the
+conductance model's own rate model. The numbers go to ``fig7_biophysics.json``.
 
 Usage: ``python figures/fig7_biophysics.py [--out DIR] [--full]``
 """
@@ -38,11 +39,11 @@ from brian2.units import ms
 NAME = "fig7_biophysics"
 GATES = ("binary", "slope")
 QUICK = dict(hidden=100, samples=64, refractory=[0, 1, 2, 4], tau_m=[math.inf, 50.0, 20.0],
-             tau_syn=[0.0, 2.0, 5.0], trained_refractory=[0, 3], epochs=3, time_step=30,
-             time_step_back=100)
+             tau_syn=[0.0, 2.0, 5.0], conductance_tau_syn=[0.0, 5.0], trained_refractory=[0, 3],
+             epochs=3, time_step=30, time_step_back=100)
 FULL = dict(hidden=400, samples=256, refractory=[0, 1, 2, 3, 4, 6, 8],
             tau_m=[math.inf, 100.0, 50.0, 20.0, 10.0], tau_syn=[0.0, 1.0, 2.0, 5.0, 10.0],
-            trained_refractory=[0, 1, 2, 4, 8], epochs=20, time_step=30, time_step_back=100)
+            conductance_tau_syn=[0.0, 2.0, 5.0, 10.0], trained_refractory=[0, 1, 2, 4, 8], epochs=20, time_step=30, time_step_back=100)
 
 
 def _cosine(u, v):
@@ -71,12 +72,14 @@ def _leak(tau_m):
     return NeuronUnits(dt=1 * ms, tau_m=tau_m * ms).leak
 
 
-def _synapse(tau_syn):
-    """Config fields and train flags of synapses with ``tau_syn`` ms (0: delta)."""
+def _synapse(tau_syn, kind="exponential"):
+    """Config fields and train flags of ``kind`` synapses with ``tau_syn`` ms (0: delta
+    current synapses, or pulse conductances)."""
     if tau_syn == 0:
-        return dict(synapse="delta", synapse_leak=0.0), []
-    return (dict(synapse="exponential", synapse_leak=step_decay(tau_syn * ms, 1 * ms)),
-            ["--synapse", "exponential", "--tau-syn", f"{tau_syn:g}ms"])
+        return dict(synapse="delta" if kind == "exponential" else kind, synapse_leak=0.0), \
+            ([] if kind == "exponential" else ["--synapse", kind])
+    return (dict(synapse=kind, synapse_leak=step_decay(tau_syn * ms, 1 * ms)),
+            ["--synapse", kind, "--tau-syn", f"{tau_syn:g}ms"])
 
 
 def train_accuracy(out_dir, flags, size):
@@ -109,7 +112,9 @@ def compute(out_dir, quick=True, seed=0):
                 refractory=size["refractory"], trained_refractory=size["trained_refractory"],
                 tau_m_ms=["inf" if math.isinf(t) else t for t in size["tau_m"]],
                 tau_syn_ms=size["tau_syn"], refractory_cosine={}, refractory_accuracy={},
-                tau_m_cosine=[], tau_m_accuracy=[], tau_syn_cosine=[], tau_syn_accuracy=[])
+                tau_m_cosine=[], tau_m_accuracy=[], tau_syn_cosine=[], tau_syn_accuracy=[],
+                conductance_tau_syn_ms=size["conductance_tau_syn"], conductance_cosine=[],
+                conductance_accuracy=[])
     for gate in GATES:
         data["refractory_cosine"][gate] = [
             gradient_cosine(base.replace(refractory_steps=r, gate=gate), params, x, labels)
@@ -128,6 +133,11 @@ def compute(out_dir, quick=True, seed=0):
                                                       labels))
         data["tau_syn_accuracy"].append(train_accuracy(out_dir, flags or ["--synapse", "delta"],
                                                        size))
+    for tau in size["conductance_tau_syn"]:
+        fields, flags = _synapse(tau, "conductance")
+        data["conductance_cosine"].append(gradient_cosine(base.replace(**fields), params, x,
+                                                          labels))
+        data["conductance_accuracy"].append(train_accuracy(out_dir, flags, size))
     return data
 
 
@@ -139,7 +149,7 @@ def _tau_axis(data):
 def draw(data):
     """Rows: refractory period (per gate), synaptic time constant, membrane time constant;
     columns: gradient cosine, test accuracy."""
-    figure, axes = plotting.new_figure(2, 3, width=4.4, height=3.0)
+    figure, axes = plotting.new_figure(2, 4, width=4.4, height=3.0)
     plotting.plot_sweep(data["refractory"], data["refractory_cosine"], ax=axes[0],
                         xlabel="refractory period R (steps of dt)",
                         ylabel="cosine to the exact gradient",
@@ -164,6 +174,18 @@ def draw(data):
     plotting.plot_sweep(positions, {"binary": 100 * np.array(data["tau_m_accuracy"])},
                         ax=axes[5], xlabel=r"$1/\tau_m$ (1/ms), dt = 1 ms (0: IF)",
                         ylabel="test accuracy (%)", title="Accuracy: membrane leak")
+    conductance = r"$\tau_{syn}$ of the conductances (ms), dt = 1 ms (0: pulses)"
+    points = len(data["conductance_tau_syn_ms"])
+    plotting.plot_sweep(data["conductance_tau_syn_ms"],
+                        {"conductance": data["conductance_cosine"],
+                         "current (delta)": [data["tau_syn_cosine"][0]] * points}, ax=axes[6],
+                        xlabel=conductance, ylabel="cosine to the exact gradient",
+                        title="Gradient alignment: conductance synapses")
+    plotting.plot_sweep(data["conductance_tau_syn_ms"],
+                        {"conductance": 100 * np.array(data["conductance_accuracy"]),
+                         "current (delta)": [100 * data["tau_syn_accuracy"][0]] * points},
+                        ax=axes[7], xlabel=conductance, ylabel="test accuracy (%)",
+                        title="Accuracy: conductance synapses")
     figure.suptitle(f"SPIDE with biophysical detail (numpy reference; digits, F{data['hidden']}, "
                     f"{data['epochs']} epochs of training)", fontsize=11)
     return figure

@@ -24,6 +24,19 @@ A neuron variant whose steady-state transfer function ``f`` is not the clamp
 (:mod:`spide_brian.transfer`: a refractory period) has the fixed point
 ``a_l = f(z_l / V)`` and the adjoint with ``m = f'(z / V)``, its slope, in place of the
 0/1 mask; :attr:`Equilibrium.slopes` holds it and :func:`implicit_gradients` uses it.
+
+Conductance synapses (docs/biophysics.md B5) make the rate a function of two inputs, the
+current at rest ``G_l`` (the clamp's ``z_l``) and the conductance load
+
+.. math::
+
+    H_l = \sum_{k \to l} \big([W_k]_+ / E_e - [-W_k]_+ / E_i\big)\, a_k ,
+
+``a_l = f_c(G_l / V, H_l)`` (:func:`spide_brian.transfer.conductance_rate`). A connection's
+Jacobian is then ``diag(f_z / V) W + diag(f_H) W_H`` with ``W_H = [W]_+ / E_e - [-W]_+ / E_i``:
+the adjoint carries both terms (:attr:`Equilibrium.load_slopes` holds ``f_H``), and a
+weight's gradient gains ``(lambda_post f_H a_pre) dW_H/dW`` with ``dW_H/dW = 1/E_e`` for
+``W > 0`` and ``1/E_i`` for ``W < 0``, ``lambda`` the ungated adjoint.
 """
 from __future__ import annotations
 
@@ -33,69 +46,116 @@ import numpy as np
 
 from .reference import input_currents, layer_current, readout, spike_gradients
 from .topology import topology_of
-from .transfer import slope, steady_rate
+from .transfer import conductance_rate, slope, steady_rate
 
-__all__ = ["Equilibrium", "equilibrium", "adjoint", "equilibrium_loss", "implicit_gradients"]
+__all__ = ["Equilibrium", "equilibrium", "adjoint", "adjoint_solution", "equilibrium_loss",
+           "implicit_gradients", "conductance_weights"]
 
 
 @dataclass
 class Equilibrium:
     """Fixed point of the rate map: per layer ``(B, n_l)`` rates, the 0/1 masks
     ``[0 < z/V < 1]`` and the transfer function's slopes ``f'(z/V)`` (equal to the masks
-    for the clamp)."""
+    for the clamp). With conductance synapses the masks are ``[f_z > 0]``, the slopes
+    ``f_z = da/d(G/V)``, and ``loads`` and ``load_slopes`` hold ``H`` and ``f_H = da/dH``
+    (None for current synapses)."""
 
     rates: list
     masks: list
     iterations: int
     slopes: list = None
+    loads: list = None
+    load_slopes: list = None
 
 
-def _layer_inputs(params, config, topology, x, rates):
-    """Pre-activations ``z_l`` and clamped rates, layer by layer, given the previous rates
-    (feedback connections read the previous iteration's rates, feed-forward ones this
-    iteration's, so a feed-forward chain is solved in one sweep)."""
+#: Step of the damped fixed-point iteration with conductance synapses.
+_CONDUCTANCE_DAMPING = 0.5
+
+
+def conductance_weights(weight, config):
+    """The load weight ``W_H = [W]_+ / E_e - [-W]_+ / E_i`` of a conductance connection's
+    weight array and its elementwise derivative ``dW_H/dW`` (0 where ``W = 0``)."""
+    weight = np.asarray(weight, dtype=np.float64)
+    inverse_exc, inverse_inh = 1.0 / config.reversal_exc, 1.0 / config.reversal_inh
+    load = np.maximum(weight, 0.0) * inverse_exc - np.maximum(-weight, 0.0) * inverse_inh
+    derivative = np.where(weight > 0, inverse_exc, np.where(weight < 0, inverse_inh, 0.0))
+    return load, derivative
+
+
+def _load(load_weights, topology, layer, delivered):
+    """Conductance load ``H`` of ``layer`` from the rates its spiking connections deliver
+    (``load_weights``: ``W_H`` by parameter name)."""
+    terms = [c.kind.propagate(load_weights[c.parameter], delivered(c))
+             for c in topology.incoming(layer)]
+    return sum(terms[1:], terms[0]) if terms else None
+
+
+def _layer_inputs(params, config, topology, x, rates, load_weights=None):
+    """Pre-activations ``z_l``, conductance loads ``H_l`` (zeros for current synapses) and
+    rates, layer by layer, given the previous rates (feedback connections read the previous
+    iteration's rates, feed-forward ones this iteration's, so a feed-forward chain is solved
+    in one sweep). ``load_weights`` (``W_H`` by parameter) is needed with conductances."""
     scale = config.reset_amount
     current = input_currents(params, topology, x, 1)
-    pre, new = [], []
+    pre, loads, new = [], [], []
 
     def delivered(connection):
         return (rates if connection.is_feedback else new)[connection.pre]
 
     for layer in topology.layers:
         z = layer_current(params, topology, layer.index, delivered, lambda: current(0))
+        load = _load(load_weights, topology, layer.index, delivered) \
+            if config.conductances else None
+        load = np.zeros_like(z) if load is None else load
         pre.append(z)
-        new.append(steady_rate(z / scale, config))
-    return pre, new
+        loads.append(load)
+        new.append(conductance_rate(z / scale, load, config)[0] if config.conductances
+                   else steady_rate(z / scale, config))
+    return pre, loads, new
 
 
 def equilibrium(params, config, x, tolerance=1e-13, max_iterations=100000, topology=None):
-    """Solve the clamp fixed point by iteration from zero rates.
+    """Solve the fixed point of the rate map by iteration from zero rates.
 
     Converges when the feedback loop is contractive (``||W_fb||_F`` times the feed-forward
-    gains below ``V``); raises ``RuntimeError`` otherwise.
+    gains below ``V``); raises ``RuntimeError`` otherwise. With conductance synapses the
+    iteration turns damped, ``a <- a + (f(a) - a) / 2`` (the same fixed point), once a step
+    fails to shrink the change: the rate falls steeply to zero where the resting drive
+    ``G / H`` meets the threshold, and the undamped map can oscillate there.
     """
-    if config.synapse == "conductance":
-        raise NotImplementedError(
-            "the equilibrium of conductance synapses (rate model of dv/dt = G - H v, "
-            "docs/biophysics.md B5) is not solved here yet; current synapses (delta or "
-            "exponential) share the clamp model")
     x = np.asarray(x, dtype=np.float64)
     topology = topology or topology_of(config, params)
     rates = [np.zeros((x.shape[0], layer.size)) for layer in topology.layers]
     recurrent = any(c.is_feedback for c in topology.spiking)
+    step, last_change = 1.0, np.inf
+    load_weights = {c.parameter: conductance_weights(params[c.parameter], config)[0]
+                    for c in topology.spiking} if config.conductances else None
     for iteration in range(1, max_iterations + 1):
-        pre, new = _layer_inputs(params, config, topology, x, rates)
+        pre, loads, new = _layer_inputs(params, config, topology, x, rates, load_weights)
         change = max(float(np.max(np.abs(a - b))) for a, b in zip(new, rates))
-        rates = new
         if change <= tolerance or not recurrent:
-            masks = [(z > 0) & (z < config.reset_amount) for z in pre]
-            slopes = [slope(z / config.reset_amount, config) for z in pre]
-            return Equilibrium(rates=rates, masks=masks, iterations=iteration, slopes=slopes)
+            return _fixed_point(config, pre, loads, new, iteration)
+        if config.conductances and change >= last_change:
+            step = _CONDUCTANCE_DAMPING
+        rates = new if step == 1.0 else [a + step * (b - a) for a, b in zip(rates, new)]
+        last_change = change
     raise RuntimeError(f"equilibrium did not converge in {max_iterations} iterations "
                        f"(last change {change:.3g}); reduce the feedback norm")
 
 
-def adjoint(params, config, masks, g, topology=None):
+def _fixed_point(config, pre, loads, rates, iteration):
+    scale = config.reset_amount
+    if not config.conductances:
+        return Equilibrium(rates=rates, masks=[(z > 0) & (z < scale) for z in pre],
+                           iterations=iteration, slopes=[slope(z / scale, config) for z in pre])
+    derivatives = [conductance_rate(z / scale, load, config)[1:] for z, load in zip(pre, loads)]
+    slopes = [by_z for by_z, _ in derivatives]
+    return Equilibrium(rates=rates, masks=[s > 0 for s in slopes], iterations=iteration,
+                       slopes=slopes, loads=loads,
+                       load_slopes=[by_load for _, by_load in derivatives])
+
+
+def adjoint(params, config, masks, g, topology=None, load_slopes=None):
     r"""Solve the adjoint system exactly for every sample; returns gated ``beta * m`` per layer.
 
     With all layers stacked, the ungated ``z`` solves ``z = g_ext + A z`` where the block of
@@ -109,7 +169,21 @@ def adjoint(params, config, masks, g, topology=None):
         masks).
     g : ndarray
         ``(B, n_{N-1})``.
+    load_slopes : list of ndarray, optional
+        ``f_H`` per layer (conductance synapses, :attr:`Equilibrium.load_slopes`): each
+        connection's block gains ``W_H^T diag(f_H)``.
+
+    Returns
+    -------
+    list of ndarray
+        ``beta_l * m_l`` per layer; :func:`adjoint_solution` gives the ungated ``beta``.
     """
+    solution = adjoint_solution(params, config, masks, g, topology, load_slopes)
+    return [z * m for z, m in zip(solution, masks)]
+
+
+def adjoint_solution(params, config, masks, g, topology=None, load_slopes=None):
+    """The ungated adjoint ``z`` of :func:`adjoint` (per layer ``(B, n_l)``)."""
     topology = topology or topology_of(config, params)
     scale = config.reset_amount
     g = np.asarray(g, dtype=np.float64)
@@ -118,19 +192,25 @@ def adjoint(params, config, masks, g, topology=None):
     blocks = [slice(offsets[k], offsets[k + 1]) for k in range(len(sizes))]
     total = int(offsets[-1])
     readout_block = blocks[topology.readout.pre]
-    betas = [np.zeros(m.shape) for m in masks]
+    jacobians = [connection.kind.jacobian(params[connection.parameter]).T
+                 for connection in topology.spiking]
+    load_jacobians = [connection.kind.jacobian(
+        conductance_weights(params[connection.parameter], config)[0]).T
+        for connection in topology.spiking] if load_slopes is not None else None
+    solutions = [np.zeros(m.shape) for m in masks]
     for b in range(g.shape[0]):
         system = np.eye(total)
-        for connection in topology.spiking:
-            jacobian = connection.kind.jacobian(params[connection.parameter])
-            system[blocks[connection.pre], blocks[connection.post]] -= (
-                jacobian.T * masks[connection.post][b] / scale)
+        for k, connection in enumerate(topology.spiking):
+            block = system[blocks[connection.pre], blocks[connection.post]]
+            block -= jacobians[k] * masks[connection.post][b] / scale
+            if load_jacobians is not None:
+                block -= load_jacobians[k] * load_slopes[connection.post][b]
         driven = np.zeros(total)
         driven[readout_block] = g[b]
         solution = np.linalg.solve(system, driven)
         for layer, block in enumerate(blocks):
-            betas[layer][b] = solution[block] * masks[layer][b]
-    return betas
+            solutions[layer][b] = solution[block]
+    return solutions
 
 
 def equilibrium_loss(params, config, x, labels):
@@ -153,8 +233,18 @@ def implicit_gradients(params, config, x, labels):
     eq = equilibrium(params, config, x)
     # with kappa = 1/B the readout's current and gradients are those of the batch-mean loss
     out = readout(params, eq.rates[-1], labels, 1.0 / len(labels))
-    beta = adjoint(params, config, eq.slopes, out.gradient_current)
+    topology = topology_of(config, params)
+    solution = adjoint_solution(params, config, eq.slopes, out.gradient_current, topology,
+                                eq.load_slopes)
+    beta = [z * m for z, m in zip(solution, eq.slopes)]
     grads = spike_gradients(config, x, eq.rates, beta)
+    if eq.load_slopes is not None:
+        for connection in topology.spiking:
+            through_load = connection.kind.gradient(
+                solution[connection.post] * eq.load_slopes[connection.post],
+                eq.rates[connection.pre])
+            derivative = conductance_weights(params[connection.parameter], config)[1]
+            grads[connection.parameter] = grads[connection.parameter] + through_load * derivative
     grads.update(out.gradients)
     grads["_equilibrium"] = eq
     grads["_beta"] = beta

@@ -199,6 +199,11 @@ def test_fig7_slope_gate_keeps_the_gradient_aligned_under_refractoriness(built):
     # exponential synapses keep the delta model's fixed point: the gradient stays aligned
     assert data["tau_syn_ms"][0] == 0 and data["tau_syn_cosine"][0] == binary[0]
     assert min(data["tau_syn_cosine"]) > 0.95
+    assert (len(data["conductance_cosine"]) == len(data["conductance_tau_syn_ms"])
+            == len(data["conductance_accuracy"]))
+    # conductances move the fixed point and its slopes: the 0/1 gate aligns less well with
+    # the conductance network's own gradient than with the current-based one's
+    assert all(0.0 < c < binary[0] for c in data["conductance_cosine"])
     for accuracies in [*data["refractory_accuracy"].values(), data["tau_m_accuracy"],
-                       data["tau_syn_accuracy"]]:
+                       data["tau_syn_accuracy"], data["conductance_accuracy"]]:
         assert all(0.3 < a <= 1.0 for a in accuracies)   # every run learnt (10 classes)

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from spide_brian import exact
+from spide_brian import exact, transfer
 from spide_brian import reference as ref
 from spide_brian.brian_backend import BrianTrainer
 from spide_brian.checkpoint import load_checkpoint
@@ -22,6 +22,7 @@ from conftest import SMALL_TRAIN, assert_train_refused, make_network
 from test_brian_model import (STRUCTURES, assert_matches_reference,
                               assert_trainers_agree_over_epochs, make_case, run_runtime)
 from test_dropout import dropout_case, needs_direct_route
+from test_reference import check_implicit_gradient
 
 SMALL = SMALL_TRAIN
 
@@ -128,10 +129,48 @@ def test_conductances_change_the_forward_rates_and_leave_the_couples_delta(rng):
         np.testing.assert_array_equal(a, b)
 
 
-def test_exact_solver_refuses_the_conductance_model_it_does_not_solve(rng):
-    config, params = make_network((10,), synapse="conductance")
-    with pytest.raises(NotImplementedError, match="conductance synapses"):
-        exact.equilibrium(params, config, rng.uniform(0, 1, (2, 50)))
+def test_conductance_rate_model_is_the_clamp_without_load_and_has_its_derivatives():
+    config = SPIDEConfig(time_step=30, refractory_steps=0)
+    z = np.linspace(-0.5, 1.5, 41)
+    rate, by_z, by_load = transfer.conductance_rate(z, np.zeros_like(z), config)
+    np.testing.assert_array_equal(rate, transfer.steady_rate(z, config))
+    np.testing.assert_array_equal(by_z, transfer.slope(z, config))
+    # a load lowers the rate and silences the neuron below H/2; the derivatives match
+    # central differences on both pieces (bridge below one spike per window, steady above)
+    z = np.array([0.012, 0.02, 0.1, 0.25, 0.5, 0.8, 0.16, 0.3])
+    load = np.array([0.01, 0.02, 0.15, 0.2, 0.3, 0.1, 0.3, 0.7])
+    for refractory in (0, 2):
+        config = config.replace(refractory_steps=refractory)
+        rate, by_z, by_load = transfer.conductance_rate(z, load, config)
+        clamp = transfer.steady_rate(z, config)
+        assert np.all(rate < clamp) and rate[-1] == 0.0 and np.all(rate[:-1] > 0)
+        step = 1e-7
+        for derivative, dz, dh in ((by_z, step, 0.0), (by_load, 0.0, step)):
+            numeric = (transfer.conductance_rate(z + dz, load + dh, config)[0]
+                       - transfer.conductance_rate(z - dz, load - dh, config)[0]) / (2 * step)
+            np.testing.assert_allclose(derivative, numeric, rtol=1e-5, atol=1e-7)
+
+
+def test_implicit_gradient_with_conductances_passes_finite_difference_check():
+    grads = check_implicit_gradient(entries=6, synapse="conductance")
+    assert all(np.any(h > 0) for h in grads["_equilibrium"].loads)
+
+
+@pytest.mark.parametrize("sizes", [(100,), (60, 50, 40)])
+def test_conductance_rate_model_predicts_the_rates_of_filtered_conductances(sizes, rng):
+    """Steady conductances (tau_syn of a few steps): the rate model's equilibrium is closer
+    to the simulated rates than the clamp's (docs/biophysics.md B5)."""
+    config, params = make_network(sizes, synapse="conductance", synapse_leak=0.8,
+                                  time_step=3000)
+    x = rng.uniform(0, 1, (16, 50))
+    simulated = ref.forward(params, config, x).rates
+    model = exact.equilibrium(params, config, x).rates
+    clamp = exact.equilibrium(params, config.replace(synapse="delta", synapse_leak=0.0),
+                              x).rates
+    model_error = np.mean([np.mean(np.abs(a - b)) for a, b in zip(model, simulated)])
+    clamp_error = np.mean([np.mean(np.abs(a - b)) for a, b in zip(clamp, simulated)])
+    print(f"mean |rate - simulated|: conductance model {model_error:.4f}, clamp {clamp_error:.4f}")
+    assert model_error < 0.01 and model_error < clamp_error
 
 
 @pytest.mark.parametrize("structure", sorted(STRUCTURES))
