@@ -109,13 +109,16 @@ def test_genn_step_order_needs_two_device_steps_per_model_step():
                               reference_forward[0])
 
 
-def _genn_model(structure, directory, learn, use_gpu=False, frames=False):
-    """Build the replay model under the genn device (one build per run)."""
+def _genn_model(structure, directory, learn, use_gpu=False, frames=False, leaky=1.0,
+                changes=None):
+    """Build the replay model under the genn device (one build per run); ``changes`` are
+    config fields of a neuron or synapse variant."""
     import brian2genn  # noqa: F401  (registers the genn device)
     from brian2 import set_device
     set_device("genn", use_GPU=use_gpu, directory=str(directory))
     make = make_frame_case if frames else make_case
-    config, params, x, y = make(STRUCTURES[structure], 1.0, "modified")
+    config, params, x, y = make(STRUCTURES[structure], leaky, "modified")
+    config = config.replace(**(changes or {}))
     tables = SampleTables.build(x, y, len(x), config if learn else None)
     model = SPIDENetwork(config, N_INPUTS, N_CLASSES, len(x), device="genn", tables=tables,
                          frame_input=frames)
@@ -153,6 +156,26 @@ def test_genn_project_is_generated(structure, learn, tmp_path, monkeypatch):
     for name in ("spide_layer0", "spide_input_weight_copy0", "spide_readout_weight_copy1",
                  "spide_layer0_positive_coupling_count"):
         assert name in model_source
+
+
+@pytest.mark.genn_codegen
+@pytest.mark.parametrize("variant", range(len(MODEL_VARIANTS)))
+def test_genn_project_is_generated_for_neuron_and_synapse_variants(variant, tmp_path,
+                                                                   monkeypatch):
+    """Refractoriness, the slope gate and exponential synapses (each variant the emulation
+    tests check exactly) generate a GeNN training project."""
+    pytest.importorskip("brian2genn", reason="needs the genn stack (brian2 2.5.x, brian2genn)")
+    monkeypatch.delenv("GENN_PATH", raising=False)
+    leaky, changes = MODEL_VARIANTS[variant]
+    directory = tmp_path / "genn"
+    try:
+        model, _ = _genn_model("chain", directory, True, leaky=leaky, changes=changes)
+        with pytest.raises(GeNNNotFoundError, match="GENN_PATH"):
+            run_on_genn(Network(*model.objects), model.run_duration, directory)
+    finally:
+        _reset_device()
+    model_source = (directory / "magicnetwork_model.cpp").read_text()
+    assert "spide_layer0" in model_source and "spide_weight_0_copy0" in model_source
 
 
 @pytest.mark.skipif(not os.environ.get("GENN_PATH"),
