@@ -82,19 +82,31 @@ def conductance_weights(weight, config):
     return load, derivative
 
 
-def _load(load_weights, topology, layer, delivered):
+def _load_operator(connection, params, config):
+    """``W_H`` of a connection as the kind propagates it, and the factor of that propagation:
+    a fixed connection (pooling, positive weights) loads excitatory conductances only."""
+    weight = params[connection.parameter]
+    if connection.kind.learns:
+        return conductance_weights(weight, config)[0], 1.0
+    return weight, 1.0 / config.reversal_exc
+
+
+def _load(load_operators, topology, layer, delivered):
     """Conductance load ``H`` of ``layer`` from the rates its spiking connections deliver
-    (``load_weights``: ``W_H`` by parameter name)."""
-    terms = [c.kind.propagate(load_weights[c.parameter], delivered(c))
-             for c in topology.incoming(layer)]
+    (``load_operators``: :func:`_load_operator` by parameter name)."""
+    terms = []
+    for c in topology.incoming(layer):
+        weight, factor = load_operators[c.parameter]
+        terms.append(c.kind.propagate(weight, delivered(c)) * factor)
     return sum(terms[1:], terms[0]) if terms else None
 
 
-def _layer_inputs(params, config, topology, x, rates, load_weights=None):
+def _layer_inputs(params, config, topology, x, rates, load_operators=None):
     """Pre-activations ``z_l``, conductance loads ``H_l`` (zeros for current synapses) and
     rates, layer by layer, given the previous rates (feedback connections read the previous
     iteration's rates, feed-forward ones this iteration's, so a feed-forward chain is solved
-    in one sweep). ``load_weights`` (``W_H`` by parameter) is needed with conductances."""
+    in one sweep). ``load_operators`` (:func:`_load_operator` by parameter) is needed with
+    conductances."""
     scale = config.reset_amount
     current = input_currents(params, topology, x, 1)
     pre, loads, new = [], [], []
@@ -104,7 +116,7 @@ def _layer_inputs(params, config, topology, x, rates, load_weights=None):
 
     for layer in topology.layers:
         z = layer_current(params, topology, layer.index, delivered, lambda: current(0))
-        load = _load(load_weights, topology, layer.index, delivered) \
+        load = _load(load_operators, topology, layer.index, delivered) \
             if config.conductances else None
         load = np.zeros_like(z) if load is None else load
         pre.append(z)
@@ -128,10 +140,10 @@ def equilibrium(params, config, x, tolerance=1e-13, max_iterations=100000, topol
     rates = [np.zeros((x.shape[0], layer.size)) for layer in topology.layers]
     recurrent = any(c.is_feedback for c in topology.spiking)
     step, last_change = 1.0, np.inf
-    load_weights = {c.parameter: conductance_weights(params[c.parameter], config)[0]
+    load_operators = {c.parameter: _load_operator(c, params, config)
                     for c in topology.spiking} if config.conductances else None
     for iteration in range(1, max_iterations + 1):
-        pre, loads, new = _layer_inputs(params, config, topology, x, rates, load_weights)
+        pre, loads, new = _layer_inputs(params, config, topology, x, rates, load_operators)
         change = max(float(np.max(np.abs(a - b))) for a, b in zip(new, rates))
         if change <= tolerance or not recurrent:
             return _fixed_point(config, pre, loads, new, iteration)
@@ -194,9 +206,9 @@ def adjoint_solution(params, config, masks, g, topology=None, load_slopes=None):
     readout_block = blocks[topology.readout.pre]
     jacobians = [connection.kind.jacobian(params[connection.parameter]).T
                  for connection in topology.spiking]
-    load_jacobians = [connection.kind.jacobian(
-        conductance_weights(params[connection.parameter], config)[0]).T
-        for connection in topology.spiking] if load_slopes is not None else None
+    load_jacobians = None if load_slopes is None else [
+        connection.kind.jacobian(weight).T * factor for connection, (weight, factor) in
+        ((c, _load_operator(c, params, config)) for c in topology.spiking)]
     solutions = [np.zeros(m.shape) for m in masks]
     for b in range(g.shape[0]):
         system = np.eye(total)

@@ -238,7 +238,8 @@ class ConductanceSynapse:
     and ``E_e``, ``E_i`` the reversal potentials above rest. At rest (``v = 0``) the current
     is that of the current-based synapse, ``W s``; the driving force makes excitation weaker
     and inhibition stronger as ``v`` rises. A learnt weight that changes sign moves from one
-    conductance to the other.
+    conductance to the other. A fixed connection (pooling, whose weights are positive)
+    opens excitatory conductances only.
     """
 
     def __init__(self, config):
@@ -252,8 +253,10 @@ class ConductanceSynapse:
         """The synaptic current of the step from the connections' delivered ``activity``."""
         opened = _sum_terms(c.kind.propagate(np.maximum(params[c.parameter], 0.0), activity(c))
                             for c in connections)
-        inhibiting = _sum_terms(c.kind.propagate(np.maximum(-params[c.parameter], 0.0),
-                                                 activity(c)) for c in connections)
+        # a fixed connection (pooling) has positive weights: excitatory only
+        inhibiting = _sum_terms((c.kind.propagate(np.maximum(-params[c.parameter], 0.0),
+                                                  activity(c)) for c in connections
+                                 if c.kind.learns), 0.0)
         self.excitatory = self.leak * self.excitatory + self.gain * opened
         self.inhibitory = self.leak * self.inhibitory + self.gain * inhibiting
         v = self.membrane

@@ -103,6 +103,17 @@ def test_runtime_conv_matches_reference(case):
         assert len(parameter.group) == np.prod(params[name].shape)
 
 
+@pytest.mark.parametrize("case", ["conv", "pool"])
+def test_runtime_conv_with_conductances_matches_reference(case):
+    """Conductance synapses through shared kernels (the sign of a kernel element picks the
+    conductance of all its synapses) and through a pooling connection (excitatory)."""
+    config, params, x, y = make_conv_case(case)
+    config = config.replace(synapse="conductance", synapse_leak=0.5)
+    model = run_numpy(config, params, x, y)
+    trained, buffers = model.read_parameters()
+    assert_matches_reference(config, params, x, y, model.per_sample(len(x)), trained, buffers)
+
+
 def test_shared_kernel_synapses_hold_their_element():
     """Every synapse of every copy of a kernel reads its element, before and after
     training."""
