@@ -19,11 +19,19 @@
 # drive only the forward pathways and couple spikes only the backward ones.
 
 [model]
-u_mirror : 1            # gated signed membrane of the partner
 beta : 1                # the partner's beta_syn (beta times the dropout mask of the
                         # layer's incoming spiking connection; copied every step)
-threshold_back : 1 (shared, constant)
 SLOT_TIME
+
+[mirror_variables]
+u_mirror : 1            # gated signed membrane of the partner
+threshold_back : 1 (shared, constant)
+
+[mirror_variables_volts]
+# with the partner's membrane in volts (forward_neuron.eq): its depolarisation u_back -
+# v_rest, gated, against the threshold V_th^b - V_rest in volts
+u_mirror : volt
+threshold_back : volt (shared, constant)
 
 [positive_threshold]
 backward_phase and u_mirror >= threshold_back
@@ -34,11 +42,17 @@ backward_phase and u_mirror <= -threshold_back
 [mirror_model]
 u_mirror_post = u_back_pre*gate_pre : 1 (summed)
 
+[mirror_model_volts]
+u_mirror_post = (u_back_pre - v_rest_pre)*gate_pre : volt (summed)
+
 [beta_copy_model]
 beta_post = beta_syn_pre : 1 (summed)
 
 [coupling_model]
 magnitude : 1 (shared, constant)   # M, the couple's spike magnitude
+
+[coupling_model_volts]
+magnitude : volt (shared, constant)   # M in volts (the membrane's coupled reset only)
 
 # The coupled reset, one Synapses per written variable (GeNN allows one postsynaptic write
 # per on_pre, with +=); replay spikes of the replay route (replay_gate = 1) change nothing.

@@ -56,7 +56,6 @@
 # back_gain = M/V (the same float64 constant as the numpy reference's gain).
 
 [model]
-v : 1                   # forward membrane potential (post-reset value between steps)
 I_syn : 1               # forward synaptic input received during the previous step
 c_syn : 1               # current of the forward synapses (= I_syn for delta synapses)
 I_exc : 1               # excitatory weights received during the previous step (conductances)
@@ -75,7 +74,6 @@ back_slope : 1          # scale of the couple's input (1 with the binary gate)
 weighted_count : 1      # leak-weighted forward spike count (= count for IF)
 rate : 1                # forward rate a of the last sample
 gate : 1                # m = [0 < a < 1] of the last sample (1 or 0)
-u_back : 1              # signed membrane of the ternary couple
 I_back : 1              # backward synaptic input (signed sum of weights) of the previous step
 c_back : 1              # current of the couple's synapses (= I_back*back_gain for delta)
 grad_current : 1        # gradient current g (last layer, summed from the readout; 0 elsewhere)
@@ -118,18 +116,27 @@ forward_phase and v >= threshold and resting < 0.5
 # only spikes of the forward phase count (the replay route's replay spikes change nothing;
 # elsewhere this group fires only in the forward phase, and the factor is 1)
 v = v - int(forward_phase)*reset_amount
+
+[reset_counts]
 count = count + int(forward_phase)
 held = held + int(forward_phase)*(refractory_steps - held)
 weighted_count = weighted_count + int(forward_phase)
 
-[every_step]
-# forward integration (the first forward step starts from v = 0)
+[membrane_model]
+v : 1                   # forward membrane potential (post-reset value between steps)
+u_back : 1              # signed membrane of the ternary couple
+
+[membrane_step]
+# forward integration (the first forward step starts from v = 0), run before [every_step]
 fwd = int(forward_phase)
 fwd_first = int(forward_first)
+drive = drop_input*((input_current + I_input) + bias*bias_on_input) + drop_syn*(c_syn + bias*(1 - bias_on_input))
 held = (1 - fwd_first)*held
 resting = fwd*int(held > 0.5)
-v = fwd*((1 - resting)*((1 - fwd_first)*(lam*v) + (drop_input*((input_current + I_input) + bias*bias_on_input) + drop_syn*(c_syn + bias*(1 - bias_on_input)))) + resting*v) + (1 - fwd)*v
+v = fwd*((1 - resting)*((1 - fwd_first)*(lam*v) + drive) + resting*v) + (1 - fwd)*v
 held = held - resting
+
+[every_step]
 weighted_count = fwd*((1 - fwd_first)*(lam*weighted_count)) + (1 - fwd)*weighted_count
 count = (1 - fwd_first)*count
 I_syn = 0
@@ -142,7 +149,6 @@ back_slope = fwd_end*((1 - slope_refractory*rate)*(1 - slope_refractory*rate)) +
 bwd = int(backward_phase)
 bwd_first = int(backward_first)
 c_back = bwd*((1 - bwd_first)*(back_syn_leak*c_back) + back_syn_gain*(I_back*back_gain)) + (1 - bwd)*c_back
-u_back = bwd*((1 - bwd_first)*(lam*u_back) + back_slope*(grad_current + c_back)) + (1 - bwd)*u_back
 weighted_back = bwd*((1 - bwd_first)*(lam*weighted_back)) + (1 - bwd)*weighted_back
 pos_count = (1 - bwd_first)*pos_count
 neg_count = (1 - bwd_first)*neg_count
@@ -154,6 +160,11 @@ beta = bwd_end*(weighted_back/rate_norm_back) + (1 - bwd_end)*beta
 beta_input = bwd_end*(beta*drop_input) + (1 - bwd_end)*beta_input
 beta_syn = bwd_end*(beta*drop_syn) + (1 - bwd_end)*beta_syn
 beta_bias = bwd_end*(beta*(bias_on_input*drop_input + (1 - bias_on_input)*drop_syn)) + (1 - bwd_end)*beta_bias
+
+[couple_step]
+# backward integration of the couple (the first backward step starts from u_back = 0), run
+# after [every_step]
+u_back = bwd*((1 - bwd_first)*(lam*u_back) + back_slope*(grad_current + c_back)) + (1 - bwd)*u_back
 
 [synaptic_current]
 # current-based synapses (delta or exponential), run before [every_step]
@@ -184,3 +195,46 @@ drop_input = dropout_input(t, i)
 
 [dropout_syn_load]
 drop_syn = dropout_syn(t, i)
+
+# The membrane in volts (docs/biophysics.md B8), in place of [membrane_model],
+# [membrane_step], [couple_step], [threshold] and [reset]: a leaky integrator
+#     dv/dt = (v_rest - v)/tau_m   (leak_rate = 1/tau_m; 0 Hz: the perfect integrator, IF)
+# integrated exactly by Brian2's state updater at the start of each step, before the
+# step's inputs; while refractory (Brian2's refractory = (R + 1) dt: the spike's step
+# counts) it is held. This is the (unless refractory) flag written out: Brian2's numpy
+# target cannot apply the flag's conditional write to code that reads per-step scalars
+# such as forward_phase, so the equation and the step's code test not_refractory. At each
+# forward step the drive jumps v by volt_scale*drive (volt_scale = (V_th - V_rest)/vth, the voltage of one unit of drive); a refractory
+# neuron loses it. The first forward step starts from v_rest. The threshold is
+# threshold_volts = V_rest + threshold*volt_scale; a spike subtracts reset_volts =
+# reset_amount*volt_scale (the modified reset: 2 (V_th - V_rest)). Outside the forward
+# phase the membrane decays freely: nothing reads it there, and the next forward phase
+# starts from rest.
+[membrane_model_volts]
+dv/dt = int(not_refractory)*leak_rate*(v_rest - v) : volt
+du_back/dt = leak_rate*(v_rest - u_back) : volt   # the couple's membrane (never refractory)
+leak_rate : hertz (shared, constant)
+v_rest : volt (shared, constant)
+volt_scale : volt (shared, constant)
+threshold_volts : volt (shared, constant)
+reset_volts : volt (shared, constant)
+
+[membrane_step_volts]
+# a refractory neuron loses the step's drive
+fwd = int(forward_phase)
+fwd_first = int(forward_first)
+drive = drop_input*((input_current + I_input) + bias*bias_on_input) + drop_syn*(c_syn + bias*(1 - bias_on_input))
+v = fwd*(((1 - fwd_first)*v + fwd_first*v_rest) + int(not_refractory)*(volt_scale*drive)) + (1 - fwd)*v
+
+[couple_step_volts]
+# the couple's membrane in volts: the same decay, its drive jumps it by volt_scale*drive
+# from v_rest at the first backward step; the couple halves compare u_back - v_rest with
+# +-threshold_back in volts, and a couple spike moves it by the magnitude in volts
+# (couple.eq)
+u_back = bwd*(((1 - bwd_first)*u_back + bwd_first*v_rest) + volt_scale*(back_slope*(grad_current + c_back))) + (1 - bwd)*u_back
+
+[threshold_volts]
+forward_phase and v >= threshold_volts
+
+[reset_volts]
+v = v - int(forward_phase)*reset_volts

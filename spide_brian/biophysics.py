@@ -39,7 +39,7 @@ from brian2.units.fundamentalunits import DimensionMismatchError, Quantity, get_
 from .config import SPIDEConfig
 
 __all__ = ["NeuronUnits", "UnitError", "parse_quantity", "check_quantity", "step_decay",
-           "EXPECTED_UNITS", "UNIT_OPTIONS"]
+           "EXPECTED_UNITS", "UNIT_OPTIONS", "refractory_steps", "refractory_period"]
 
 #: The options of ``spide-brian train`` (and keys of a study) that take these quantities,
 #: and the parameter each one is.
@@ -133,6 +133,22 @@ def step_decay(tau, dt):
     return math.exp(-float(dt / tau))
 
 
+def refractory_steps(refractory, dt):
+    """The held steps ``R`` of Brian2's absolute refractory period ``refractory``.
+
+    Brian2 counts the step of the spike into the period: a neuron with ``refractory =
+    k dt`` fires again at the earliest ``k`` steps after a spike, so its membrane is held on
+    the ``k - 1`` steps in between (``R = k - 1``; 0 and ``dt`` both give ``R = 0``, a
+    neuron fires at most once per step anyway).
+    """
+    return max(0, _whole_steps("refractory", refractory, dt) - 1)
+
+
+def refractory_period(steps, dt):
+    """Brian2's refractory period of ``R = steps`` held steps: ``(R + 1) dt``, 0 for R = 0."""
+    return (int(steps) + 1) * dt if int(steps) > 0 else 0 * dt
+
+
 def _whole_steps(name, duration, dt):
     steps = float(duration / dt)
     whole = round(steps)
@@ -156,15 +172,16 @@ class NeuronUnits:
     v_rest, v_threshold : Quantity
         Resting potential and forward threshold (voltages, ``v_threshold > v_rest``).
     refractory : Quantity
-        Absolute refractory period of the forward neurons (a whole number of steps; 0: none;
-        docs/biophysics.md B3).
+        Absolute refractory period of the forward neurons, as Brian2's ``refractory``: after a
+        spike the neuron fires again at the earliest this long later (a whole number of
+        steps; ``R = refractory/dt - 1`` held steps; 0: none; docs/biophysics.md B3).
     tau_syn : Quantity or None
         Time constant of exponential current synapses; None: delta synapses (B4).
 
     Examples
     --------
     >>> from brian2.units import ms
-    >>> config = NeuronUnits(dt=1 * ms, tau_m=20 * ms, refractory=2 * ms,
+    >>> config = NeuronUnits(dt=1 * ms, tau_m=20 * ms, refractory=3 * ms,
     ...                      tau_syn=5 * ms).discrete()
     >>> round(config.leaky, 4), config.refractory_steps, config.synapse
     (0.9512, 2, 'exponential')
@@ -230,8 +247,8 @@ class NeuronUnits:
             If a duration or the refractory period is not a whole number of steps.
         """
         config = config or SPIDEConfig()
-        changes = {"leaky": self.leak, "refractory_steps": self.steps(self.refractory,
-                                                                       "refractory"),
+        changes = {"leaky": self.leak,
+                   "refractory_steps": refractory_steps(self.refractory, self.dt),
                    **self.synapse_fields}
         if forward_duration is not None:
             changes["time_step"] = self.steps(forward_duration, "forward_duration")
@@ -242,14 +259,38 @@ class NeuronUnits:
     @classmethod
     def of(cls, config, dt=1 * brian_units.ms, **voltages):
         r"""The units of ``config`` at step ``dt``: :math:`\tau_m = -dt / \ln\lambda`, the
-        refractory period ``R dt`` and :math:`\tau_{syn} = -dt / \ln\lambda_s`."""
+        refractory period ``(R + 1) dt`` (Brian2's, counting the spike's
+        step) and :math:`\tau_{syn} = -dt / \ln\lambda_s`."""
         dt = check_quantity("dt", dt)
         tau_m = math.inf * brian_units.second if config.leaky == 1.0 else \
             -dt / math.log(config.leaky)
         tau_syn = (-dt / math.log(config.synapse_leak) if config.synapse == "exponential"
                    else None)
-        return cls(dt=dt, tau_m=tau_m, refractory=config.refractory_steps * dt,
+        return cls(dt=dt, tau_m=tau_m, refractory=refractory_period(config.refractory_steps, dt),
                    tau_syn=tau_syn, **voltages)
+
+    def membrane_constants(self, config):
+        r"""Constants (SI floats) of the membrane in volts for ``config`` (docs/biophysics.md
+        B8): ``leak_rate`` (1/tau_m in Hz, 0 for IF), ``v_rest``, ``volt_scale`` (the
+        voltage of one unit of the discrete model), ``threshold_volts``, ``reset_volts`` and
+        Brian2's ``refractory`` period (s) of ``config.refractory_steps`` held steps.
+
+        Raises
+        ------
+        UnitError
+            If ``config``'s leak is not this membrane's :math:`\exp(-dt/\tau_m)`.
+        """
+        if abs(config.leaky - self.leak) > 1e-12:
+            raise UnitError(f"the config's leak {config.leaky!r} is not exp(-dt/tau_m) = "
+                            f"{self.leak!r} of these units; build the config with "
+                            "NeuronUnits.discrete(config)")
+        scale = float(self.voltage_scale(config))
+        rest = float(self.v_rest)
+        return {"leak_rate": 0.0 if math.isinf(float(self.tau_m)) else 1.0 / float(self.tau_m),
+                "v_rest": rest, "volt_scale": scale,
+                "threshold_volts": rest + config.threshold * scale,
+                "reset_volts": config.reset_amount * scale,
+                "refractory": float(refractory_period(config.refractory_steps, self.dt))}
 
     def durations(self, config):
         """``(forward, backward)`` phase durations of ``config``'s ``T`` and ``T_b``."""

@@ -162,8 +162,9 @@ def _add_unit_flags(parser):
     group.add_argument("--backward-duration", default=None, metavar="TIME",
                        help="backward phase: --time-step-back becomes its number of steps")
     group.add_argument("--refractory", default=None, metavar="TIME",
-                       help="absolute refractory period of the forward neurons: "
-                            "--refractory-steps becomes its number of steps (e.g. 2ms)")
+                       help="absolute refractory period of the forward neurons, as Brian2's "
+                            "refractory (the spike's step counts): --refractory-steps becomes "
+                            "refractory/dt - 1 held steps (e.g. 3ms)")
     group.add_argument("--tau-syn", default=None, metavar="TIME",
                        help="time constant of exponential synapses (with --synapse "
                             "exponential): --synapse-leak becomes exp(-dt/tau_syn) (e.g. 5ms)")
@@ -171,7 +172,8 @@ def _add_unit_flags(parser):
 
 def _unit_changes(args):
     """The config fields that the physical flags set (none given: nothing)."""
-    from .biophysics import NeuronUnits, UnitError, parse_quantity, step_decay
+    from .biophysics import (NeuronUnits, UnitError, parse_quantity, refractory_steps,
+                             step_decay)
 
     given = {flag: getattr(args, flag) for flag in UNIT_FLAGS
              if getattr(args, flag, None) is not None}
@@ -203,10 +205,11 @@ def _unit_changes(args):
             changes["synapse_leak"] = step_decay(quantities["tau_syn"], units.dt)
         for flag, name, field in (("forward_duration", "forward_duration", "time_step"),
                                   ("backward_duration", "backward_duration",
-                                   "time_step_back"),
-                                  ("refractory", "refractory", "refractory_steps")):
+                                   "time_step_back")):
             if flag in quantities:
                 changes[field] = units.steps(quantities[flag], name)
+        if "refractory" in quantities:
+            changes["refractory_steps"] = refractory_steps(quantities["refractory"], units.dt)
     except UnitError as error:
         text = str(error)
         for flag, (name, _) in UNIT_FLAGS.items():

@@ -33,8 +33,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from brian2 import (NeuronGroup, StateMonitor, Synapses, TimedArray, defaultclock, linked_var,
-                    second)
+from brian2 import (NeuronGroup, StateMonitor, Synapses, TimedArray, defaultclock, hertz,
+                    linked_var, second, volt)
 from brian2.utils.logger import get_logger
 
 from . import equations as eq
@@ -154,11 +154,17 @@ class SPIDENetwork:
         Event frames, one per forward step (samples ``(T, n_in)``, read from a per-step
         ``TimedArray`` and summed into layer 0 every step), instead of a static input (one
         row per sample, summed once per slot where the device allows).
+    units : NeuronUnits, optional
+        Give the forward neurons a membrane in volts: ``dv/dt = (v_rest - v)/tau_m`` with
+        Brian2's exact integration and refractoriness (``equations/forward_neuron.eq``,
+        docs/biophysics.md B8). ``config`` must be ``units.discrete(...)`` of these units and
+        ``defaultclock.dt`` their ``dt``. None: the discrete membrane (dimensionless ``v``).
     """
 
     def __init__(self, config, n_inputs, n_classes, capacity, device="numpy", tables=None,
-                 name="spide", record=True, frame_input=False):
+                 name="spide", record=True, frame_input=False, units=None):
         self.config = config
+        self.units = units
         self.frame_input = bool(frame_input)
         self.n_inputs, self.n_classes, self.capacity = int(n_inputs), int(n_classes), int(capacity)
         self.caps = device if isinstance(device, Capabilities) else capabilities(device)
@@ -181,6 +187,8 @@ class SPIDENetwork:
         #: Duration of one model step (``substeps`` device steps of ``defaultclock.dt``).
         self.dt = self.schedule.substeps * defaultclock.dt
         self.slot_dt = self.schedule.slot_length * self.dt
+        #: Constants of the membrane in volts (None: the discrete membrane).
+        self.membrane = self._membrane_constants() if units is not None else None
         if self.caps.standalone:
             check_step_duration(self.dt, self.run_duration)
         batch = int(config.batch_size)
@@ -226,6 +234,27 @@ class SPIDENetwork:
             self._build_feedback_norm(connection)
         if record:
             self._build_monitors()
+
+    def _membrane_constants(self):
+        """The volts membrane's constants, after checking that this model can run it."""
+        if self.schedule.substeps != 1 or self.route.name != "direct":
+            raise ValueError(
+                f"the membrane in volts needs one device step per model step and the direct "
+                f"route; the {self.caps.name} device has {self.schedule.substeps} and the "
+                f"{self.route.name} route: use numpy, cython or cpp_standalone, or leave "
+                "units out (the discrete membrane is the same model)")
+        if self.config.conductances:
+            raise ValueError("the membrane in volts has current synapses only (delta or "
+                             "exponential); leave units out for --synapse conductance")
+        if abs(float(self.dt) - float(self.units.dt)) > 1e-12 * float(self.units.dt):
+            raise ValueError(f"the membrane in volts integrates over the model's step "
+                             f"{self.dt}, which is not the units' dt = {self.units.dt}; set "
+                             f"defaultclock.dt = units.dt")
+        gap = self.schedule.slot_length - self.config.time_step
+        if self.config.refractory_steps + 1 > gap:
+            raise ValueError(f"a refractory period of {self.config.refractory_steps + 1} steps "
+                             f"outlasts the {gap} steps between two forward phases")
+        return self.units.membrane_constants(self.config)
 
     # -- input tables -----------------------------------------------------------------------
     @property
@@ -310,12 +339,13 @@ class SPIDENetwork:
         return obj
 
     def _neuron_group(self, size, model, name, threshold=None, reset=None, role=None,
-                      namespace=None):
+                      namespace=None, **options):
         """A NeuronGroup of the model; its ``role`` ('forward', 'couple', 'input', 'output'
-        or None) tells the route what to add."""
+        or None) tells the route what to add; ``options`` go to the NeuronGroup."""
         model, threshold, reset = self.route.neuron_group(role, model, threshold, reset)
         group = self._add(NeuronGroup(size, model, threshold=threshold, reset=reset,
-                                      namespace=namespace or self.namespace, name=name))
+                                      namespace=namespace or self.namespace, name=name,
+                                      **options))
         self._roles[group.name] = role
         return group
 
@@ -340,16 +370,22 @@ class SPIDENetwork:
 
     def _build_layers(self):
         self.layers, self.positives, self.negatives = [], [], []
+        volts = "_volts" if self.membrane is not None else ""
         for layer in self.topology.layers:
-            model = eq.model_equations("forward_neuron")
+            model = (eq.model_equations("forward_neuron")
+                     + eq.model_equations("forward_neuron", "membrane_model" + volts))
             if layer.shares_bias:
                 model = without(model, ("bias",)) + eq.model_equations("shared_weight",
                                                                        "bias_view_model")
+            reset = "\n".join(eq.statements("forward_neuron", section)
+                              for section in ("reset" + volts, "reset_counts"))
             group = self._neuron_group(
                 layer.size, model, f"{self.name}_{layer.name}",
-                threshold=eq.statements("forward_neuron", "threshold"),
-                reset=eq.statements("forward_neuron", "reset"), role="forward",
-                namespace=self._dropout_namespace(layer.index))
+                threshold=eq.statements("forward_neuron", "threshold" + volts),
+                reset=reset, role="forward", namespace=self._dropout_namespace(layer.index),
+                **self._membrane_options())
+            if self.membrane is not None:
+                self._volts_membrane(group)
             self._constant(group, "lam", "threshold", "rate_norm", "rate_norm_back",
                            "back_gain", "reset_amount", "refractory_steps", "count_max",
                            "slope_refractory", "syn_leak", "syn_gain", "back_syn_leak",
@@ -363,7 +399,9 @@ class SPIDENetwork:
             own_bias = layer.has_bias and not layer.shares_bias
             current = "conductance_current" if self.config.conductances else "synaptic_current"
             self._every_step(group, "forward_neuron", section=current,
-                             extra=("every_step",) + (("bias_learning",) if own_bias else ()))
+                             extra=("membrane_step" + volts, "every_step",
+                                    "couple_step" + volts)
+                             + (("bias_learning",) if own_bias else ()))
             if layer.shares_bias:
                 self._channel_bias(layer, group)
             if self.dropout:
@@ -373,6 +411,25 @@ class SPIDENetwork:
             self.layers.append(group)
             self.positives.append(halves[0])
             self.negatives.append(halves[1])
+
+    def _membrane_options(self):
+        """NeuronGroup options of the forward membrane: the volts membrane's exact
+        integration and Brian2 refractory period."""
+        if self.membrane is None:
+            return {}
+        return {"method": "exact", "refractory": self.membrane["refractory"] * second}
+
+    def _volts_membrane(self, group):
+        """Set the volts membrane's constants and run its state update at the start of
+        each step, before the step's inputs (order -1, ahead of the per-step code)."""
+        units = {"leak_rate": hertz, "v_rest": volt, "volt_scale": volt,
+                 "threshold_volts": volt, "reset_volts": volt}
+        for name, unit in units.items():
+            setattr(group, name, self.membrane[name] * unit)
+        group.v = self.membrane["v_rest"] * volt
+        group.u_back = self.membrane["v_rest"] * volt
+        group.state_updater.when = "start"
+        group.state_updater.order = -1
 
     # -- shared parameters (spide_brian.sharing) ---------------------------------------------
     def _parameter_group(self, name, shape, divide_by, project=None):
@@ -453,13 +510,20 @@ class SPIDENetwork:
     def _couple_half(self, group, layer, sign):
         """The ``sign`` ('positive' or 'negative') half of the couples of layer ``group``."""
         ns = self.namespace
+        volts = "_volts" if self.membrane is not None else ""
         half = self._neuron_group(
-            len(group), eq.model_equations("couple"), f"{self.name}_layer{layer}_{sign}",
+            len(group), eq.model_equations("couple")
+            + eq.model_equations("couple", "mirror_variables" + volts),
+            f"{self.name}_layer{layer}_{sign}",
             threshold=eq.statements("couple", f"{sign}_threshold"), reset="", role="couple")
-        self._constant(half, "threshold_back")
-        for section in ("mirror_model", "beta_copy_model"):
+        if self.membrane is None:
+            self._constant(half, "threshold_back")
+        else:
+            half.threshold_back = self.config.threshold_back * self.membrane["volt_scale"] * volt
+        for section in ("mirror_model" + volts, "beta_copy_model"):
+            name = section.replace("_volts", "")[:-6]
             syn = self._add(Synapses(group, half, eq.model_equations("couple", section),
-                                     namespace=ns, name=f"{half.name}_{section[:-6]}"))
+                                     namespace=ns, name=f"{half.name}_{name}"))
             syn.connect(j="i")
         self._coupling(half, group, sign)
         return half
@@ -468,12 +532,18 @@ class SPIDENetwork:
         """One-to-one synapses of the coupled reset of a couple half, one per variable it
         writes (couple.eq)."""
         for part in ("magnitude", "count", "weighted"):
+            volts = part == "magnitude" and self.membrane is not None
             coupling = self._add(Synapses(
-                half, group, eq.model_equations("couple", "coupling_model"),
+                half, group, eq.model_equations("couple", "coupling_model"
+                                                + ("_volts" if volts else "")),
                 on_pre=eq.statements("couple", f"{sign}_coupling_{part}_on_pre"),
                 namespace=self.namespace, name=f"{half.name}_coupling_{part}"))
             coupling.connect(j="i")
-            self._constant(coupling, "magnitude")
+            if volts:
+                coupling.magnitude = (self.config.reset_amount_back
+                                      * self.membrane["volt_scale"] * volt)
+            else:
+                self._constant(coupling, "magnitude")
 
     def _copy(self, connection, transposed, source, target, model, plasticity, slow=False,
               on_pre=None, namespace=None):

@@ -280,7 +280,7 @@ def _arrival(connection, now, previous, same_step):
     return now if same_step and not connection.is_feedback else previous
 
 
-def forward(params, config, x, record=False, topology=None, dropout=None):
+def forward(params, config, x, record=False, topology=None, dropout=None, membrane=None):
     """Run the forward stage for ``T = config.time_step`` steps.
 
     Parameters
@@ -296,6 +296,11 @@ def forward(params, config, x, record=False, topology=None, dropout=None):
         Defaults to the chain of ``config`` (:func:`spide_brian.topology.topology_of`).
     dropout : dict, optional
         Per-connection masks ``(B, n_post)`` (:func:`spide_brian.dropout.dropout_masks`).
+    membrane : dict, optional
+        The membrane in volts (:meth:`spide_brian.biophysics.NeuronUnits.membrane_constants`
+        and the step ``dt`` in seconds): the update that Brian2's exact integration of
+        ``dv/dt = (v_rest - v)/tau_m`` generates (:class:`VoltsMembrane`). None: the
+        discrete membrane.
 
     Returns
     -------
@@ -304,16 +309,16 @@ def forward(params, config, x, record=False, topology=None, dropout=None):
     x = _as_float(x, "input")
     topology = topology or topology_of(config, params)
     steps, lam = config.time_step, config.leaky
-    theta, reset = config.threshold, config.reset_amount
+    membrane = DiscreteMembrane(config) if membrane is None else VoltsMembrane(membrane)
     refractory = config.refractory_steps
     batch = x.shape[-2]
     current = input_currents(params, topology, x, steps)
     sizes = [layer.size for layer in topology.layers]
-    v = [np.zeros((batch, n)) for n in sizes]
+    v = [np.full((batch, n), membrane.rest) for n in sizes]
     counts = [np.zeros((batch, n)) for n in sizes]
     weighted = [np.zeros((batch, n)) for n in sizes]
     previous = [np.zeros((batch, n)) for n in sizes]
-    held = [np.zeros((batch, n)) for n in sizes]   # refractory steps left
+    since = [np.full((batch, n), np.inf) for n in sizes]   # steps since the last spike
     synapses = _synapses(config, len(sizes))
     recorded = [np.zeros((steps, batch, n), dtype=bool) for n in sizes] if record else None
     same_step = config.timing == "reference"
@@ -328,25 +333,81 @@ def forward(params, config, x, record=False, topology=None, dropout=None):
                 synapses[layer].membrane = v[layer]     # the driving force's membrane
             drive = layer_current(params, topology, layer, arriving, lambda: current(t),
                                   dropout, synapses[layer])
-            if refractory:
-                # a refractory neuron holds its membrane, loses the step's input, cannot fire
-                resting = held[layer] > 0
-                v[layer] = np.where(resting, v[layer], lam * v[layer] + drive)
-                fired = (v[layer] >= theta) & ~resting
-                held[layer] = np.where(fired, refractory, held[layer] - resting)
-                spikes = fired.astype(np.float64)
-            else:
-                v[layer] = lam * v[layer] + drive
-                spikes = (v[layer] >= theta).astype(np.float64)
-            v[layer] -= reset * spikes
+            # a refractory neuron (R steps after its spike) holds its membrane, loses the
+            # step's input and cannot fire
+            since[layer] = since[layer] + 1
+            resting = since[layer] <= refractory
+            v[layer] = membrane.step(v[layer], drive, resting, t == 0)
+            fired = (v[layer] >= membrane.threshold) & ~resting
+            since[layer] = np.where(fired, 0.0, since[layer])
+            spikes = fired.astype(np.float64)
+            v[layer] = v[layer] - membrane.reset * spikes
             counts[layer] += spikes
             weighted[layer] = lam * weighted[layer] + spikes
             now[layer] = spikes
             if record:
                 recorded[layer][t] = spikes > 0
         previous = now
-    norm = config.rate_norm
-    rates = [w / norm for w in weighted]
+    return _forward_result(config, weighted, counts, recorded)
+
+
+class DiscreteMembrane:
+    r"""The forward membrane of the SPIDE map (docs/method.md M1):
+    :math:`v \leftarrow \lambda v + I`, held while refractory; threshold and reset of the
+    config."""
+
+    rest = 0.0
+
+    def __init__(self, config):
+        self.lam, self.threshold, self.reset = (config.leaky, config.threshold,
+                                                config.reset_amount)
+
+    def step(self, v, drive, refractory, first):
+        """The membrane after one step with ``drive`` (``first``: the phase's first step,
+        which starts from ``v = 0`` as ``v`` already is)."""
+        return np.where(refractory, v, self.lam * v + drive)
+
+
+class VoltsMembrane:
+    r"""The forward membrane in volts, step by step as the Brian2 model computes it.
+
+    Brian2's exact integration of :math:`dv/dt = r (v_\mathrm{rest} - v)` (``r =
+    leak_rate = 1/tau_m``, held while refractory) over one step generates
+
+    .. math::
+
+        v \leftarrow (v e + v_\mathrm{rest}) - v_\mathrm{rest} e, \qquad
+        e = \exp(-dt\, r\, [\text{not refractory}]),
+
+    evaluated in this order; the step's drive then jumps ``v`` by ``volt_scale * drive``
+    (lost while refractory), the first forward step starting from ``v_rest``. A neuron that
+    fired at step ``k`` is refractory at steps ``k+1 .. k+R`` (Brian2's
+    ``timestep(t - lastspike, dt) < timestep((R + 1) dt, dt)``).
+    """
+
+    def __init__(self, constants):
+        self.rate = float(constants["leak_rate"])
+        self.rest = float(constants["v_rest"])
+        self.scale = float(constants["volt_scale"])
+        self.threshold = float(constants["threshold_volts"])
+        self.reset = float(constants["reset_volts"])
+        self.dt = float(constants["dt"])
+
+    def decay(self, v, refractory):
+        """The state update of one step (``refractory``: boolean array)."""
+        factor = np.exp(((-self.dt) * self.rate) * (~refractory).astype(np.float64))
+        return (v * factor + self.rest) - self.rest * factor
+
+    def step(self, v, drive, refractory, first):
+        """The membrane after the state update and the jump of one step with ``drive``
+        (``first``: the phase's first step, which starts from ``v_rest``)."""
+        v = self.decay(v, refractory)
+        start = np.full_like(v, self.rest) if first else v
+        return np.where(refractory, start, start + self.scale * drive)
+
+
+def _forward_result(config, weighted, counts, recorded):
+    rates = [w / config.rate_norm for w in weighted]
     masks = [(c > 0) & (c < config.count_max) for c in counts]
     slopes = [slope_of_rate(r, config) for r in rates] if config.gate == "slope" else None
     return ForwardResult(rates=rates, masks=masks, counts=[c.astype(np.int64) for c in counts],
@@ -359,7 +420,7 @@ def _dropped(connection, spikes, dropout):
 
 
 def backward(params, config, masks, gradient_current, record=False, topology=None,
-             dropout=None, slopes=None):
+             dropout=None, slopes=None, membrane=None):
     """Run the ternary backward stage for ``T_b = config.time_step_back`` steps.
 
     Parameters
@@ -380,6 +441,10 @@ def backward(params, config, masks, gradient_current, record=False, topology=Non
     slopes : list of ndarray, optional
         With the ``'slope'`` gate (needed then): the forward result's ``slopes``; each
         couple's input is multiplied by its neuron's slope.
+    membrane : dict, optional
+        The couples' membrane in volts (as in :func:`forward`; :class:`VoltsMembrane`): it
+        decays as the forward membrane, starts from ``v_rest``, fires where ``u - v_rest``
+        reaches ``+-V_th^b`` in volts and moves by ``M`` in volts per spike.
 
     Returns
     -------
@@ -400,7 +465,13 @@ def backward(params, config, masks, gradient_current, record=False, topology=Non
     n_layers = len(sizes)
     readout_layer = topology.readout.pre
     gates = [np.asarray(m, dtype=bool) for m in masks]
-    u = [np.zeros((batch, n)) for n in sizes]
+    volts = VoltsMembrane(membrane) if membrane is not None else None
+    if volts is not None:
+        # the same comparisons and jumps in volts; the counts and beta stay unit-free
+        theta, step = theta * volts.scale, magnitude * volts.scale
+        gate_values = [g.astype(np.float64) for g in gates]
+    u = [np.zeros((batch, n)) if volts is None else np.full((batch, n), volts.rest)
+         for n in sizes]
     signed = [np.zeros((batch, n)) for n in sizes]
     weighted = [np.zeros((batch, n)) for n in sizes]
     absolute = [np.zeros((batch, n)) for n in sizes]
@@ -424,12 +495,18 @@ def backward(params, config, masks, gradient_current, record=False, topology=Non
             drive = _sum_terms(terms, g if layer == readout_layer else None)
             if slopes is not None:
                 drive = slopes[layer] * drive
-            u[layer] = lam * u[layer] + drive
-            positive = (u[layer] >= theta) & gates[layer]
-            negative = (u[layer] <= -theta) & gates[layer]
+            if volts is None:
+                u[layer] = lam * u[layer] + drive
+                positive = (u[layer] >= theta) & gates[layer]
+                negative = (u[layer] <= -theta) & gates[layer]
+            else:
+                u[layer] = volts.step(u[layer], drive, np.zeros(u[layer].shape, dtype=bool),
+                                      t == 0)
+                mirror = (u[layer] - volts.rest) * gate_values[layer]
+                positive, negative = mirror >= theta, mirror <= -theta
             units = positive.astype(np.float64) - negative
             spikes = magnitude * units          # s^b, in {-M, 0, +M}
-            u[layer] -= spikes
+            u[layer] -= spikes if volts is None else step * units
             signed[layer] += units
             absolute[layer] += np.abs(units)
             weighted[layer] = lam * weighted[layer] + spikes
@@ -499,7 +576,8 @@ def spike_gradients(config, x_mean, rates, beta, topology=None, dropout=None):
     return grads
 
 
-def forward_backward(params, config, x, gradient_current, record=False, dropout=None):
+def forward_backward(params, config, x, gradient_current, record=False, dropout=None,
+                     membrane=None):
     """One forward and one backward pass for given weights, inputs and gradient current.
 
     This is the function to check a model against: it returns the rates, masks, gated
@@ -518,6 +596,8 @@ def forward_backward(params, config, x, gradient_current, record=False, dropout=
         Record every spike of both stages.
     dropout : dict, optional
         Per-connection dropout masks of the batch (:func:`spide_brian.dropout.dropout_masks`).
+    membrane : dict, optional
+        The forward membrane in volts (see :func:`forward`).
 
     Returns
     -------
@@ -537,10 +617,11 @@ def forward_backward(params, config, x, gradient_current, record=False, dropout=
     (20, 20)
     """
     topology = topology_of(config, params)
-    fwd = forward(params, config, x, record=record, topology=topology, dropout=dropout)
+    fwd = forward(params, config, x, record=record, topology=topology, dropout=dropout,
+                  membrane=membrane)
     g = gradient_current(fwd) if callable(gradient_current) else gradient_current
     bwd = backward(params, config, fwd.masks, g, record=record, topology=topology,
-                   dropout=dropout, slopes=fwd.slopes)
+                   dropout=dropout, slopes=fwd.slopes, membrane=membrane)
     x_mean = np.asarray(x, dtype=np.float64)
     if x_mean.ndim == 3:
         x_mean = x_mean.mean(axis=0)
@@ -589,11 +670,12 @@ class SGDMomentum:
         self.buffers = {name: np.array(buf, dtype=np.float64) for name, buf in state.items()}
 
 
-def train_batch(params, config, optimizer, x, labels, lr=None, dropout=None):
+def train_batch(params, config, optimizer, x, labels, lr=None, dropout=None, membrane=None):
     """Forward, readout, backward and one SGD step on a mini-batch; updates ``params``.
 
     ``lr`` is the SGD rate of the step (``lr0 / S`` of the schedule); ``config.sgd_lr`` by
-    default. ``dropout``: the batch's masks (none by default).
+    default. ``dropout``: the batch's masks (none by default). ``membrane``: the forward
+    membrane in volts (:func:`forward`; None: the discrete membrane).
 
     Returns
     -------
@@ -607,7 +689,8 @@ def train_batch(params, config, optimizer, x, labels, lr=None, dropout=None):
         holder["readout"] = readout(params, fwd.rates[-1], labels, kappa)
         return holder["readout"].gradient_current
 
-    result = forward_backward(params, config, x, gradient_current, dropout=dropout)
+    result = forward_backward(params, config, x, gradient_current, dropout=dropout,
+                              membrane=membrane)
     grads = dict(result.gradients)
     grads.update(holder["readout"].gradients)
     optimizer.step(params, grads, config.sgd_lr if lr is None else lr)

@@ -111,9 +111,10 @@ def test_training_in_units_is_the_discrete_run(tmp_path):
 
 
 def test_refractory_period_and_synaptic_time_constant_map_to_the_config():
+    # Brian2's refractory period counts the spike's step: 1.5 ms = 3 steps, 2 held
     units = NeuronUnits(dt=0.5 * ms, tau_m=20 * ms, refractory=1.5 * ms, tau_syn=5 * ms)
     config = units.discrete(SPIDEConfig())
-    assert config.refractory_steps == 3 and config.synapse == "exponential"
+    assert config.refractory_steps == 2 and config.synapse == "exponential"
     assert config.synapse_leak == math.exp(-0.5 / 5)
     back = NeuronUnits.of(config, dt=0.5 * ms)
     assert float(back.refractory / ms) == pytest.approx(1.5)
@@ -121,6 +122,9 @@ def test_refractory_period_and_synaptic_time_constant_map_to_the_config():
     assert NeuronUnits.of(SPIDEConfig()).tau_syn is None
     plain = NeuronUnits().discrete(config)             # delta synapses, no refractory period
     assert (plain.synapse, plain.synapse_leak, plain.refractory_steps) == ("delta", 0.0, 0)
+    # a period of one step holds nothing (a neuron fires at most once per step anyway)
+    assert NeuronUnits(dt=0.5 * ms, refractory=0.5 * ms).discrete().refractory_steps == 0
+    assert float(NeuronUnits.of(plain).refractory) == 0.0
     with pytest.raises(UnitError, match="refractory 1.2 ms is not a whole number of steps"):
         NeuronUnits(dt=0.5 * ms, refractory=1.2 * ms).discrete()
     with pytest.raises(UnitError, match="tau_syn must be a time"):

@@ -53,14 +53,17 @@ def make_frame_case(sizes, leaky, reset):
     return config, params, frames, y
 
 
-def reference_training(config, params, x, y):
+def reference_training(config, params, x, y, membrane=None):
+    """The reference's training of ``x`` in mini-batches (``membrane``: in volts, see
+    :func:`spide_brian.reference.forward`): parameters, momenta, forward counts and signed
+    backward counts per sample."""
     params = {k: v.copy() for k, v in params.items()}
     optimizer = ref.SGDMomentum(config)
     forward, backward = [], []
     for start in range(0, len(x), config.batch_size):
         stop = start + config.batch_size
         result, _ = ref.train_batch(params, config, optimizer, batch_major(x[start:stop]),
-                                    y[start:stop])
+                                    y[start:stop], membrane=membrane)
         forward.append(result.forward.counts)
         backward.append(result.backward.signed_counts)
     layers = range(config.n_layers)

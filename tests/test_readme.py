@@ -3,7 +3,8 @@ import re
 from pathlib import Path
 
 import numpy as np
-from brian2 import defaultclock, prefs, volt
+import pytest
+from brian2 import defaultclock, mV, prefs, volt
 from brian2.units.fundamentalunits import have_same_dimensions
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -14,6 +15,18 @@ def readme_example(heading):
     text = README.read_text()
     section = text[text.index(heading):]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def run_examples(*headings):
+    """Run the README's examples under ``headings`` one after the other; their names."""
+    target, dt = prefs.codegen.target, defaultclock.dt
+    namespace = {}
+    try:
+        for heading in headings:
+            exec(compile(readme_example(heading), str(README), "exec"), namespace)
+    finally:
+        prefs.codegen.target, defaultclock.dt = target, dt
+    return namespace
 
 
 def test_biophysical_network_example_runs_and_records_in_volts():
@@ -44,3 +57,20 @@ def test_biophysical_network_example_runs_and_records_in_volts():
     changed = [name for name, value in namespace["new_params"].items()
                if not np.array_equal(value, namespace["params"][name])]
     assert "input_weight" in changed and "readout_weight" in changed
+
+
+def test_membrane_in_volts_example_is_the_same_model_in_volts():
+    from spide_brian.devices import capabilities
+    from spide_brian.routes import route_for
+
+    if route_for(capabilities("numpy")).name != "direct":
+        pytest.skip("the membrane in volts needs the direct route (Brian2 >= 2.6)")
+    namespace = run_examples("### Biophysical SPIDE networks in Brian2",
+                             "#### The membrane in volts")
+    monitor = namespace["in_volts"]
+    assert have_same_dimensions(monitor.v, volt) and have_same_dimensions(monitor.u_back, volt)
+    assert "dv/dt" in str(namespace["volts_model"].layers[0].equations)
+    assert float(monitor.v.min() / mV) < -65 < float(monitor.v.max() / mV)
+    for name, value in namespace["new_params"].items():
+        np.testing.assert_allclose(namespace["same_weights"][name], value, rtol=1e-12,
+                                   atol=1e-15)

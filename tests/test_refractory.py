@@ -130,8 +130,10 @@ def test_invalid_refractory_and_gate_settings_are_refused(given, message):
         SPIDEConfig(**given)
 
 
-@pytest.mark.parametrize("flags,steps", [(["--refractory", "2ms"], 2),
-                                         (["--refractory", "1ms", "--dt", "0.5ms"], 2),
+# Brian2's convention: the period counts the spike's step, R = refractory/dt - 1
+@pytest.mark.parametrize("flags,steps", [(["--refractory", "3ms"], 2),
+                                         (["--refractory", "1.5ms", "--dt", "0.5ms"], 2),
+                                         (["--refractory", "1ms"], 0),
                                          (["--refractory", "0ms"], 0),
                                          (["--refractory-steps", "3"], 3)])
 def test_refractory_flag_sets_the_steps(tmp_path, flags, steps):
@@ -149,7 +151,7 @@ def test_refractory_flag_sets_the_steps(tmp_path, flags, steps):
     (["--refractory", "1.5ms"], "--refractory 1.5 ms is not a whole number of steps"),
     (["--refractory", "2mV"], "--refractory must be a time"),
     (["--refractory", "2ms", "--refractory-steps", "2"], "--refractory sets --refractory-steps"),
-    (["--refractory", "40ms"], "--refractory-steps must lie in [0, time_step) = [0, 30)"),
+    (["--refractory", "41ms"], "--refractory-steps must lie in [0, time_step) = [0, 30)"),
 ])
 def test_bad_refractory_flags_are_one_line_errors(tmp_path, capsys, flags, message):
     assert_train_refused(tmp_path, capsys, [*SMALL, *flags], message)

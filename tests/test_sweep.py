@@ -137,9 +137,9 @@ def test_refractory_study_points_train_with_their_period_and_gate(tmp_path):
                        "digits_refractory_gate.toml")
     assert len(study.points) == 16
     point = next(p for p in study.points
-                 if p.axes["refractory"] == "2ms" and p.axes["gate"] == "slope")
+                 if p.axes["refractory"] == "3ms" and p.axes["gate"] == "slope")
     flags = point.train_flags()
-    assert flags[flags.index("--refractory") + 1] == "2ms"
+    assert flags[flags.index("--refractory") + 1] == "3ms"
     out = tmp_path / "point"
     assert main(["train", *flags, "--epochs", "1", "--limit", "64", "--hidden-sizes", "16",
                  "--out", str(out), "--quiet"]) == 0
