@@ -39,7 +39,8 @@ from brian2.units.fundamentalunits import DimensionMismatchError, Quantity, get_
 from .config import SPIDEConfig
 
 __all__ = ["NeuronUnits", "UnitError", "parse_quantity", "check_quantity", "step_decay",
-           "EXPECTED_UNITS", "UNIT_OPTIONS", "refractory_steps", "refractory_period"]
+           "EXPECTED_UNITS", "UNIT_OPTIONS", "refractory_steps", "refractory_period",
+           "reference_membrane"]
 
 #: The options of ``spide-brian train`` (and keys of a study) that take these quantities,
 #: and the parameter each one is.
@@ -295,3 +296,17 @@ class NeuronUnits:
     def durations(self, config):
         """``(forward, backward)`` phase durations of ``config``'s ``T`` and ``T_b``."""
         return config.time_step * self.dt, config.time_step_back * self.dt
+
+
+def reference_membrane(config, dt):
+    """The membrane of ``config`` for the numpy reference on steps of ``dt`` (a time).
+
+    None for ``config.membrane == 'discrete'``; for ``'volts'`` the constants of
+    :meth:`NeuronUnits.membrane_constants` of the config's units (:meth:`NeuronUnits.of`)
+    and ``dt`` in seconds, which :func:`spide_brian.reference.forward` integrates as the
+    Brian2 model does.
+    """
+    if config.membrane != "volts":
+        return None
+    units = NeuronUnits.of(config, dt)
+    return dict(units.membrane_constants(config), dt=float(units.dt))

@@ -49,7 +49,8 @@ import numpy as np
 from brian2 import Network, defaultclock, device, second, set_device
 from brian2.utils.logger import get_logger
 
-from .devices import adapter_for, brian2_at_least, check_synapses, default_device
+from .devices import (adapter_for, brian2_at_least, check_membrane, check_synapses,
+                      default_device)
 from .dropout import dropout_masks, drops_any
 from .network import MODEL_DT, SPIDENetwork
 from .parameters import prepare_parameters
@@ -199,6 +200,7 @@ class BrianTrainer:
         self.topology = Topology.from_config(self.config, self.n_inputs, self.n_classes)
         check_shared_parameters(self.caps, self.topology)
         check_synapses(self.caps, self.config)
+        check_membrane(self.caps, self.config.membrane)
         if drops_any(self.config, self.topology):
             check_dropout(self.caps)
         self.adapter.check_installed()

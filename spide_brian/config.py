@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SPIDEConfig", "ConfigError", "RESETS", "INITS", "TIMINGS", "GATES", "SYNAPSES",
+__all__ = ["SPIDEConfig", "ConfigError", "RESETS", "INITS", "TIMINGS", "GATES", "SYNAPSES", "MEMBRANES",
            "rate_normaliser"]
 
 RESETS = ("modified", "standard")
@@ -23,6 +23,7 @@ INITS = ("kaiming", "unit_row_norm")
 TIMINGS = ("reference", "brian")
 GATES = ("binary", "slope")
 SYNAPSES = ("delta", "exponential", "conductance")
+MEMBRANES = ("discrete", "volts")
 
 # the type of every field but hidden_sizes (a tuple of integers)
 INT_FIELDS = ("time_step", "time_step_back", "batch_size", "epochs", "seed",
@@ -132,6 +133,13 @@ class SPIDEConfig:
         Reversal potentials of the excitatory and inhibitory conductances, in the model's
         membrane units above rest (``(E - V_rest) / s``, docs/biophysics.md B1): the defaults
         are 0 mV and -80 mV for a neuron resting at -65 mV with its threshold at -50 mV.
+    membrane : {'discrete', 'volts'}
+        How the Brian2 model holds the forward membranes and the couples' membranes.
+        ``'discrete'``: dimensionless values updated by the map above. ``'volts'``: Brian2
+        differential equations with units (``dv/dt = (v_rest - v)/tau_m : volt``, integrated
+        exactly; thresholds, resets and Brian2's ``refractory`` in volts and seconds;
+        docs/biophysics.md B8), the same model up to rounding; the numpy reference then runs
+        the update that Brian2 generates for it. Current synapses only.
     model : str
         A named network of :mod:`spide_brian.models` (convolutional layers and feedback,
         e.g. ``'mnist-conv-f'``); empty: the dense chain of ``hidden_sizes`` (which a named
@@ -168,6 +176,7 @@ class SPIDEConfig:
     synapse_leak: float = 0.0
     reversal_exc: float = 65.0 / 15.0
     reversal_inh: float = -1.0
+    membrane: str = "discrete"
     model: str = ""
 
     def __post_init__(self):
@@ -355,6 +364,10 @@ class SPIDEConfig:
         self._check_choice("timing", TIMINGS)
         self._check_choice("gate", GATES)
         self._check_choice("synapse", SYNAPSES)
+        self._check_choice("membrane", MEMBRANES)
+        if self.membrane == "volts" and self.synapse == "conductance":
+            raise ConfigError("membrane 'volts' has current synapses only (delta or "
+                              "exponential); use membrane 'discrete' for conductance synapses")
         leak = float(self.synapse_leak)
         if self.synapse == "exponential" and not 0.0 < leak < 1.0:
             raise ConfigError(f"synapse_leak must lie in (0, 1) for exponential synapses "

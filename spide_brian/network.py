@@ -38,7 +38,8 @@ from brian2 import (NeuronGroup, StateMonitor, Synapses, TimedArray, defaultcloc
 from brian2.utils.logger import get_logger
 
 from . import equations as eq
-from .devices import Capabilities, capabilities, check_synapses
+from .biophysics import NeuronUnits
+from .devices import Capabilities, capabilities, check_membrane, check_synapses
 from .dropout import drops_any
 from .parameters import project_feedback
 from .routes import Plasticity, check_dropout, replay_factors, route_for
@@ -158,7 +159,10 @@ class SPIDENetwork:
         Give the forward neurons a membrane in volts: ``dv/dt = (v_rest - v)/tau_m`` with
         Brian2's exact integration and refractoriness (``equations/forward_neuron.eq``,
         docs/biophysics.md B8). ``config`` must be ``units.discrete(...)`` of these units and
-        ``defaultclock.dt`` their ``dt``. None: the discrete membrane (dimensionless ``v``).
+        ``defaultclock.dt`` their ``dt``. None: the membrane of ``config.membrane``; for
+        ``'volts'`` the units of the config on the model's step
+        (:meth:`~spide_brian.biophysics.NeuronUnits.of`), for ``'discrete'`` the
+        dimensionless ``v``.
     """
 
     def __init__(self, config, n_inputs, n_classes, capacity, device="numpy", tables=None,
@@ -187,8 +191,10 @@ class SPIDENetwork:
         #: Duration of one model step (``substeps`` device steps of ``defaultclock.dt``).
         self.dt = self.schedule.substeps * defaultclock.dt
         self.slot_dt = self.schedule.slot_length * self.dt
+        if self.units is None and config.membrane == "volts":
+            self.units = NeuronUnits.of(config, self.dt)
         #: Constants of the membrane in volts (None: the discrete membrane).
-        self.membrane = self._membrane_constants() if units is not None else None
+        self.membrane = self._membrane_constants() if self.units is not None else None
         if self.caps.standalone:
             check_step_duration(self.dt, self.run_duration)
         batch = int(config.batch_size)
@@ -237,6 +243,7 @@ class SPIDENetwork:
 
     def _membrane_constants(self):
         """The volts membrane's constants, after checking that this model can run it."""
+        check_membrane(self.caps, "volts")
         if self.schedule.substeps != 1 or self.route.name != "direct":
             raise ValueError(
                 f"the membrane in volts needs one device step per model step and the direct "

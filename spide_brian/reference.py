@@ -697,8 +697,9 @@ def train_batch(params, config, optimizer, x, labels, lr=None, dropout=None, mem
     return result, holder["readout"]
 
 
-def predict(params, config, x):
-    """Class scores (logits) and forward result for a batch, without learning."""
-    fwd = forward(params, config, x)
+def predict(params, config, x, membrane=None):
+    """Class scores (logits) and forward result for a batch, without learning
+    (``membrane``: as for :func:`forward`)."""
+    fwd = forward(params, config, x, membrane=membrane)
     logits = fwd.rates[-1] @ params["readout_weight"].T + params["readout_bias"]
     return logits, fwd

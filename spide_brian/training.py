@@ -72,10 +72,15 @@ class ReferenceTrainer:
     """Mini-batch SPIDE training with the numpy reference (:mod:`spide_brian.reference`)."""
 
     def __init__(self, config, params, progress=None):
+        from .biophysics import reference_membrane
+        from .network import MODEL_DT
+
         self.config = config
         self.params = prepare_parameters(params, config)
         self.optimizer = reference.SGDMomentum(config)
         self.progress = progress
+        #: The membrane in volts on the Brian2 trainer's step (None: discrete).
+        self.membrane = reference_membrane(config, MODEL_DT)
 
     def optimizer_state(self):
         return self.optimizer.state_dict()
@@ -92,7 +97,8 @@ class ReferenceTrainer:
             xb, yb = batch_major(x[start:start + batch]), y[start:start + batch]
             masks = dropout_masks(self.config, topology, epoch, start, start + len(yb))
             result, out = reference.train_batch(self.params, self.config, self.optimizer, xb, yb,
-                                                lr=rates[index], dropout=masks)
+                                                lr=rates[index], dropout=masks,
+                                                membrane=self.membrane)
             if _non_finite(0.0, self.params):
                 break  # the next batch would fail on non-finite weights; train() reports it
             tally.add(self.params, xb, yb, out.probabilities, result.forward.counts,
@@ -105,7 +111,7 @@ class ReferenceTrainer:
         tally = EpochTally(self.config, training=False)
         for start in range(0, len(x), batch):
             xb, yb = batch_major(x[start:start + batch]), y[start:start + batch]
-            _, fwd = reference.predict(self.params, self.config, xb)
+            _, fwd = reference.predict(self.params, self.config, xb, membrane=self.membrane)
             out = reference.readout(self.params, fwd.rates[-1], yb, 0.0)
             tally.add(self.params, xb, yb, out.probabilities, fwd.counts)
         return tally.result()

@@ -14,8 +14,15 @@ from brian2 import (Network, StateMonitor, defaultclock, device, ms, mV, prefs, 
                     set_device)
 from brian2.units.fundamentalunits import get_dimensions
 
-from spide_brian.biophysics import NeuronUnits, UnitError
+from spide_brian.biophysics import NeuronUnits, UnitError, reference_membrane
+from spide_brian.checkpoint import load_checkpoint
+from spide_brian.cli import main
+from spide_brian.config import SPIDEConfig
+from spide_brian.datasets import load_dataset
 from spide_brian.devices import capabilities
+from spide_brian.network import MODEL_DT
+from spide_brian.parameters import init_parameters
+from spide_brian.training import ReferenceTrainer
 from spide_brian.network import SPIDENetwork
 from spide_brian.routes import route_for
 from spide_brian.schedule import SampleTables
@@ -168,3 +175,62 @@ def test_standalone_volts_membrane_matches_discrete_model_and_reference(tmp_path
         device.reinit()
         set_device("runtime")
         defaultclock.dt = dt
+
+
+#: A two-layer chain with feedback, LIF membranes, a refractory period and exponential
+#: synapses, described in units on the command line.
+VOLTS_FLAGS = ["--hidden-sizes", "8", "6", "--membrane-tau", "20ms", "--refractory", "2ms",
+               "--synapse", "exponential", "--tau-syn", "5ms", "--time-step", "8",
+               "--time-step-back", "12", "--limit", "24", "--batch-size", "8", "--epochs",
+               "1", "--quiet"]
+
+
+def test_cli_trains_in_volts_as_the_reference_in_volts(tmp_path):
+    """``train --membrane volts`` on the Brian2 model (numpy target) and on the reference,
+    whose forward pass then runs Brian2's update of the membrane in volts: the same weights,
+    and the checkpoint records the membrane."""
+    runs = {}
+    for backend, extra in (("brian", ["--device", "numpy"]), ("reference", ["--timing", "brian"])):
+        out = tmp_path / backend
+        assert main(["train", "--backend", backend, *extra, "--membrane", "volts",
+                     *VOLTS_FLAGS, "--out", str(out)]) == 0
+        runs[backend] = load_checkpoint(out)
+    assert runs["brian"]["config"].membrane == "volts"
+    assert runs["brian"]["params"].keys() == runs["reference"]["params"].keys()
+    for name, value in runs["reference"]["params"].items():
+        np.testing.assert_allclose(runs["brian"]["params"][name], value, rtol=1e-9,
+                                   atol=1e-12 * max(1.0, np.abs(value).max(initial=0.0)))
+    assert main(["evaluate", str(tmp_path / "brian"), "--backend", "reference"]) == 0
+
+
+def test_reference_trainer_in_volts_is_the_discrete_model():
+    """The reference's membrane in volts differs from the discrete one by rounding only:
+    on the digits the spike counts, and so the weights, of an epoch are the same."""
+    data = load_dataset("digits")
+    x, y = data.x_train[:64], data.y_train[:64]
+    config = SPIDEConfig(hidden_sizes=(20,), batch_size=16, leaky=0.95, refractory_steps=1,
+                         time_step=10, time_step_back=20)
+    params = init_parameters(config, data.n_inputs, data.n_classes)
+    trained = {}
+    for membrane in ("discrete", "volts"):
+        trainer = ReferenceTrainer(config.replace(membrane=membrane), params)
+        assert (trainer.membrane is None) == (membrane == "discrete")
+        trainer.train_epoch(x, y)
+        trained[membrane] = trainer.params
+    for name, value in trained["discrete"].items():
+        np.testing.assert_array_equal(trained["volts"][name], value)
+    volts = reference_membrane(config.replace(membrane="volts"), MODEL_DT)
+    assert volts["dt"] == float(MODEL_DT)
+    assert math.isclose(math.exp(-volts["dt"] * volts["leak_rate"]), 0.95, rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--backend", "brian", "--device", "genn", "--membrane", "volts"], "membrane_in_volts"),
+    (["--membrane", "volts", "--synapse", "conductance"], "current synapses only"),
+    (["--membrane", "volt"], "one of discrete, volts"),
+])
+def test_a_membrane_the_run_cannot_have_is_one_line(flags, message, capsys):
+    assert main(["train", *flags, "--limit", "16", "--epochs", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

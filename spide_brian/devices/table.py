@@ -13,6 +13,7 @@ batch_clock_update        yes      yes      yes             no    yes
 event_reads_source        yes      yes      yes             no    yes
 shared_parameters         yes      yes      yes             no    no
 event_writes_two_targets  yes      yes      yes             no    yes
+membrane_in_volts         yes      yes      yes             no    no
 event_delivery_steps      0        0        0               1     0
 step_order                Brian2   Brian2   Brian2          GeNN  Brian2
 ========================  =======  =======  ==============  ====  ===============
@@ -45,6 +46,11 @@ direct route (off on brian2 < 2.6, as ``synaptic_rr_reads_groups``).
 conductance synapse opens the excitatory or the inhibitory conductance of its target,
 docs/biophysics.md B5); brian2genn allows one ``+=`` per event, so conductances are refused
 on genn.
+``membrane_in_volts``: the neurons' membranes as Brian2 differential equations in volts
+(``--membrane volts``, docs/biophysics.md B8): the state updater integrates over one model
+step, so a model step must be one device step (not GeNN, whose model steps are two), and the
+equations are read in the direct route's slot code (off on brian2 < 2.6 with it; the
+brian2cuda stack is 2.5.4). Elsewhere the discrete membrane is the same model.
 ``event_delivery_steps``: the device step, counted from a spike's own step, in which its
 synaptic events are applied: 0 under Brian2's schedule (after the thresholds of the same
 step), 1 on GeNN (in the neuron update of the next step, after that step's host-side
@@ -73,7 +79,7 @@ import shutil
 from dataclasses import dataclass, replace
 
 __all__ = ["Capabilities", "CAPABILITIES", "capabilities", "default_device", "DEVICE_ALIASES",
-           "GENN_STEP_ORDER", "brian2_at_least", "check_synapses"]
+           "GENN_STEP_ORDER", "brian2_at_least", "check_membrane", "check_synapses"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class Capabilities:
     event_reads_source: bool
     shared_parameters: bool = False
     event_writes_two_targets: bool = True
+    membrane_in_volts: bool = False
     event_delivery_steps: int = 0
     step_order: tuple | None = None
     codegen_target: str | None = None
@@ -100,7 +107,7 @@ GENN_STEP_ORDER = ("start", "groups", "synapses", "thresholds", "resets", "end")
 
 #: What every construct of the model needs, as on Brian2's own devices.
 _FULL = dict(slow_clock_summed=True, synaptic_rr_reads_groups=True, batch_clock_update=True,
-             event_reads_source=True, shared_parameters=True)
+             event_reads_source=True, shared_parameters=True, membrane_in_volts=True)
 
 CAPABILITIES = {
     "numpy": Capabilities("numpy", standalone=False, rerun_without_build=False,
@@ -123,7 +130,8 @@ CAPABILITIES = {
                                     rerun_without_build=False,
                                     note="brian2cuda (brian2 2.5.4 stack): nvcc build per run, "
                                          "needs an NVIDIA GPU to run",
-                                    **dict(_FULL, shared_parameters=False)),
+                                    **dict(_FULL, shared_parameters=False,
+                                           membrane_in_volts=False)),
 }
 
 DEVICE_ALIASES = {"runtime": "numpy"}
@@ -139,7 +147,8 @@ def capabilities(device: str) -> Capabilities:
     if caps.synaptic_rr_reads_groups and not brian2_at_least(2, 6):
         # measured: on brian2 2.5.4 the per-sample synaptic run_regularly reading pre/post
         # variables gives wrong gradients (numpy target); the replay route is exact there
-        caps = replace(caps, synaptic_rr_reads_groups=False, shared_parameters=False)
+        caps = replace(caps, synaptic_rr_reads_groups=False, shared_parameters=False,
+                       membrane_in_volts=False)
     return caps
 
 
@@ -152,6 +161,17 @@ def check_synapses(caps, config):
             f"{caps.name} device cannot write from one event (capability "
             "event_writes_two_targets); use numpy, cython or cpp_standalone, or --backend "
             "reference")
+
+
+def check_membrane(caps, membrane):
+    """Raise a ``ValueError`` naming the fix where the device ``caps`` cannot build the
+    ``membrane`` (``'discrete'`` or ``'volts'``; volts need ``membrane_in_volts``)."""
+    if membrane == "volts" and not caps.membrane_in_volts:
+        raise ValueError(
+            f"the membrane in volts is not built on the {caps.name} device (capability "
+            "membrane_in_volts: one device step per model step, the direct route, Brian2 "
+            ">= 2.6); use numpy, cython or cpp_standalone, or --membrane discrete (the same "
+            "model)")
 
 
 def brian2_at_least(major, minor):
