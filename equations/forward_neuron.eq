@@ -170,11 +170,15 @@ u_back = bwd*((1 - bwd_first)*(lam*u_back) + back_slope*(grad_current + c_back))
 # current-based synapses (delta or exponential), run before [every_step]
 c_syn = int(forward_phase)*((1 - int(forward_first))*(syn_leak*c_syn) + syn_gain*I_syn) + (1 - int(forward_phase))*c_syn
 
+[driving_membrane]
+# the membrane of the conductances' driving force: v before the step (0 at the first step)
+v_before = (1 - int(forward_first))*v
+
 [conductance_current]
-# conductance synapses, run before [every_step] (in place of [synaptic_current])
+# conductance synapses, after [driving_membrane] and before [every_step] (in place of
+# [synaptic_current])
 g_exc = int(forward_phase)*((1 - int(forward_first))*(syn_leak*g_exc) + syn_gain*I_exc) + (1 - int(forward_phase))*g_exc
 g_inh = int(forward_phase)*((1 - int(forward_first))*(syn_leak*g_inh) + syn_gain*I_inh) + (1 - int(forward_phase))*g_inh
-v_before = (1 - int(forward_first))*v
 c_syn = int(forward_phase)*(g_exc*(1 - v_before*inverse_exc) - g_inh*(1 - v_before*inverse_inh)) + (1 - int(forward_phase))*c_syn
 I_exc = 0
 I_inh = 0
@@ -232,6 +236,11 @@ v = fwd*(((1 - fwd_first)*v + fwd_first*v_rest) + int(not_refractory)*(volt_scal
 # +-threshold_back in volts, and a couple spike moves it by the magnitude in volts
 # (couple.eq)
 u_back = bwd*(((1 - bwd_first)*u_back + bwd_first*v_rest) + volt_scale*(back_slope*(grad_current + c_back))) + (1 - bwd)*u_back
+
+[driving_membrane_volts]
+# the same membrane in volts, as the model's value above rest: run at the start of the step
+# ahead of the state update (with [conductance_current]), so v is the one before the step
+v_before = (1 - int(forward_first))*((v - v_rest)/volt_scale)
 
 [threshold_volts]
 forward_phase and v >= threshold_volts

@@ -139,7 +139,7 @@ class SPIDEConfig:
         differential equations with units (``dv/dt = (v_rest - v)/tau_m : volt``, integrated
         exactly; thresholds, resets and Brian2's ``refractory`` in volts and seconds;
         docs/biophysics.md B8), the same model up to rounding; the numpy reference then runs
-        the update that Brian2 generates for it. Current synapses only.
+        the update that Brian2 generates for it.
     model : str
         A named network of :mod:`spide_brian.models` (convolutional layers and feedback,
         e.g. ``'mnist-conv-f'``); empty: the dense chain of ``hidden_sizes`` (which a named
@@ -365,9 +365,6 @@ class SPIDEConfig:
         self._check_choice("gate", GATES)
         self._check_choice("synapse", SYNAPSES)
         self._check_choice("membrane", MEMBRANES)
-        if self.membrane == "volts" and self.synapse == "conductance":
-            raise ConfigError("membrane 'volts' has current synapses only (delta or "
-                              "exponential); use membrane 'discrete' for conductance synapses")
         leak = float(self.synapse_leak)
         if self.synapse == "exponential" and not 0.0 < leak < 1.0:
             raise ConfigError(f"synapse_leak must lie in (0, 1) for exponential synapses "

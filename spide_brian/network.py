@@ -250,9 +250,6 @@ class SPIDENetwork:
                 f"route; the {self.caps.name} device has {self.schedule.substeps} and the "
                 f"{self.route.name} route: use numpy, cython or cpp_standalone, or leave "
                 "units out (the discrete membrane is the same model)")
-        if self.config.conductances:
-            raise ValueError("the membrane in volts has current synapses only (delta or "
-                             "exponential); leave units out for --synapse conductance")
         if abs(float(self.dt) - float(self.units.dt)) > 1e-12 * float(self.units.dt):
             raise ValueError(f"the membrane in volts integrates over the model's step "
                              f"{self.dt}, which is not the units' dt = {self.units.dt}; set "
@@ -404,11 +401,15 @@ class SPIDENetwork:
             group.drop_syn = 1.0
             group.back_slope = 1.0
             own_bias = layer.has_bias and not layer.shares_bias
-            current = "conductance_current" if self.config.conductances else "synaptic_current"
-            self._every_step(group, "forward_neuron", section=current,
-                             extra=("membrane_step" + volts, "every_step",
-                                    "couple_step" + volts)
-                             + (("bias_learning",) if own_bias else ()))
+            steps = ("membrane_step" + volts, "every_step", "couple_step" + volts) + \
+                (("bias_learning",) if own_bias else ())
+            if not self.config.conductances:
+                steps = ("synaptic_current",) + steps
+            elif volts:
+                self._conductances_before_decay(group)
+            else:
+                steps = ("driving_membrane", "conductance_current") + steps
+            self._every_step(group, "forward_neuron", section=steps[0], extra=steps[1:])
             if layer.shares_bias:
                 self._channel_bias(layer, group)
             if self.dropout:
@@ -425,6 +426,14 @@ class SPIDENetwork:
         if self.membrane is None:
             return {}
         return {"method": "exact", "refractory": self.membrane["refractory"] * second}
+
+    def _conductances_before_decay(self, group):
+        """The conductances of a volts membrane read the membrane before the step's state
+        update, so they run at the start of the step ahead of it (order -2)."""
+        code = "\n".join(eq.statements("forward_neuron", name)
+                         for name in ("driving_membrane_volts", "conductance_current"))
+        self._add(group.run_regularly(code, dt=self.dt, when="start", order=-2,
+                                      name=f"{group.name}_run_regularly_conductances"))
 
     def _volts_membrane(self, group):
         """Set the volts membrane's constants and run its state update at the start of

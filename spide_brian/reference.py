@@ -329,8 +329,8 @@ def forward(params, config, x, record=False, topology=None, dropout=None, membra
             return _arrival(connection, now, previous, same_step)[connection.pre]
 
         for layer in range(len(sizes)):
-            if config.conductances:
-                synapses[layer].membrane = v[layer]     # the driving force's membrane
+            if config.conductances:    # the driving force's membrane, before the step
+                synapses[layer].membrane = membrane.model_value(v[layer])
             drive = layer_current(params, topology, layer, arriving, lambda: current(t),
                                   dropout, synapses[layer])
             # a refractory neuron (R steps after its spike) holds its membrane, loses the
@@ -362,6 +362,11 @@ class DiscreteMembrane:
         self.lam, self.threshold, self.reset = (config.leaky, config.threshold,
                                                 config.reset_amount)
 
+    @staticmethod
+    def model_value(v):
+        """The membrane as the model's value above rest (here: itself)."""
+        return v
+
     def step(self, v, drive, refractory, first):
         """The membrane after one step with ``drive`` (``first``: the phase's first step,
         which starts from ``v = 0`` as ``v`` already is)."""
@@ -392,6 +397,11 @@ class VoltsMembrane:
         self.threshold = float(constants["threshold_volts"])
         self.reset = float(constants["reset_volts"])
         self.dt = float(constants["dt"])
+
+    def model_value(self, v):
+        """The membrane as the model's value above rest, ``(v - v_rest) / volt_scale`` (the
+        conductances' driving force, as ``[driving_membrane_volts]`` computes it)."""
+        return (v - self.rest) / self.scale
 
     def decay(self, v, refractory):
         """The state update of one step (``refractory``: boolean array)."""
