@@ -822,11 +822,14 @@ def _command_info(args):
     except ImportError:
         print(f"{'tonic':12s} not installed (pip install 'spide-brian[dvs]')")
     print(f"datasets     {', '.join(available_datasets())}")
-    from .devices import default_device, device_status
+    from .devices import capabilities, default_device, device_status, refused_options
 
     print(f"devices (--backend brian --device NAME; default {default_device()}):")
     for name, usable, reason in device_status():
         print(f"  {name:16s} {'usable' if usable else 'not usable'}: {reason}")
+        refused = refused_options(capabilities(name))
+        if refused:
+            print(f"  {'':16s} refuses: {'; '.join(refused)}")
     print(f"  {'reference':16s} usable: --backend reference, the numpy implementation")
     return 0
 

@@ -10,6 +10,7 @@ import pytest
 
 from spide_brian.checkpoint import CheckpointError, load_checkpoint
 from spide_brian.cli import main
+from spide_brian.devices import capabilities, refused_options
 
 SMALL = ["--backend", "reference", "--limit", "120", "--hidden-sizes", "30", "--batch-size", "16",
          "--time-step-back", "40", "--quiet"]
@@ -153,6 +154,14 @@ def test_info_lists_versions(capsys):
     assert "brian2" in out and "digits" in out
     for device in ("numpy", "cpp_standalone", "genn", "cuda_standalone"):
         assert device in out
+    # each device line is followed by the options its capabilities refuse, if any
+    lines = out.splitlines()
+    genn = next(i for i, line in enumerate(lines) if line.split()[:1] == ["genn"])
+    assert "refuses:" in lines[genn + 1] and "--membrane volts" in lines[genn + 1]
+    assert "--synapse conductance" in lines[genn + 1]
+    cpp = next(i for i, line in enumerate(lines) if line.split()[:1] == ["cpp_standalone"])
+    # on Brian2 >= 2.6 cpp_standalone has every construct; below, the replay route refuses some
+    assert ("refuses:" in lines[cpp + 1]) == bool(refused_options(capabilities("cpp_standalone")))
 
 
 def test_brian_backend_summary_names_its_device(tmp_path):

@@ -12,11 +12,12 @@ from .adapters import (ADAPTERS, DEVICE_ERRORS, DeviceAdapter, DeviceOption,  # 
                        adapter_for, device_options, device_status)
 from .table import (CAPABILITIES, DEVICE_ALIASES, GENN_STEP_ORDER,  # noqa: F401
                     Capabilities, brian2_at_least, capabilities, check_membrane,
-                    check_synapses, default_device)
+                    check_synapses, default_device, refused_options)
 from .processes import (bound_make_jobs, tie_children_to_this_process,  # noqa: F401
                         tied_command)
 
 __all__ = ["Capabilities", "CAPABILITIES", "capabilities", "default_device", "DEVICE_ALIASES",
            "GENN_STEP_ORDER", "brian2_at_least", "check_membrane", "check_synapses",
-           "bound_make_jobs", "tie_children_to_this_process", "tied_command", "DeviceAdapter",
-           "DeviceOption", "ADAPTERS", "adapter_for", "device_options", "device_status", "DEVICE_ERRORS"]
+           "refused_options", "bound_make_jobs", "tie_children_to_this_process",
+           "tied_command", "DeviceAdapter", "DeviceOption", "ADAPTERS", "adapter_for",
+           "device_options", "device_status", "DEVICE_ERRORS"]

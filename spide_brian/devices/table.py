@@ -79,7 +79,8 @@ import shutil
 from dataclasses import dataclass, replace
 
 __all__ = ["Capabilities", "CAPABILITIES", "capabilities", "default_device", "DEVICE_ALIASES",
-           "GENN_STEP_ORDER", "brian2_at_least", "check_membrane", "check_synapses"]
+           "GENN_STEP_ORDER", "brian2_at_least", "check_membrane", "check_synapses",
+           "OPTION_CAPABILITIES", "refused_options"]
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,22 @@ def check_synapses(caps, config):
             f"{caps.name} device cannot write from one event (capability "
             "event_writes_two_targets); use numpy, cython or cpp_standalone, or --backend "
             "reference")
+
+
+#: The capabilities without which a device refuses an option of ``train``, and that option.
+OPTION_CAPABILITIES = {
+    "shared_parameters": "convolutional and locally connected models (--model)",
+    "synaptic_rr_reads_groups": "--dropout",
+    "event_writes_two_targets": "--synapse conductance",
+    "membrane_in_volts": "--membrane volts",
+}
+
+
+def refused_options(caps):
+    """The options of ``train`` that the device ``caps`` refuses, one per missing
+    capability of :data:`OPTION_CAPABILITIES`."""
+    return [option for field, option in OPTION_CAPABILITIES.items()
+            if not getattr(caps, field)]
 
 
 def check_membrane(caps, membrane):
