@@ -28,7 +28,7 @@ setup(
         "dask[distributed]",
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        "test": ["pytest>=7", "pytest-xdist>=3"],
         "dvs": ["tonic>=1.4", "aedat"],
         "genn": ["brian2==2.5.4", "brian2genn==1.7.0", "numpy<2", "cython<3.1"],
         "cuda": ["brian2==2.5.4", "brian2cuda==1.0a3", "numpy<2", "cython<3.1"],
