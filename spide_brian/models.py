@@ -130,15 +130,16 @@ _COMMON = {"momentum": 0.9, "weight_decay": 5e-4, "batch_size": 128, "time_step"
 SMALL_EPOCHS = 20
 
 
-def _small(base, layers, feedback, description, input_hint, input_side=None):
+def _small(base, layers, feedback, description, input_hint, input_side=None, changes=None):
     """The ``<base>-small`` variant: the same kinds of layer with a few channels, trained
-    for :data:`SMALL_EPOCHS` with the milestones scaled to them."""
+    for :data:`SMALL_EPOCHS` with the milestones scaled to them (``changes``: recipe values
+    of its own)."""
     scale = SMALL_EPOCHS / base.recipe["epochs"]
     milestones = tuple(round(epoch * scale) for epoch in base.recipe.get("lr_milestones", ()))
     return NamedModel(name=f"{base.name}-small", description=f"{description}; {input_hint}",
                       in_channels=base.in_channels, layers=layers, feedback=feedback,
                       recipe={**base.recipe, "epochs": SMALL_EPOCHS,
-                              "lr_milestones": milestones},
+                              "lr_milestones": milestones, **(changes or {})},
                       source=f"{base.name} scaled down",
                       input_side=input_side or base.input_side)
 
@@ -218,7 +219,9 @@ MODELS = {model.name: model for model in (
     _small(_MNIST_LENET, (ConvLayer(4, 3), PoolLayer(2), ConvLayer(8, 3), PoolLayer(2),
                           DenseLayer(64, dropout=0.5)), None,
            "mnist-lenet scaled down: [4c3] -> [avg pool 2] -> [8c3] -> [avg pool 2] -> "
-           "[FC 64]", "8x8 digits or 28x28 MNIST", input_side=8),
+           "[FC 64], threshold 0.5 (two pools of few channels leave too little drive for "
+           "V_th = 1 on 8x8 input)", "8x8 digits or 28x28 MNIST", input_side=8,
+           changes={"vth": 0.5}),
     _MNIST_CONV_F,
     _MNIST_CONV_F_SMALL,
     _ALEXNET_F,

@@ -236,6 +236,8 @@ def test_model_flag_starts_from_its_scripts_recipe_and_flags_override(tmp_path):
     recipe = MODELS["mnist-lenet-small"].recipe
     assert config.lr == recipe["lr"] == 0.1 and config.lr_milestones == (7, 13)
     assert (config.epochs, config.batch_size, config.time_step) == (1, 16, 5)
+    # the small LeNet's own recipe value; the full model keeps the script's threshold
+    assert config.vth == 0.5 and "vth" not in MODELS["mnist-lenet"].recipe
 
 
 def test_an_unknown_model_flag_is_one_line(capsys):
