@@ -14,8 +14,15 @@
 # text as every weight copy (plasticity.eq: SGD with momentum and weight decay, the
 # feedback projection), so the reference's kernel update is reproduced element by element.
 # A restricted (feedback) kernel's norm is the norm of its elements, ||K||_F, summed from
-# the group into the feedback-norm group (feedback_norm.eq), whose scale returns to the
-# group for the projection.
+# the group into the feedback-norm group (feedback_norm.eq) once per slot; the group reads
+# the scale back through a linked variable for the projection.
+#
+# A dense weight held once (one copy of each weight, docs/devices.md) is the same group with
+# one element per synapse: no position shares an element, so no gather is needed; the group
+# reads the pre and post factors of its element through linked variables indexed by the
+# element's pre and post neuron and accumulates their product itself (as a weight copy does).
+# Its elements are stored in the forward orientation's synapse order (pre-major), so the
+# forward events, the most numerous, read them in order.
 
 [parameter_model]
 w : 1                   # the shared value (a kernel element or a channel bias)
@@ -29,6 +36,16 @@ reset_amount_syn : 1 (shared, constant)
 
 [accumulate]
 grad = grad + grad_slot
+
+[own_gradient_model]
+pre_factor : 1 (linked)           # the element's pre factor (a rate, indexed by its pre neuron)
+post_factor : 1 (linked)          # its post factor (beta, indexed by its post neuron)
+
+[own_accumulate]
+grad = grad + post_factor*pre_factor
+
+[linked_scale_model]
+fro_scale : 1 (linked)  # min(1, r/||W||_F), read from the feedback-norm group
 
 [view_model]
 w : 1 (linked)          # the element's value, w[element]
@@ -48,6 +65,3 @@ grad_slot_post = beta_bias_pre : 1 (summed)
 
 [norm_model]
 fro_sq_total_post = w_pre*w_pre : 1 (summed)
-
-[scale_model]
-fro_scale_post = fro_scale_pre : 1 (summed)

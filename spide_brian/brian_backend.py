@@ -20,8 +20,11 @@ them (:func:`spide_brian.devices.processes.tie_children_to_this_process`).
 
 Progress and timings: ``trainer.progress``, when set (the training driver sets it to its
 progress bar's ``update``), receives the number of samples trained as the simulation
-advances, from Brian2's progress report (every :attr:`BrianTrainer.progress_period` seconds
-of wall time; on cpp_standalone the compiled program prints it and the trainer reads it).
+advances: on runtime devices from Brian2's progress report (every
+:attr:`BrianTrainer.progress_period` seconds of wall time); on cpp_standalone the compiled
+program prints its completed fraction every few slots (at most
+:data:`_PROGRESS_REPORTS_PER_RUN` lines a run) and the trainer reads it every
+``progress_period`` seconds.
 ``trainer.notify``, when set, receives one-line messages meant for the user (a compile
 starts, and how long the last compile in that folder took); they also go to the log.
 Compile time is kept apart from simulation time (``timings``, and ``compile_seconds`` of
@@ -46,7 +49,8 @@ import time
 import weakref
 
 import numpy as np
-from brian2 import Network, defaultclock, device, second, set_device
+from brian2 import (Network, NeuronGroup, check_units, defaultclock, device, implementation,
+                    second, set_device)
 from brian2.utils.logger import get_logger
 
 from .devices import (adapter_for, brian2_at_least, check_membrane, check_synapses,
@@ -124,12 +128,40 @@ COMPILE_SECONDS_FILE = ".spide_brian_compile_seconds"
 
 #: Marker of the progress lines that the compiled program prints to its output file.
 _PROGRESS_MARKER = "spide_brian_progress"
-#: Brian2 report function compiled into the standalone program: one line per report with
-#: the completed fraction of the run (read back by the trainer while the program runs; the
-#: program goes to its output file, not the terminal, so Brian2's own text report would not
-#: be seen).
-_STANDALONE_REPORT = (f'std::cout << "{_PROGRESS_MARKER} " << completed << std::endl '
-                      '<< std::flush;')
+#: Most progress lines a compiled run prints (one every whole number of slots).
+_PROGRESS_REPORTS_PER_RUN = 256
+
+
+@implementation("cpp", f"""
+double spide_progress(double fraction)
+{{
+    std::cout << "{_PROGRESS_MARKER} " << fraction << std::endl << std::flush;
+    return fraction;
+}}""")
+@check_units(fraction=1, result=1)
+def spide_progress(fraction):
+    """Print the completed ``fraction`` of the run as a progress line (the compiled
+    program's output goes to its output file, which the trainer reads while it runs)."""
+    return fraction
+
+
+def _progress_reporter(model):
+    """Objects that make a compiled run print its completed fraction every few slots.
+
+    Brian2's own ``report`` makes the compiled program read the processor clock (a system
+    call) before every code object of every step, which costs a third of a SPIDE run; a
+    ``run_regularly`` on a clock of whole slots prints at most
+    :data:`_PROGRESS_REPORTS_PER_RUN` lines a run and costs nothing in between.
+    """
+    slots = int(round(float(model.run_duration / model.slot_dt)))
+    every = max(1, -(-slots // _PROGRESS_REPORTS_PER_RUN))
+    group = NeuronGroup(1, "reported : 1", name=f"{model.name}_progress",
+                        namespace={"spide_progress": spide_progress,
+                                   "run_duration": model.run_duration})
+    operation = group.run_regularly("reported = spide_progress(t/run_duration)",
+                                    dt=every * model.slot_dt,
+                                    name=f"{model.name}_progress_run_regularly_report")
+    return [group, operation]
 
 
 class BrianTrainer:
@@ -174,7 +206,7 @@ class BrianTrainer:
     progress_period : float
         Seconds of wall time between progress reports on runtime devices; on cpp_standalone
         how often the trainer reads the program's reports (the program prints one every
-        :data:`DEFAULT_PROGRESS_PERIOD` seconds of its processor time, fixed at compile).
+        few slots).
     notify : callable or None
         ``notify(message)`` for one-line messages to the user (a compile starts).
 
@@ -443,9 +475,8 @@ class BrianTrainer:
         start = time.perf_counter()
         self.adapter.select_rerunnable()
         model = self._make_model()
-        Network(*model.objects).run(model.run_duration, namespace={},
-                                    report=_STANDALONE_REPORT,
-                                    report_period=DEFAULT_PROGRESS_PERIOD * second)
+        Network(*model.objects, *_progress_reporter(model)).run(model.run_duration,
+                                                                namespace={})
         device.build(directory=directory, compile=True, run=False, with_output=False)
         elapsed = time.perf_counter() - start
         self.timings["compile_s"] += elapsed

@@ -5,7 +5,10 @@ The Brian2 model of a network holds, per spiking layer, a forward neuron group, 
 halves and their one-to-one synapses (mirrors, coupled resets), and per connection one
 Synapses object per *weight copy* (the forward copy, a transposed copy per couple half, the
 copy whose ``w*w`` gives a feedback weight's norm; the readout's forward and gradient
-copies). What a device's restrictions add to them (:mod:`spide_brian.routes`) changes the
+copies). Where the device holds each weight once, the copies are views without a weight of
+their own and a parameter group holds one element per synapse (with its gradient and
+momentum); its bytes count per synapse of the connection, as do the synapses that sum the
+norm of a feedback weight from its elements. What a device's restrictions add to them (:mod:`spide_brian.routes`) changes the
 bytes per neuron and per synapse, not the counts.
 
 The bytes are measured, not assumed: :func:`state_bytes` builds the model of a small dense
@@ -107,7 +110,7 @@ def _role(connection):
 def _construction_key(caps):
     """Fields of the capabilities that change what the model builds."""
     return (caps.slow_clock_summed, caps.synaptic_rr_reads_groups, caps.batch_clock_update,
-            caps.event_reads_source, caps.event_delivery_steps)
+            caps.event_reads_source, caps.event_delivery_steps, caps.shared_parameters)
 
 
 #: Measured :class:`StateBytes` per construction key (see :func:`_construction_key`).
@@ -130,6 +133,7 @@ def _measure(caps):
     network.discard()
     copies = {copy.synapses.name: parameter
               for parameter, group in network.copies.items() for copy in group}
+    held = {shared.group.name: parameter for parameter, shared in network.shared.items()}
     roles = {c.parameter: _role(c) for c in network.topology.connections}
     per_synapse = {role: [] for role in ROLES}
     layer_bytes = input_bytes = class_bytes = fixed = 0
@@ -150,6 +154,12 @@ def _measure(caps):
             owned += EVENT_LIST_BYTES * size * len(obj._pathways)
         if obj.name in copies:
             per_synapse[roles[copies[obj.name]]].append(owned // size)
+        elif obj.name in held:
+            # a weight held once: its parameter group has one element per synapse
+            per_synapse[roles[held[obj.name]]].append(owned // size)
+        elif obj.name == f"{norm_name}_sum" and restricted.parameter in network.shared:
+            # the norm of a weight held once is summed from its elements
+            per_synapse[roles[restricted.parameter]].append(owned // size)
         elif obj.name.startswith("probe_layer"):
             layer_bytes += owned
         elif obj.name.startswith("probe_input"):

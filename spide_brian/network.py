@@ -11,10 +11,17 @@ Per spiking layer ``l``: a forward group (forward neurons, which also hold the c
 membranes and counts), a positive-couple group and a negative-couple group (spike
 generators of the backward stage). Per connection with weights ``W`` (shape
 ``(n_post, n_pre)``): a forward copy (forward events), a positive and a negative transposed
-copy (couple events); the feedback has a fourth copy on a slot-long clock whose summed
-``w*w`` gives the Frobenius norm. Each copy has one event pathway, so forward spikes never
-run backward code and couple spikes never run forward code. The readout has a readout copy and a gradient copy of ``W_c``. All copies of one
-parameter run the same plasticity code and stay bitwise equal.
+copy (couple events). Each copy has one event pathway, so forward spikes never run backward
+code and couple spikes never run forward code. The readout has a readout copy and a gradient
+copy of ``W_c``.
+
+Where the device links parameters (capability ``shared_parameters``), each learnt weight is
+held once: a parameter group with one element per synapse holds ``W``, its gradient and
+momentum, accumulates ``beta_post a_pre`` and learns; the copies are views that read their
+element through a linked variable, and the feedback norm is summed from the group after
+each update. Elsewhere every copy holds ``W`` and runs the same plasticity code, so the
+copies stay bitwise equal, and the feedback has a fourth copy on a slot-long clock whose
+summed ``w*w`` gives the Frobenius norm.
 
 Examples
 --------
@@ -45,7 +52,7 @@ from .parameters import project_feedback
 from .routes import Plasticity, check_dropout, replay_factors, route_for
 from .schedule import SampleTables
 from .sharing import STORED_NAMES, SharedParameter, check_shared_parameters, without
-from .topology import READOUT, Topology
+from .topology import READOUT, Dense, Topology
 
 __all__ = ["SPIDENetwork", "WeightCopy", "MODEL_DT", "check_step_duration"]
 
@@ -155,6 +162,12 @@ class SPIDENetwork:
         Event frames, one per forward step (samples ``(T, n_in)``, read from a per-step
         ``TimedArray`` and summed into layer 0 every step), instead of a static input (one
         row per sample, summed once per slot where the device allows).
+    one_copy : bool, optional
+        Hold each learnt dense weight once, in a parameter group that every Synapses of the
+        connection reads through a linked variable and that alone accumulates the gradient
+        and learns (:mod:`spide_brian.sharing`); False: one Synapses copy per event pathway,
+        each learning the same way (the construction of devices without linked variables).
+        Default: where the device links parameters (capability ``shared_parameters``).
     units : NeuronUnits, optional
         Give the forward neurons a membrane in volts: ``dv/dt = (v_rest - v)/tau_m`` with
         Brian2's exact integration and refractoriness (``equations/forward_neuron.eq``,
@@ -166,7 +179,7 @@ class SPIDENetwork:
     """
 
     def __init__(self, config, n_inputs, n_classes, capacity, device="numpy", tables=None,
-                 name="spide", record=True, frame_input=False, units=None):
+                 name="spide", record=True, frame_input=False, units=None, one_copy=None):
         self.config = config
         self.units = units
         self.frame_input = bool(frame_input)
@@ -178,6 +191,12 @@ class SPIDENetwork:
         self.topology = Topology.from_config(config, self.n_inputs, self.n_classes)
         check_shared_parameters(self.caps, self.topology)
         check_synapses(self.caps, config)
+        #: Whether each learnt dense weight is held once (see ``one_copy``).
+        self.one_copy = self.caps.shared_parameters if one_copy is None else bool(one_copy)
+        if self.one_copy and not self.caps.shared_parameters:
+            raise ValueError(f"one copy of each weight needs linked parameters, which the "
+                             f"{self.caps.name} device lacks (capability shared_parameters); "
+                             "leave one_copy unset")
         if len(self.topology.restricted) > 1:
             raise NotImplementedError("the Brian2 model restricts one feedback connection; "
                                       f"this topology has {len(self.topology.restricted)}")
@@ -448,19 +467,37 @@ class SPIDENetwork:
         group.state_updater.order = -1
 
     # -- shared parameters (spide_brian.sharing) ---------------------------------------------
-    def _parameter_group(self, name, shape, divide_by, project=None):
-        """The group holding parameter ``name`` once, with its learning operations."""
-        group = self._add(NeuronGroup(int(np.prod(shape)),
-                                      eq.model_equations("shared_weight", "parameter_model"),
-                                      namespace=self.namespace,
+    def _held_once(self, connection):
+        """Whether the weight of ``connection`` lives in a parameter group: a shared kernel,
+        or a learnt dense weight when the model holds one copy of each weight."""
+        kind = connection.kind
+        return kind.shares_weights or (self.one_copy and isinstance(kind, Dense))
+
+    def _parameter_group(self, name, shape, divide_by, project=None, order=None,
+                         own_gradient=False):
+        """The group holding parameter ``name`` once, with its learning operations.
+
+        ``project``: the parameter is restricted (its scale is linked to the feedback-norm
+        group, :meth:`_build_feedback_norm`). ``own_gradient``: the group accumulates the
+        product of its linked factors itself (a dense weight) instead of a gather's sum.
+        """
+        model = eq.model_equations("shared_weight", "parameter_model")
+        if project:
+            model = without(model, ("fro_scale",)) + eq.model_equations("shared_weight",
+                                                                        "linked_scale_model")
+        if own_gradient:
+            model = model + eq.model_equations("shared_weight", "own_gradient_model")
+        group = self._add(NeuronGroup(int(np.prod(shape)), model, namespace=self.namespace,
                                       name=f"{self.name}_{name}_parameter"))
-        group.fro_scale = 1.0
+        if not project:
+            group.fro_scale = 1.0
         self._optimiser_constants(group, divide=divide_by is not None)
-        plasticity = Plasticity("shared_weight", "accumulate", divide_by, project)
+        accumulate = "own_accumulate" if own_gradient else "accumulate"
+        plasticity = Plasticity("shared_weight", accumulate, divide_by, project)
         for operation in self.route.learning(plasticity, self.slot_dt, self.batch_dt):
             self._add(group.run_regularly(operation.code, dt=operation.dt, order=operation.order,
                                           name=f"{group.name}_run_regularly_{operation.suffix}"))
-        self.shared[name] = SharedParameter(name, shape, group)
+        self.shared[name] = SharedParameter(name, shape, group, order)
         return group
 
     def _gather(self, source, group, model, name, i, j):
@@ -488,13 +525,24 @@ class SPIDENetwork:
                      f"{parameter.name}_gather", np.arange(layer.size), channel)
 
     def _shared_weight(self, connection, source, target, plasticity):
-        """The parameter group of a weight shared by many synapses (a kernel), and the
-        gather of its gradient from the forward orientation's local products."""
+        """The parameter group of a weight held once: for a kernel shared by many synapses,
+        with the gather of its gradient from the forward orientation's local products; for a
+        dense weight, reading its factors through linked variables."""
         kind = connection.kind
         pre_factor, post_factor = replay_factors(plasticity.statement)
         pre, post = kind.synapse_indices(connection.shape, transposed=False)
-        elements = kind.kernel_elements(transposed=False)
+        elements = kind.kernel_elements(False, connection.shape)
         project = "fro_scale" if plasticity.project else None
+        if not kind.shares_weights:
+            # one element per synapse, stored in the forward synapses' order
+            parameter = self._parameter_group(connection.parameter, connection.shape,
+                                              plasticity.divide_by, project, order=elements,
+                                              own_gradient=True)
+            parameter.pre_factor = linked_var(source, pre_factor[:-len("_pre")],
+                                              index=np.asarray(pre))
+            parameter.post_factor = linked_var(target, post_factor[:-len("_post")],
+                                               index=np.asarray(post))
+            return parameter
         parameter = self._parameter_group(connection.parameter, connection.shape,
                                           plasticity.divide_by, project)
         gather = self._gather(source, parameter,
@@ -508,8 +556,10 @@ class SPIDENetwork:
 
     def _view(self, syn, connection, transposed):
         """Point the synapses of a weight copy at the elements of their shared parameter."""
-        syn.element = connection.kind.kernel_elements(transposed)
-        syn.w = linked_var(self.shared[connection.parameter].group, "w", index="element")
+        shared = self.shared[connection.parameter]
+        syn.element = shared.elements(connection.kind.kernel_elements(transposed,
+                                                                      connection.shape))
+        syn.w = linked_var(shared.group, "w", index="element")
 
     def _load_dropout(self, group, layer):
         """Per-slot reads of the layer's mask tables (at each slot's commit step)."""
@@ -568,7 +618,7 @@ class SPIDENetwork:
         it may run on a slot-long clock."""
         parameter = connection.parameter
         events = {"on_pre": on_pre} if on_pre else {}
-        shared = connection.kind.shares_weights
+        shared = self._held_once(connection)
         learns = connection.kind.learns and not shared
         if shared:
             if parameter not in self.shared:
@@ -648,7 +698,7 @@ class SPIDENetwork:
                 self._add(syn.run_regularly(
                     eq.statements("connection", "transposed_dropout_load"), dt=self.slot_dt,
                     name=f"{syn.name}_run_regularly_dropout_load"))
-        if feedback and not connection.kind.shares_weights:
+        if feedback and not self._held_once(connection):
             norm_model = model + eq.model_equations("connection", "feedback_norm_model")
             self._copy(connection, False, source, target, norm_model,
                        plasticity("feedback_norm_accumulate"), slow=True)
@@ -707,14 +757,21 @@ class SPIDENetwork:
                                        eq.model_equations("feedback_norm", "sum_model"),
                                        namespace=ns, name=f"{group.name}_sum"))
         else:
-            # ||K||_F of the kernel's elements; the scale returns to the parameter group
+            # ||W||_F of the parameter's elements, summed after each update: on the
+            # mini-batch clock where the SGD step has one, else once per slot (the weight
+            # changes only at commit steps, before the sum); the parameter group reads the
+            # scale
+            slow = self.caps.slow_clock_summed
             total = self._add(Synapses(shared.group, group,
                                        eq.model_equations("shared_weight", "norm_model"),
-                                       namespace=ns, name=f"{group.name}_sum"))
-            scale = self._add(Synapses(group, shared.group,
-                                       eq.model_equations("shared_weight", "scale_model"),
-                                       namespace=ns, name=f"{group.name}_to_parameter"))
-            scale.connect()
+                                       namespace=ns,
+                                       dt=(self.batch_dt or self.slot_dt) if slow else None,
+                                       name=f"{group.name}_sum"))
+            if slow:
+                for updater in total.summed_updaters.values():
+                    updater._clock = total.clock
+            shared.group.fro_scale = linked_var(group, "fro_scale",
+                                                index=np.zeros(len(shared.group), dtype=int))
         total.connect()
         targets = [post] if post is pre else [post, pre]
         for index, target in enumerate(targets):

@@ -66,12 +66,28 @@ class SharedParameter:
         Its shape; the group has one neuron per element (C order).
     group : brian2.NeuronGroup
         The parameter group (``equations/shared_weight.eq``, ``[parameter_model]``).
+
+    order : array of int, optional
+        Storage order: group element ``e`` holds the flat (C order) element ``order[e]`` of
+        the parameter (default: C order). A dense weight held once is stored in its forward
+        synapses' order, so that forward events read the group in order.
     """
 
-    def __init__(self, name, shape, group):
+    def __init__(self, name, shape, group, order=None):
         self.name = name
         self.shape = tuple(int(n) for n in shape)
         self.group = group
+        size = int(np.prod(self.shape))
+        self.order = np.arange(size) if order is None else np.asarray(order, dtype=np.int64)
+        if sorted(self.order.tolist()) != list(range(size)):
+            raise ValueError(f"{name}: the storage order must be a permutation of "
+                             f"{size} elements")
+        self._position = np.empty(size, dtype=np.int64)
+        self._position[self.order] = np.arange(size)
+
+    def elements(self, flat):
+        """Group elements that hold the parameter's flat (C order) elements ``flat``."""
+        return self._position[np.asarray(flat, dtype=np.int64)]
 
     def state_items(self, value, buffer):
         """``[(group, variable, array)]`` that load ``value`` and its momentum ``buffer``."""
@@ -83,9 +99,13 @@ class SharedParameter:
         if array.shape != self.shape:
             raise ValueError(f"{self.name}: the {what} must have shape {self.shape}; got "
                              f"{array.shape}")
-        return array.ravel().copy()
+        return array.ravel()[self.order]
+
+    def _unflat(self, stored):
+        flat = np.empty(len(self.order))
+        flat[self.order] = np.asarray(stored, dtype=np.float64)
+        return flat.reshape(self.shape)
 
     def read(self):
         """``(value, momentum buffer)`` as arrays of the parameter's shape."""
-        return (np.array(self.group.w[:]).reshape(self.shape),
-                np.array(self.group.momentum_buffer[:]).reshape(self.shape))
+        return (self._unflat(self.group.w[:]), self._unflat(self.group.momentum_buffer[:]))

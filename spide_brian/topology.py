@@ -90,6 +90,14 @@ class Dense:
             return np.repeat(np.arange(n_post), n_pre), np.tile(np.arange(n_pre), n_post)
         return np.repeat(np.arange(n_pre), n_post), np.tile(np.arange(n_post), n_pre)
 
+    def kernel_elements(self, transposed, shape):
+        """The flat (C order) element of ``W`` of ``shape`` that each synapse holds, in the
+        order of :meth:`synapse_indices` (each element is held by one synapse)."""
+        n_post, n_pre = shape
+        if transposed:
+            return np.arange(n_post * n_pre)
+        return np.arange(n_post * n_pre).reshape(n_post, n_pre).T.ravel()
+
     def flatten(self, matrix, transposed):
         """Synapse-ordered values of a weight (see :meth:`synapse_indices`)."""
         matrix = np.asarray(matrix, dtype=np.float64)
@@ -282,9 +290,10 @@ class Conv2d:
             return post[order], pre[order]
         return pre, post
 
-    def kernel_elements(self, transposed):
+    def kernel_elements(self, transposed, shape=None):
         """The kernel element (flat index into ``K``) that each synapse holds, in the order
-        of :meth:`synapse_indices`: the map from synapses to the parameter they share."""
+        of :meth:`synapse_indices`: the map from synapses to the parameter they share
+        (``shape``, the weight's, is implied by the kind)."""
         pre, post, element = self._synapses()
         if transposed:
             return element[np.lexsort((pre, post))]
@@ -458,7 +467,7 @@ class ConvTranspose2d:
         # this kind's forward synapses are the convolution's transposed ones, and back
         return self.conv.synapse_indices(shape, not transposed)
 
-    def kernel_elements(self, transposed):
+    def kernel_elements(self, transposed, shape=None):
         return self.conv.kernel_elements(not transposed)
 
     def flatten(self, kernel, transposed):

@@ -96,9 +96,11 @@ def test_runtime_conv_matches_reference(case):
     assert_matches_reference(config, params, x, y, model.per_sample(len(x)), trained, buffers)
     shared = set(model.shared)
     kinds = {c.parameter: c.kind for c in model.topology.connections}
-    # the kernels and the channel biases are held once; locally connected weights are not
-    assert {p for p, kind in kinds.items() if kind.shares_weights} <= shared
-    assert not {p for p, kind in kinds.items() if not kind.shares_weights} & shared
+    # the kernels, the channel biases and (one copy of each weight) the dense weights are
+    # held once; locally connected weights keep their copies
+    assert {p for p, kind in kinds.items() if kind.shares_weights or kind.name == "dense"} \
+        <= shared
+    assert not {p for p, kind in kinds.items() if kind.name == "locally_connected2d"} & shared
     for name, parameter in model.shared.items():
         assert len(parameter.group) == np.prod(params[name].shape)
 
@@ -123,11 +125,12 @@ def test_shared_kernel_synapses_hold_their_element():
     for name, copies in model.copies.items():
         if name not in model.shared:
             continue
-        value = np.asarray(model.shared[name].group.w[:])    # unprojected kernel
+        shared = model.shared[name]
+        value = np.asarray(shared.group.w[:])    # unprojected, in the group's order
         for copy in copies:
-            elements = copy.connection.kind.kernel_elements(copy.transposed)
-            np.testing.assert_array_equal(copy.synapses.w[:], value[elements])
-            assert len(copy.synapses) == copy.connection.kind.synapse_count()
+            flat = copy.connection.kind.kernel_elements(copy.transposed, copy.shape)
+            np.testing.assert_array_equal(copy.synapses.w[:], value[shared.elements(flat)])
+            assert len(copy.synapses) == copy.connection.kind.synapse_count(copy.shape)
     assert not np.allclose(trained["weight_0"], params["weight_0"])
 
 

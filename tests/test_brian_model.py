@@ -98,14 +98,14 @@ def assert_matches_reference(config, params, x, y, records, trained, buffers):
                                    atol=1e-12 * max(1.0, np.abs(ref_buffers[name]).max(initial=0.0)))
 
 
-def run_runtime(config, params, x, y, extra=(), capacity=CAPACITY, caps=None):
+def run_runtime(config, params, x, y, extra=(), capacity=CAPACITY, caps=None, one_copy=None):
     """Train ``x`` (static or frames) in one run on the numpy target with the rules of
     ``caps`` (default: the numpy row), under ``caps.step_order`` if it has one."""
     caps = caps or capabilities("numpy")
     prefs.codegen.target = "numpy"
     tables = SampleTables.build(x, y, capacity, config)
     model = SPIDENetwork(config, N_INPUTS, N_CLASSES, capacity, device=caps, tables=tables,
-                         frame_input=x.ndim == 3)
+                         frame_input=x.ndim == 3, one_copy=one_copy)
     model.assign(params)
     network = Network(*model.objects, *extra)
     if caps.step_order is not None:
@@ -129,6 +129,32 @@ def test_runtime_matches_reference(structure, leaky, reset):
     trained, buffers = model.read_parameters()
     assert_matches_reference(config, params, x, y, model.per_sample(len(x)), trained, buffers)
     assert all(v == 0.0 for v in model.copy_mismatch().values())
+
+
+@pytest.mark.parametrize("structure", sorted(STRUCTURES))
+@pytest.mark.parametrize("one_copy", [True, False])
+def test_one_copy_and_copies_match_reference(structure, one_copy):
+    """Each weight held once (parameter groups read through linked variables) and one
+    learning copy per pathway train the same network as the reference."""
+    config, params, x, y = make_case(STRUCTURES[structure], 0.9, "modified")
+    model = run_runtime(config, params, x, y, one_copy=one_copy)
+    weights = [c.parameter for c in model.topology.connections]
+    if one_copy:
+        assert sorted(model.shared) == sorted(weights)
+        for copies in model.copies.values():   # views: no weight, gradient or momentum
+            assert all("grad" not in c.synapses.variables for c in copies)
+    else:
+        assert not model.shared
+        assert all(len(model.copies[name]) >= 2 for name in weights)
+    trained, buffers = model.read_parameters()
+    assert_matches_reference(config, params, x, y, model.per_sample(len(x)), trained, buffers)
+    assert all(v == 0.0 for v in model.copy_mismatch().values())
+
+
+def test_one_copy_is_refused_without_linked_parameters():
+    config, _, _, _ = make_case((4,), 1.0, "modified")
+    with pytest.raises(ValueError, match="shared_parameters"):
+        SPIDENetwork(config, N_INPUTS, N_CLASSES, CAPACITY, device="genn", one_copy=True)
 
 
 @pytest.mark.parametrize("structure", sorted(STRUCTURES))

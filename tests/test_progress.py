@@ -353,6 +353,12 @@ def test_standalone_epoch_reports_progress_and_compile(tmp_path):
             trainer.progress_period = 0.05
             result = trainer.train_epoch(data.x_train, data.y_train)
             assert result["compile_seconds"] > 0
+            # the program printed its progress as it ran: every few slots, in order
+            with open(os.path.join(device.results_dir, "stdout.txt")) as handle:
+                fractions = [float(line.split()[1]) for line in handle
+                             if line.startswith(backend._PROGRESS_MARKER)]
+            assert len(fractions) >= 4
+            assert fractions == sorted(fractions) and 0.0 <= fractions[0] < fractions[-1] < 1.0
             assert trainer.train_epoch(data.x_train, data.y_train)["compile_seconds"] == 0.0
         assert "no earlier compile" in messages[0]
         assert sum(calls) == 2 * len(data.y_train) and all(n > 0 for n in calls)
