@@ -44,9 +44,6 @@ post_factor : 1 (linked)          # its post factor (beta, indexed by its post n
 [own_accumulate]
 grad = grad + post_factor*pre_factor
 
-[linked_scale_model]
-fro_scale : 1 (linked)  # min(1, r/||W||_F), read from the feedback-norm group
-
 [view_model]
 w : 1 (linked)          # the element's value, w[element]
 element : integer (constant)

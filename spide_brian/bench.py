@@ -146,9 +146,15 @@ def measure(implementation, config, data, repeats, build_dir=None):
     if implementation == REFERENCE:
         trainer = make_trainer("reference", config, params)
     else:
+        from .brian_backend import samples_per_run
+        from .devices import capabilities
+
+        # runs shaped as the training command shapes them
+        capacity = (samples_per_run(len(y_train), len(y_test), config.batch_size)
+                    if capabilities(implementation).rerun_without_build else None)
         trainer = make_trainer("brian", config, params, n_inputs=x_train.shape[1],
                                n_classes=n_classes, device=implementation,
-                               build_dir=build_dir)
+                               build_dir=build_dir, capacity=capacity)
     train_rates, eval_rates, events = [], [], None
     try:
         for _ in range(int(repeats)):

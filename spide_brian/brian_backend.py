@@ -65,7 +65,7 @@ from .tally import EpochTally, batch_major
 from .topology import Topology, dimensions_of
 
 __all__ = ["BrianTrainer", "DEFAULT_MAX_CAPACITY", "BuildFolderLock", "BuildFolderBusy",
-           "DEFAULT_PROGRESS_PERIOD"]
+           "DEFAULT_PROGRESS_PERIOD", "samples_per_run"]
 
 logger = get_logger(__name__)
 
@@ -119,6 +119,40 @@ STANDALONE_PROGRAM = StandaloneProgram()
 #: Largest default number of samples per run: longer data runs in chunks, which bounds the
 #: memory of the input tables and per-sample records, and the padding of a test set.
 DEFAULT_MAX_CAPACITY = 10000
+
+#: Cost of one more run (starting the program, loading weights and tables, reading the
+#: records), in slots of simulation: :func:`samples_per_run` weighs it against padding.
+RUN_OVERHEAD_SLOTS = 32
+
+
+def samples_per_run(n_train, n_test, batch_size, max_capacity=DEFAULT_MAX_CAPACITY,
+                    run_overhead=RUN_OVERHEAD_SLOTS):
+    """Samples per run (a whole number of mini-batches) for an epoch of ``n_train`` samples
+    and a test pass of ``n_test``: the capacity that simulates the fewest slots.
+
+    Every run simulates all its ``c`` slots, so a test set shorter than the training run is
+    padded; the slots of an epoch and a test pass are
+
+    .. math::
+
+        (\lceil n_{train}/c \rceil + \lceil n_{test}/c \rceil)\,(c + R)
+
+    with ``R`` = ``run_overhead`` slots for each run. Ties go to the larger capacity.
+
+    >>> samples_per_run(1437, 360, 128)     # 4 + 1 runs of 384 slots, not 2 of 1536
+    384
+    """
+    batch = int(batch_size)
+    longest = min(max(int(n_train), int(n_test), 1), int(max_capacity))
+    best = None
+    for batches in range(1, -(-longest // batch) + 1):
+        capacity = batches * batch
+        runs = -(-int(n_train) // capacity) + -(-int(n_test) // capacity)
+        cost = (runs * (capacity + run_overhead), -capacity)
+        if best is None or cost < best:
+            best = cost
+    return -best[1]
+
 
 #: Seconds of wall time between two progress reports of a simulation run.
 DEFAULT_PROGRESS_PERIOD = 0.5

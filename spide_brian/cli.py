@@ -74,8 +74,9 @@ def _add_device_flags(parser):
 def _add_run_flags(parser):
     parser.add_argument("--samples-per-run", type=int, default=None, metavar="N",
                         help="brian backend: samples simulated per run (rounded up to whole "
-                             "mini-batches; default: the training set, at most about 10000); "
-                             "longer data runs in chunks, a shorter test set is padded")
+                             "mini-batches; default for train: the whole mini-batches, at most "
+                             "about 10000, that simulate the fewest slots for an epoch and a "
+                             "test pass); longer data runs in chunks, shorter data is padded")
 
 
 def _check_backend_flags(args, backend):
@@ -118,6 +119,19 @@ def _brian_config(config, origin):
                          "step), which the Brian2 model cannot compute (every hop one step "
                          "late): use --backend reference")
     return config.replace(timing="brian")
+
+
+def _shape_runs(args, dataset, config, device_options):
+    """Where a compiled program reruns (cpp_standalone), runs shaped for the epoch and the
+    test pass together (the same for a resumed run, whose program is then reused); elsewhere
+    each run builds its objects anew and the trainer's default (one run per epoch) stays."""
+    from .brian_backend import samples_per_run
+    from .devices import DEVICE_ALIASES, capabilities, default_device
+
+    device = DEVICE_ALIASES.get(args.device, args.device) or default_device()
+    if capabilities(device).rerun_without_build:
+        device_options["capacity"] = samples_per_run(len(dataset.y_train), len(dataset.y_test),
+                                                     config.batch_size)
 
 
 def _device_options(args, backend):
@@ -496,6 +510,8 @@ def _command_train(args):
         if history:
             # a run killed between its checkpoint and its log left the log one epoch short
             _write_log(out / LOG_NAME, history)
+    if args.backend == "brian" and "capacity" not in device_options:
+        _shape_runs(args, dataset, config, device_options)
     # a standalone program built in DIR/build is reused by a resumed run (nothing to recompile)
     build_dir = args.build_dir or (str(out / "build") if out is not None else None)
     trainer = make_trainer(args.backend, config, params, device=args.device,

@@ -483,8 +483,8 @@ class SPIDENetwork:
         """
         model = eq.model_equations("shared_weight", "parameter_model")
         if project:
-            model = without(model, ("fro_scale",)) + eq.model_equations("shared_weight",
-                                                                        "linked_scale_model")
+            model = without(model, ("fro_scale",)) + eq.model_equations("feedback_norm",
+                                                                        "scale_view_model")
         if own_gradient:
             model = model + eq.model_equations("shared_weight", "own_gradient_model")
         group = self._add(NeuronGroup(int(np.prod(shape)), model, namespace=self.namespace,
@@ -744,7 +744,9 @@ class SPIDENetwork:
 
     def _build_feedback_norm(self, connection):
         """The norm of a restricted weight: summed into a one-neuron group from the post
-        layer, copied to the layers on both sides of the connection."""
+        layer (or from the parameter group holding the weight), its scale copied to the
+        layers on both sides of the connection (Brian2 cannot read a linked variable of a
+        group as a synapse's ``_post`` variable) and read by the parameter group."""
         ns = self.namespace
         group = self._add(NeuronGroup(1, eq.model_equations("feedback_norm"), namespace=ns,
                                       name=f"{self.name}_feedback_norm"))
@@ -770,8 +772,8 @@ class SPIDENetwork:
             if slow:
                 for updater in total.summed_updaters.values():
                     updater._clock = total.clock
-            shared.group.fro_scale = linked_var(group, "fro_scale",
-                                                index=np.zeros(len(shared.group), dtype=int))
+            shared.group.fro_scale = linked_var(
+                group, "fro_scale", index=np.zeros(len(shared.group), dtype=np.int64))
         total.connect()
         targets = [post] if post is pre else [post, pre]
         for index, target in enumerate(targets):

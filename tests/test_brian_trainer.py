@@ -52,3 +52,24 @@ def test_a_second_trainer_taking_the_program_tells_both():
     assert slot.held_by(second)
     slot.release(second)
     assert slot.trainer is None
+
+
+def test_samples_per_run_simulates_the_fewest_slots():
+    from spide_brian.brian_backend import samples_per_run
+
+    # digits: 4 training runs and 1 test run of 384 slots (1920 + 5 R) beat 2 runs of 1536
+    assert samples_per_run(1437, 360, 128, run_overhead=32) == 384
+    # every choice is a whole number of mini-batches within the limit, and no other such
+    # capacity simulates fewer slots
+    for n_train, n_test, batch in [(1437, 360, 128), (60000, 10000, 128), (100, 900, 32),
+                                   (7, 0, 3)]:
+        chosen = samples_per_run(n_train, n_test, batch, max_capacity=2000, run_overhead=32)
+        assert chosen % batch == 0 and chosen <= 2000 + batch
+
+        def slots(c):
+            return (-(-n_train // c) + -(-n_test // c)) * (c + 32)
+
+        assert all(slots(chosen) <= slots(c) for c in range(batch, 2000 + batch, batch))
+    # without a cost per run, the smallest padding wins; with a large one, one run
+    assert samples_per_run(1000, 1000, 100, run_overhead=0) == 1000
+    assert samples_per_run(1437, 360, 128, run_overhead=10 ** 6) == 1536
