@@ -813,7 +813,8 @@ def _print_model_sizes(name, side):
     print("neurons: spiking neurons (each with its ternary couple; the total leaves out the "
           "readout's); synapses/copy: the "
           "synapses of one weight copy of the connections into the layer; memory: the state "
-          "arrays of the Brian2 model (every weight copy with one value per synapse, "
+          "arrays of the Brian2 model (every weight copy, or the weight held once and its "
+          "views, "
           "bytes per neuron and synapse measured on each device's construction; monitors, "
           "input tables and code not counted)")
     return 0

@@ -58,7 +58,7 @@ def test_samples_per_run_simulates_the_fewest_slots():
     from spide_brian.brian_backend import samples_per_run
 
     # digits: 4 training runs and 1 test run of 384 slots (1920 + 5 R) beat 2 runs of 1536
-    assert samples_per_run(1437, 360, 128, run_overhead=32) == 384
+    assert samples_per_run(1437, 360, 128) == 384
     # every choice is a whole number of mini-batches within the limit, and no other such
     # capacity simulates fewer slots
     for n_train, n_test, batch in [(1437, 360, 128), (60000, 10000, 128), (100, 900, 32),
