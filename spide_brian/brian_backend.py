@@ -105,6 +105,17 @@ class StandaloneProgram:
             device.reinit()
         self.trainer = trainer
 
+    def leave_for_runtime(self, trainer):
+        """``trainer`` runs on a runtime target (numpy, cython): a standalone program that
+        another trainer holds is discarded (that trainer is told so, and compiles again when
+        it is next used) and Brian2's runtime device is selected again."""
+        previous = self.trainer
+        if previous is not None and previous is not trainer:
+            previous._say("Brian2 holds one device per process: a trainer on a runtime "
+                          "target runs now, so this trainer's standalone program is discarded "
+                          "and compiles again when it is next used")
+            previous.close()
+
     def release(self, trainer):
         """``trainer`` is closed: reset the device if it held it."""
         if self.trainer is trainer:
@@ -454,6 +465,7 @@ class BrianTrainer:
                 self.adapter.rerun(run_args)
         else:
             start = time.perf_counter()
+            STANDALONE_PROGRAM.leave_for_runtime(self)
             self.adapter.prepare_runtime()
             model = self._make_model(tables)
             model.assign(self.params, self.buffers)

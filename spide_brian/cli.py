@@ -17,7 +17,9 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
-DEFAULT_BACKEND = "brian"
+#: ``--backend auto``: a resumed run's checkpoint backend, the Brian2 model when a Brian2 flag
+#: is given, else the faster one (:func:`spide_brian.training.auto_backend`)
+DEFAULT_BACKEND = "auto"
 
 
 class UsageError(Exception):
@@ -93,6 +95,29 @@ def _check_backend_flags(args, backend):
         raise UsageError("--timing reference applies to --backend reference only: the Brian2 "
                          "model delays every synaptic hop by one step (timing 'brian'); drop "
                          "--timing or use --backend reference")
+
+
+def _brian_flags_given(args):
+    """The Brian2-only flags given on the command line (``--device``, ``--build-dir`` ...)."""
+    from .devices import device_options
+
+    names = BRIAN_ONLY_FLAGS + tuple(option.dest for _, option in device_options())
+    return ["--" + name.replace("_", "-") for name in names
+            if getattr(args, name, None) not in (None, False)]
+
+
+def _train_backend(args, checkpoint):
+    """The backend of a train command: ``--backend``, or for ``auto`` the resumed
+    checkpoint's, else :func:`spide_brian.training.auto_backend`'s choice (said on stdout)."""
+    if args.backend != "auto":
+        return args.backend
+    if checkpoint is not None:
+        return checkpoint["backend"]
+    from .training import auto_backend
+
+    backend, reason = auto_backend(_brian_flags_given(args))
+    print(f"--backend auto chose {backend}: {reason}")
+    return backend
 
 
 def _checkpoint_config(checkpoint):
@@ -269,8 +294,12 @@ def build_parser():
     train.add_argument("--data-dir", default=None, help="folder with dataset files")
     train.add_argument("--limit", type=int, default=None,
                        help="use only the first N training and test samples")
-    train.add_argument("--backend", default=DEFAULT_BACKEND, choices=("brian", "reference"),
-                       help=f"Brian2 model or numpy reference (default: {DEFAULT_BACKEND})")
+    train.add_argument("--backend", default=DEFAULT_BACKEND,
+                       choices=("auto", "brian", "reference"),
+                       help="Brian2 model or numpy reference (default: auto, the checkpoint's "
+                            "backend for --resume, the Brian2 model when a Brian2 flag such "
+                            "as --device is given, else the faster on this machine: the "
+                            "reference on CPU)")
     train.add_argument("--device", default=None,
                        help="Brian2 device for --backend brian (see 'spide-brian info')")
     _add_device_flags(train)
@@ -477,11 +506,17 @@ def _command_train(args):
     from .parameters import init_parameters
     from .training import make_trainer, train
 
-    _check_backend_flags(args, args.backend)
+    if args.backend != "auto":
+        _check_backend_flags(args, args.backend)
     recipe = _recipe(args)
     _check_out(args)
-    device_options = _device_options(args, args.backend)
     checkpoint = load_checkpoint(args.out) if args.resume else None
+    args.backend = _train_backend(args, checkpoint)
+    if (checkpoint is not None and args.backend == checkpoint["backend"] == "brian"
+            and args.device is None):
+        args.device = checkpoint["device"]   # a resumed Brian2 run stays on its device
+    _check_backend_flags(args, args.backend)
+    device_options = _device_options(args, args.backend)
     dataset = load_dataset(args.dataset, data_dir=args.data_dir, limit=args.limit)
     augment = _augmentation(args.dataset) if args.augment else None
     history, start_epoch, optimizer_state = [], 0, None
@@ -536,9 +571,12 @@ def _command_train(args):
     print(f"training {network} on {dataset.name} ({len(dataset.y_train)} train, "
           f"{len(dataset.y_test)} test) with the {args.backend} backend on {device}")
     started = time.perf_counter()
-    train(config, dataset, trainer=trainer, start_epoch=start_epoch, on_epoch=on_epoch,
-          progress_factory=_progress_factory(args.quiet),
-          augment=augment, notify=_notify)
+    try:
+        train(config, dataset, trainer=trainer, start_epoch=start_epoch, on_epoch=on_epoch,
+              progress_factory=_progress_factory(args.quiet),
+              augment=augment, notify=_notify)
+    finally:
+        _close(trainer)
     total = time.perf_counter() - started
     if not history:
         raise UsageError(f"nothing to do: the run already finished {start_epoch} epochs "
@@ -560,6 +598,14 @@ def _command_train(args):
             "device": device, "backend": args.backend, "dataset": args.dataset,
             "config": config.to_dict(), "history": history, "versions": versions()})
     return 0
+
+
+def _close(trainer):
+    """Release what a trainer holds (the Brian2 trainer's build folder and Brian2's device),
+    so that the next command in the same process starts clean."""
+    close = getattr(trainer, "close", None)
+    if close is not None:
+        close()
 
 
 def _augmentation(dataset_name):
@@ -622,7 +668,10 @@ def _command_evaluate(args):
     from .parameters import check_parameters
 
     check_parameters(trainer.params, config, dataset.n_inputs, dataset.n_classes)
-    result = trainer.evaluate(dataset.x_test, dataset.y_test)
+    try:
+        result = trainer.evaluate(dataset.x_test, dataset.y_test)
+    finally:
+        _close(trainer)
     accuracy = result["correct"] / max(1, result["samples"])
     rate = result["forward_spikes"] / max(1, result["samples"] * sum(config.hidden_sizes)
                                           * config.time_step)

@@ -54,6 +54,27 @@ def test_a_second_trainer_taking_the_program_tells_both():
     assert slot.trainer is None
 
 
+def test_a_runtime_trainer_frees_the_device_of_a_standalone_program():
+    """A numpy/cython trainer runs on Brian2's runtime device: a standalone program another
+    trainer holds is discarded first (that trainer is told), or the runtime run would be
+    declared into the standalone project."""
+    from brian2 import get_device, set_device
+
+    slot = StandaloneProgram()
+    standalone, runtime = _Owner(slot), _Owner(slot)
+    slot.leave_for_runtime(runtime)              # nothing held: nothing to do
+    assert not runtime.messages and slot.trainer is None
+    slot.take(standalone)
+    set_device("cpp_standalone", build_on_run=False)
+    try:
+        slot.leave_for_runtime(runtime)
+        assert standalone.closed == 1 and slot.trainer is None
+        assert "trainer on a runtime target runs now" in standalone.messages[0]
+        assert get_device().__class__.__name__ == "RuntimeDevice"
+    finally:
+        set_device("runtime")
+
+
 def test_samples_per_run_simulates_the_fewest_slots():
     from spide_brian.brian_backend import samples_per_run
 

@@ -171,6 +171,54 @@ def test_brian_backend_summary_names_its_device(tmp_path):
     assert data["device"] == "numpy" and data["backend"] == "brian"
 
 
+def _without_backend(flags):
+    at = flags.index("--backend")
+    return flags[:at] + flags[at + 2:]
+
+
+def test_auto_backend_trains_the_reference_unless_a_brian_flag_is_given(tmp_path, capsys):
+    """``--backend auto`` (the default): the reference (faster on CPU) for a plain run, the
+    Brian2 model once one of its flags is given, a resumed run's own backend."""
+    plain = tmp_path / "plain.json"
+    assert main(["train", *_without_backend(SMALL), "--epochs", "1",
+                 "--json", str(plain)]) == 0
+    assert json.loads(plain.read_text())["backend"] == "reference"
+    assert "--backend auto chose reference" in capsys.readouterr().out
+
+    named = tmp_path / "named.json"
+    out = tmp_path / "run"
+    assert main(["train", *_without_backend(TINY_BRIAN), "--epochs", "1", "--out", str(out),
+                 "--json", str(named)]) == 0
+    data = json.loads(named.read_text())
+    assert (data["backend"], data["device"]) == ("brian", "numpy")
+    assert "--backend auto chose brian: --device given" in capsys.readouterr().out
+
+    # no Brian2 flag on resume: the checkpoint's backend, not the reference
+    resumed = tmp_path / "resumed.json"
+    assert main(["train", "--epochs", "2", "--out", str(out), "--resume", "--quiet",
+                 "--json", str(resumed)]) == 0
+    data = json.loads(resumed.read_text())
+    # ... on its device (numpy here), not the default cpp_standalone
+    assert (data["backend"], data["device"], data["epochs"]) == ("brian", "numpy", 2)
+    assert load_checkpoint(out)["backend"] == "brian"
+
+
+def test_auto_backend_refuses_nothing_that_brian_takes():
+    """Every Brian2-only flag makes ``auto`` choose the Brian2 model, so none of them is
+    refused as 'applies to --backend brian only' under the default."""
+    from spide_brian.cli import BRIAN_ONLY_FLAGS, _brian_flags_given, build_parser
+    from spide_brian.training import auto_backend
+
+    parser = build_parser()
+    assert auto_backend([])[0] == "reference"
+    for name in BRIAN_ONLY_FLAGS:
+        flag = "--" + name.replace("_", "-")
+        value = "8" if name == "samples_per_run" else "x"
+        args = parser.parse_args(["train", flag, value])
+        assert args.backend == "auto"
+        assert auto_backend(_brian_flags_given(args))[0] == "brian"
+
+
 def test_frame_count_must_equal_the_forward_steps():
     import numpy as np
 

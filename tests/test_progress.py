@@ -315,7 +315,8 @@ def test_cli_summary_and_log_separate_compile_seconds(tmp_path, monkeypatch, cap
 
     monkeypatch.setattr(training, "make_trainer", fake_make_trainer)
     summary = tmp_path / "summary.json"
-    assert cli.main(["train", "--dataset", "digits", "--limit", "16", "--hidden-sizes", "12",
+    assert cli.main(["train", "--backend", "brian", "--dataset", "digits", "--limit", "16",
+                     "--hidden-sizes", "12",
                      "--time-step", "8", "--time-step-back", "16", "--batch-size", "8",
                      "--epochs", "2", "--out", str(tmp_path / "run"), "--json",
                      str(summary), "--quiet"]) == 0
