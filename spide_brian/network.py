@@ -46,7 +46,8 @@ from brian2.utils.logger import get_logger
 
 from . import equations as eq
 from .biophysics import NeuronUnits
-from .devices import Capabilities, capabilities, check_membrane, check_synapses
+from .devices import (Capabilities, bound_make_jobs, capabilities, check_membrane,
+                      check_synapses)
 from .dropout import drops_any
 from .parameters import project_feedback
 from .routes import Plasticity, check_dropout, replay_factors, route_for
@@ -185,6 +186,10 @@ class SPIDENetwork:
         self.frame_input = bool(frame_input)
         self.n_inputs, self.n_classes, self.capacity = int(n_inputs), int(n_classes), int(capacity)
         self.caps = device if isinstance(device, Capabilities) else capabilities(device)
+        if self.caps.standalone:
+            # one compiler per core instead of Brian2's unbounded ``make -j`` (which starts
+            # all ~200 compilers at once), unless the user set the make arguments
+            bound_make_jobs()
         #: What the device's restrictions add to the objects (:mod:`spide_brian.routes`).
         self.route = route_for(self.caps)
         #: Layers and connections of the model (:class:`~spide_brian.topology.Topology`).

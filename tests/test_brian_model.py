@@ -389,6 +389,25 @@ def test_standalone_make_jobs_are_bounded_by_the_cores():
         prefs[pref] = saved
 
 
+def test_a_standalone_model_bounds_the_make_jobs():
+    """Building the model for a standalone device bounds Brian2's unbounded ``make -j`` (all
+    compilers at once) to one job per core; a runtime model leaves the setting alone."""
+    pref = "devices.cpp_standalone.extra_make_args_unix"
+    saved = list(prefs[pref])
+    config = SPIDEConfig(hidden_sizes=(5,), time_step=4, time_step_back=4)
+    try:
+        prefs[pref] = ["-j"]
+        SPIDENetwork(config, 4, 3, 2, device="numpy")
+        assert prefs[pref] == ["-j"]
+        set_device("cpp_standalone", build_on_run=False)
+        SPIDENetwork(config, 4, 3, 2, device="cpp_standalone")
+        assert prefs[pref] == [f"-j{os.cpu_count() or 1}"]
+    finally:
+        prefs[pref] = saved
+        device.reinit()
+        set_device("runtime")
+
+
 def test_model_step_keeps_long_standalone_runs_in_step():
     """cpp_standalone matches clocks to 1e-14 s. With a 0.1 ms step the slot clock of a
     10112-sample run (137-step slots, as F400 on Fashion-MNIST) drifts beyond that; with
