@@ -643,7 +643,7 @@ def _write_log(path, history):
 def _command_evaluate(args):
     from .checkpoint import load_checkpoint
     from .datasets import load_dataset
-    from .training import make_trainer
+    from .training import make_trainer, spiking_neurons
 
     if args.json:
         _check_output_file(args.json, "--json")
@@ -673,8 +673,8 @@ def _command_evaluate(args):
     finally:
         _close(trainer)
     accuracy = result["correct"] / max(1, result["samples"])
-    rate = result["forward_spikes"] / max(1, result["samples"] * sum(config.hidden_sizes)
-                                          * config.time_step)
+    neurons = spiking_neurons(config, dataset.n_inputs, dataset.n_classes)
+    rate = result["forward_spikes"] / max(1, result["samples"] * neurons * config.time_step)
     print(f"test accuracy {accuracy:.4f} on {result['samples']} samples of {dataset.name} "
           f"(epoch {checkpoint['epoch']}, forward rate {rate:.4f})")
     summary = {"test_accuracy": accuracy, "samples": result["samples"], "forward_rate": rate,

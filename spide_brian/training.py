@@ -32,7 +32,8 @@ from .topology import topology_of
 from .trainer import Trainer
 
 __all__ = ["EpochTally", "ReferenceTrainer", "Trainer", "batch_major", "EpochRecord", "train",
-           "epoch_order", "make_trainer", "BACKENDS", "DivergenceError", "auto_backend"]
+           "epoch_order", "make_trainer", "BACKENDS", "DivergenceError", "auto_backend",
+           "spiking_neurons"]
 
 logger = get_logger(__name__)
 
@@ -199,8 +200,16 @@ def make_trainer(backend, config, params, device=None, n_inputs=None, n_classes=
     raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
-def _rates(config, stats, samples):
-    neurons = sum(config.hidden_sizes)
+def spiking_neurons(config, n_inputs, n_classes):
+    """The number of spiking neurons of the network of ``config`` (every layer of a named
+    model, not ``config.hidden_sizes``, which only the dense chain uses)."""
+    from .topology import Topology
+
+    return sum(layer.size for layer in Topology.from_config(config, n_inputs, n_classes).layers)
+
+
+def _rates(config, stats, samples, neurons):
+    """Mean forward and backward spikes per neuron and step over ``samples`` samples."""
     forward = stats["forward_spikes"] / max(1, samples * neurons * config.time_step)
     backward = stats.get("backward_spikes", 0) / max(1, samples * neurons * config.time_step_back)
     return forward, backward
@@ -255,6 +264,7 @@ def train(config, dataset, trainer=None, backend="reference", device=None, start
         trainer = make_trainer(backend, config, params, device=device,
                                n_inputs=dataset.n_inputs, n_classes=dataset.n_classes)
     check_parameters(trainer.params, config, dataset.n_inputs, dataset.n_classes)
+    neurons = spiking_neurons(config, dataset.n_inputs, dataset.n_classes)
     if notify is not None and hasattr(trainer, "notify"):
         trainer.notify = notify
     records = []
@@ -280,7 +290,7 @@ def train(config, dataset, trainer=None, backend="reference", device=None, start
         if what:
             raise _diverged(epoch + 1, what)
         test = trainer.evaluate(dataset.x_test, dataset.y_test)
-        forward_rate, backward_rate = _rates(config, stats, stats["samples"])
+        forward_rate, backward_rate = _rates(config, stats, stats["samples"], neurons)
         record = EpochRecord(
             epoch=epoch + 1,
             lr=config.learning_rate(epoch, (epoch + 1) * -(-len(y) // config.batch_size) - 1),
