@@ -106,16 +106,18 @@ def _brian_flags_given(args):
             if getattr(args, name, None) not in (None, False)]
 
 
-def _train_backend(args, checkpoint):
+def _train_backend(args, checkpoint, recipe):
     """The backend of a train command: ``--backend``, or for ``auto`` the resumed
-    checkpoint's, else :func:`spide_brian.training.auto_backend`'s choice (said on stdout)."""
+    checkpoint's, else :func:`spide_brian.training.auto_backend`'s choice for the run's
+    config (said on stdout)."""
     if args.backend != "auto":
         return args.backend
     if checkpoint is not None:
         return checkpoint["backend"]
     from .training import auto_backend
 
-    backend, reason = auto_backend(_brian_flags_given(args))
+    config = _config_from_args(args, base=_base_config(args, recipe))
+    backend, reason = auto_backend(_brian_flags_given(args), config)
     print(f"--backend auto chose {backend}: {reason}")
     return backend
 
@@ -511,7 +513,7 @@ def _command_train(args):
     recipe = _recipe(args)
     _check_out(args)
     checkpoint = load_checkpoint(args.out) if args.resume else None
-    args.backend = _train_backend(args, checkpoint)
+    args.backend = _train_backend(args, checkpoint, recipe)
     if (checkpoint is not None and args.backend == checkpoint["backend"] == "brian"
             and args.device is None):
         args.device = checkpoint["device"]   # a resumed Brian2 run stays on its device

@@ -159,26 +159,38 @@ def epoch_order(seed, epoch, n_samples):
     return np.random.default_rng([seed, epoch]).permutation(n_samples)
 
 
-def auto_backend(brian_flags=()):
-    """The backend ``spide-brian train --backend auto`` (its default) trains a new run with,
-    and why, in one line: ``(backend, reason)``.
+def auto_backend(brian_flags=(), config=None):
+    """The backend ``spide-brian train --backend auto`` (its default) trains a new run of
+    ``config`` with, and why, in one line: ``(backend, reason)``.
 
     The Brian2 model when a flag that only the Brian2 model takes was given
     (``brian_flags``: ``--device``, a device's own options, ``--samples-per-run``,
-    ``--build-dir``); otherwise the numpy reference, which trains faster on CPU. Measured
-    with ``spide-brian bench`` on 2 cores, the Brian2 model on cpp_standalone (the fastest
-    CPU device) trains at 0.26x the single-threaded reference on F400-digits and 0.29x at
-    hidden 1600 with 784 inputs, and evaluates 10-13x slower. On the convolutional
-    ``mnist-conv-f-small`` (digits, batch 32) the compiled Brian2 model runs an epoch in
-    6.7-8.7 s against the reference's 14.7 s, after a 98 s compile, but it computes timing
-    'brian' (every hop one step late), with which this network learns worse than with the
-    reference's default timing (test 0.6194 against 0.7111 after 2 epochs): the reference
-    stays the choice there too. The Brian2 model on a GPU (``--device genn``, ``--device
-    cuda_standalone``) has not been measured against it, so a GPU is used only when named. A
-    resumed run keeps its checkpoint's backend (the caller's rule, not this function's).
+    ``--build-dir``), and for a named (convolutional) model with timing 'brian' where the
+    default device is a standalone one that shares parameters (cpp_standalone); otherwise
+    the numpy reference. Measured on 2 cores with one BLAS thread: on dense F-nets
+    cpp_standalone trains at 0.26x the reference (F400-digits), 0.29x (f1600-784) and 0.15x
+    (f3200-784), and evaluates 10-28x slower. On the named models it is faster per epoch
+    once compiled (about 100-130 s): ``mnist-conv-f-small`` 6.7-8.7 s against 14.7 s per
+    digits epoch, 139 s against 365 s per 2000 Fashion-MNIST images (the machine shared with
+    other work); full-size ``mnist-conv-f`` 3.6 against 2.7 samples/s, ``mnist-lenet`` 6.4
+    against 5.3. But the Brian2 model computes only timing 'brian' (every hop one step
+    late), and with the reference's default timing these networks learn better
+    (``mnist-conv-f-small``: 0.7111 against 0.6194 test accuracy after 2 digits epochs), so
+    a named model goes to the Brian2 model only when timing 'brian' was asked for. The
+    Brian2 model on a GPU (``--device genn``, ``--device cuda_standalone``) has not been
+    measured against the reference, so a GPU is used only when named. A resumed run keeps
+    its checkpoint's backend (the caller's rule, not this function's).
     """
     if brian_flags:
         return "brian", f"{', '.join(brian_flags)} given, an option of the Brian2 model"
+    if config is not None and config.model and config.timing == "brian":
+        from .devices import capabilities, default_device
+
+        device = capabilities(default_device())
+        if device.standalone and device.shared_parameters:
+            return "brian", (f"{config.model} with timing 'brian': the Brian2 model compiled "
+                             f"for {device.name} trains named networks faster per epoch than "
+                             "the reference, after a compile of a few minutes")
     return "reference", ("the numpy reference trains about 4x faster than the Brian2 model "
                          "on CPU (spide-brian bench); --backend brian runs the Brian2 model")
 
