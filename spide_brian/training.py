@@ -171,8 +171,8 @@ def auto_backend(brian_flags=(), config=None):
     cpp_standalone trains at 0.26x the reference (F400-digits), 0.29x (f1600-784) and 0.15x
     (f3200-784), and evaluates 10-28x slower. On the named models it is faster per epoch
     once compiled (about 100-130 s): ``mnist-conv-f-small`` 6.7-8.7 s against 14.7 s per
-    digits epoch, 139 s against 365 s per 2000 Fashion-MNIST images (the machine shared with
-    other work); full-size ``mnist-conv-f`` 3.6 against 2.7 samples/s, ``mnist-lenet`` 6.4
+    digits epoch, 139-263 s against 224-365 s per epoch of 2000 Fashion-MNIST images (the
+    machine shared with other runs); full-size ``mnist-conv-f`` 3.6 against 2.7 samples/s, ``mnist-lenet`` 6.4
     against 5.3. But the Brian2 model computes only timing 'brian' (every hop one step
     late), and with the reference's default timing these networks learn better
     (``mnist-conv-f-small``: 0.7111 against 0.6194 test accuracy after 2 digits epochs), so
