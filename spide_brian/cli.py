@@ -84,13 +84,9 @@ def _add_run_flags(parser):
 def _check_backend_flags(args, backend):
     """Refuse flags that do not apply to ``backend`` rather than silently ignore them."""
     if backend == "reference":
-        from .devices import device_options
-
-        for name in BRIAN_ONLY_FLAGS + tuple(option.dest for _, option in device_options()):
-            if getattr(args, name, None) not in (None, False):
-                flag = "--" + name.replace("_", "-")
-                raise UsageError(f"{flag} applies to --backend brian only (the reference runs "
-                                 "in numpy); drop it or use --backend brian")
+        for flag in _brian_flags_given(args)[:1]:
+            raise UsageError(f"{flag} applies to --backend brian only (the reference runs "
+                             "in numpy); drop it or use --backend brian")
     elif getattr(args, "timing", None) == "reference":
         raise UsageError("--timing reference applies to --backend reference only: the Brian2 "
                          "model delays every synaptic hop by one step (timing 'brian'); drop "
@@ -106,17 +102,16 @@ def _brian_flags_given(args):
             if getattr(args, name, None) not in (None, False)]
 
 
-def _train_backend(args, checkpoint, recipe):
+def _train_backend(args, checkpoint, config):
     """The backend of a train command: ``--backend``, or for ``auto`` the resumed
     checkpoint's, else :func:`spide_brian.training.auto_backend`'s choice for the run's
-    config (said on stdout)."""
+    ``config`` (said on stdout)."""
     if args.backend != "auto":
         return args.backend
     if checkpoint is not None:
         return checkpoint["backend"]
     from .training import auto_backend
 
-    config = _config_from_args(args, base=_base_config(args, recipe))
     backend, reason = auto_backend(_brian_flags_given(args), config)
     print(f"--backend auto chose {backend}: {reason}")
     return backend
@@ -513,7 +508,10 @@ def _command_train(args):
     recipe = _recipe(args)
     _check_out(args)
     checkpoint = load_checkpoint(args.out) if args.resume else None
-    args.backend = _train_backend(args, checkpoint, recipe)
+    base = _checkpoint_config(checkpoint) if checkpoint is not None else \
+        _base_config(args, recipe)
+    config = _config_from_args(args, base=base)
+    args.backend = _train_backend(args, checkpoint, config)
     if (checkpoint is not None and args.backend == checkpoint["backend"] == "brian"
             and args.device is None):
         args.device = checkpoint["device"]   # a resumed Brian2 run stays on its device
@@ -524,7 +522,6 @@ def _command_train(args):
     history, start_epoch, optimizer_state = [], 0, None
     origin = None
     if checkpoint is not None:
-        config = _config_from_args(args, base=_checkpoint_config(checkpoint))
         if checkpoint["dataset"] != args.dataset:
             raise UsageError(f"the checkpoint in {args.out} was trained on "
                              f"{checkpoint['dataset']!r}, not {args.dataset!r}")
@@ -533,7 +530,6 @@ def _command_train(args):
         origin = f"the checkpoint in {args.out}"
         print(f"resuming from epoch {start_epoch} ({checkpoint['path']})")
     else:
-        config = _config_from_args(args, base=_base_config(args, recipe))
         params = init_parameters(config, dataset.n_inputs, dataset.n_classes)
     if args.backend == "brian":
         # record the network the Brian2 model computes, so that a reference run of the

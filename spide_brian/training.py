@@ -28,7 +28,7 @@ from . import firing, reference
 from .dropout import dropout_masks
 from .parameters import check_parameters, init_parameters, prepare_parameters
 from .tally import EpochTally, batch_major
-from .topology import topology_of
+from .topology import Topology, topology_of
 from .trainer import Trainer
 
 __all__ = ["EpochTally", "ReferenceTrainer", "Trainer", "batch_major", "EpochRecord", "train",
@@ -172,8 +172,8 @@ def auto_backend(brian_flags=(), config=None):
     (f3200-784), and evaluates 10-28x slower. On the named models it is faster per epoch
     once compiled (about 100-130 s): ``mnist-conv-f-small`` 6.7-8.7 s against 14.7 s per
     digits epoch, 139-263 s against 224-365 s per epoch of 2000 Fashion-MNIST images (the
-    machine shared with other runs); full-size ``mnist-conv-f`` 3.6 against 2.7 samples/s, ``mnist-lenet`` 6.4
-    against 5.3. But the Brian2 model computes only timing 'brian' (every hop one step
+    machine shared with other runs); full-size ``mnist-conv-f`` 3.6 against 2.7 samples/s,
+    ``mnist-lenet`` 6.4 against 5.3. But the Brian2 model computes only timing 'brian' (every hop one step
     late), and with the reference's default timing these networks learn better
     (``mnist-conv-f-small``: 0.7111 against 0.6194 test accuracy after 2 digits epochs), so
     a named model goes to the Brian2 model only when timing 'brian' was asked for. The
@@ -215,8 +215,6 @@ def make_trainer(backend, config, params, device=None, n_inputs=None, n_classes=
 def spiking_neurons(config, n_inputs, n_classes):
     """The number of spiking neurons of the network of ``config`` (every layer of a named
     model, not ``config.hidden_sizes``, which only the dense chain uses)."""
-    from .topology import Topology
-
     return sum(layer.size for layer in Topology.from_config(config, n_inputs, n_classes).layers)
 
 
