@@ -3,9 +3,14 @@
 #
 # One time step is one dt; every update below is a discrete map, so dt cancels.
 # Forward, at the steps of the forward phase (slot steps forward_start ...):
-#     v <- lam*v + (drop_input*((input_current + I_input) + bias*bias_on_input)
-#                   + drop_syn*(c_syn + bias*(1 - bias_on_input)));  spike if v >= threshold;
-#     v <- v - V
+#     v <- lam*v + (drop_input*(current_share*((input_current + I_input) + bias*bias_on_input))
+#                   + drop_syn*(c_syn + current_share*(bias*(1 - bias_on_input))));
+#     spike if v >= threshold;  v <- v - V
+#   With K integration steps per SPIDE step (docs/biophysics.md B9) one step of this map is
+#   one integration step: lam, syn_leak are per integration step, the constant currents
+#   (F x, the bias, g) deposit current_share = 1/K of their charge per integration step
+#   (1 for K = 1, which leaves every sum unchanged to the last bit), spikes their whole
+#   weight, and refractory_steps, count_max count integration steps.
 #   drop_input / drop_syn are the sample's dropout masks of the input connection and of the
 #   incoming spiking connection (0 or 1/(1-p); 1 without dropout, which leaves the sum
 #   ((input_current + I_input) + bias) + c_syn unchanged to the last bit). The bias joins the
@@ -37,7 +42,7 @@
 # Backward, at the steps of the backward phase:
 #     c_back <- back_syn_leak*c_back + back_syn_gain*(I_back*back_gain)   (the couple's
 #   synapses: syn_leak, syn_gain with exponential synapses; 0, 1 (delta) otherwise)
-#     u_back <- lam*u_back + back_slope*(grad_current + c_back)
+#     u_back <- lam*u_back + back_slope*(current_share*grad_current + c_back)
 #   grad_current is g (last layer; readout.eq), zeroed at the error step before it arrives
 #   by events, or overwritten by a summed variable.
 #   The couple's spike is s^b = M (p - n), p and n the unit spikes of its positive and
@@ -96,6 +101,7 @@ rate_norm : 1 (shared, constant)
 refractory_steps : 1 (shared, constant)   # R
 count_max : 1 (shared, constant)          # ceil(T/(R+1))
 slope_refractory : 1 (shared, constant)   # R with the 'slope' gate, else 0
+current_share : 1 (shared, constant)      # 1/K: share of a constant current per integration step
 syn_leak : 1 (shared, constant)           # exp(-dt/tau_syn); 0 for delta synapses
 syn_gain : 1 (shared, constant)           # 1 - syn_leak
 back_syn_leak : 1 (shared, constant)      # syn_leak of the couples' synapses
@@ -130,7 +136,7 @@ u_back : 1              # signed membrane of the ternary couple
 # forward integration (the first forward step starts from v = 0), run before [every_step]
 fwd = int(forward_phase)
 fwd_first = int(forward_first)
-drive = drop_input*((input_current + I_input) + bias*bias_on_input) + drop_syn*(c_syn + bias*(1 - bias_on_input))
+drive = drop_input*(current_share*((input_current + I_input) + bias*bias_on_input)) + drop_syn*(c_syn + current_share*(bias*(1 - bias_on_input)))
 held = (1 - fwd_first)*held
 resting = fwd*int(held > 0.5)
 v = fwd*((1 - resting)*((1 - fwd_first)*(lam*v) + drive) + resting*v) + (1 - fwd)*v
@@ -164,7 +170,7 @@ beta_bias = bwd_end*(beta*(bias_on_input*drop_input + (1 - bias_on_input)*drop_s
 [couple_step]
 # backward integration of the couple (the first backward step starts from u_back = 0), run
 # after [every_step]
-u_back = bwd*((1 - bwd_first)*(lam*u_back) + back_slope*(grad_current + c_back)) + (1 - bwd)*u_back
+u_back = bwd*((1 - bwd_first)*(lam*u_back) + back_slope*(current_share*grad_current + c_back)) + (1 - bwd)*u_back
 
 [synaptic_current]
 # current-based synapses (delta or exponential), run before [every_step]
@@ -227,7 +233,7 @@ reset_volts : volt (shared, constant)
 # a refractory neuron loses the step's drive
 fwd = int(forward_phase)
 fwd_first = int(forward_first)
-drive = drop_input*((input_current + I_input) + bias*bias_on_input) + drop_syn*(c_syn + bias*(1 - bias_on_input))
+drive = drop_input*(current_share*((input_current + I_input) + bias*bias_on_input)) + drop_syn*(c_syn + current_share*(bias*(1 - bias_on_input)))
 v = fwd*(((1 - fwd_first)*v + fwd_first*v_rest) + int(not_refractory)*(volt_scale*drive)) + (1 - fwd)*v
 
 [couple_step_volts]
@@ -235,7 +241,7 @@ v = fwd*(((1 - fwd_first)*v + fwd_first*v_rest) + int(not_refractory)*(volt_scal
 # from v_rest at the first backward step; the couple halves compare u_back - v_rest with
 # +-threshold_back in volts, and a couple spike moves it by the magnitude in volts
 # (couple.eq)
-u_back = bwd*(((1 - bwd_first)*u_back + bwd_first*v_rest) + volt_scale*(back_slope*(grad_current + c_back))) + (1 - bwd)*u_back
+u_back = bwd*(((1 - bwd_first)*u_back + bwd_first*v_rest) + volt_scale*(back_slope*(current_share*grad_current + c_back))) + (1 - bwd)*u_back
 
 [driving_membrane_volts]
 # the same membrane in volts, as the model's value above rest: run at the start of the step

@@ -14,7 +14,9 @@ synapses (B4; 0 stands for delta synapses), whose rate model is the delta model'
 membrane time constant ``tau_m`` at ``dt = 1 ms`` (LIF leak ``exp(-dt/tau_m)``; ``inf`` is
 the IF neuron), measured against the clamp model of the method; and conductance synapses
 (B5) with pulse conductances (``tau_syn`` 0) and decaying ones, measured against the
-conductance model's own rate model. The numbers go to ``fig7_biophysics.json``.
+conductance model's own rate model; and the number ``K`` of integration steps per SPIDE
+step of a LIF neuron with ``tau_m = 20 ms`` (B9; ``K = 1`` is the SPIDE map), measured
+against the clamp model to ``[0, K]``. The numbers go to ``fig7_biophysics.json``.
 
 Usage: ``python figures/fig7_biophysics.py [--out DIR] [--full]``
 """
@@ -40,10 +42,13 @@ NAME = "fig7_biophysics"
 GATES = ("binary", "slope")
 QUICK = dict(hidden=100, samples=64, refractory=[0, 1, 2, 4], tau_m=[math.inf, 50.0, 20.0],
              tau_syn=[0.0, 2.0, 5.0], conductance_tau_syn=[0.0, 5.0], trained_refractory=[0, 3],
-             epochs=3, time_step=30, time_step_back=100)
+             integration_steps=[1, 4], epochs=3, time_step=30, time_step_back=100)
 FULL = dict(hidden=400, samples=256, refractory=[0, 1, 2, 3, 4, 6, 8],
             tau_m=[math.inf, 100.0, 50.0, 20.0, 10.0], tau_syn=[0.0, 1.0, 2.0, 5.0, 10.0],
-            conductance_tau_syn=[0.0, 2.0, 5.0, 10.0], trained_refractory=[0, 1, 2, 4, 8], epochs=20, time_step=30, time_step_back=100)
+            conductance_tau_syn=[0.0, 2.0, 5.0, 10.0], trained_refractory=[0, 1, 2, 4, 8],
+            integration_steps=[1, 2, 5, 10], epochs=20, time_step=30, time_step_back=100)
+#: Membrane time constant (ms) of the integration-step sweep.
+INTEGRATION_TAU_M = 20.0
 
 
 def _cosine(u, v):
@@ -114,7 +119,9 @@ def compute(out_dir, quick=True, seed=0):
                 tau_syn_ms=size["tau_syn"], refractory_cosine={}, refractory_accuracy={},
                 tau_m_cosine=[], tau_m_accuracy=[], tau_syn_cosine=[], tau_syn_accuracy=[],
                 conductance_tau_syn_ms=size["conductance_tau_syn"], conductance_cosine=[],
-                conductance_accuracy=[])
+                conductance_accuracy=[], integration_steps=size["integration_steps"],
+                integration_tau_m_ms=INTEGRATION_TAU_M, integration_cosine=[],
+                integration_accuracy=[])
     for gate in GATES:
         data["refractory_cosine"][gate] = [
             gradient_cosine(base.replace(refractory_steps=r, gate=gate), params, x, labels)
@@ -138,6 +145,13 @@ def compute(out_dir, quick=True, seed=0):
         data["conductance_cosine"].append(gradient_cosine(base.replace(**fields), params, x,
                                                           labels))
         data["conductance_accuracy"].append(train_accuracy(out_dir, flags, size))
+    for steps in size["integration_steps"]:
+        data["integration_cosine"].append(gradient_cosine(
+            base.replace(leaky=_leak(INTEGRATION_TAU_M), integration_steps=steps), params, x,
+            labels))
+        data["integration_accuracy"].append(train_accuracy(
+            out_dir, ["--membrane-tau", f"{INTEGRATION_TAU_M:g}ms", "--integration-steps",
+                      str(steps)], size))
     return data
 
 
@@ -147,9 +161,9 @@ def _tau_axis(data):
 
 
 def draw(data):
-    """Rows: refractory period (per gate), synaptic time constant, membrane time constant;
-    columns: gradient cosine, test accuracy."""
-    figure, axes = plotting.new_figure(2, 4, width=4.4, height=3.0)
+    """Rows: refractory period (per gate), synaptic time constant, membrane time constant,
+    conductances, integration steps; columns: gradient cosine, test accuracy."""
+    figure, axes = plotting.new_figure(2, 5, width=4.4, height=3.0)
     plotting.plot_sweep(data["refractory"], data["refractory_cosine"], ax=axes[0],
                         xlabel="refractory period R (steps of dt)",
                         ylabel="cosine to the exact gradient",
@@ -186,6 +200,16 @@ def draw(data):
                          "current (delta)": [100 * data["tau_syn_accuracy"][0]] * points},
                         ax=axes[7], xlabel=conductance, ylabel="test accuracy (%)",
                         title="Accuracy: conductance synapses")
+    if "integration_steps" in data:
+        label = (f"integration steps K per 1 ms step (LIF, "
+                 rf"$\tau_m$ = {data['integration_tau_m_ms']:g} ms)")
+        plotting.plot_sweep(data["integration_steps"], {"binary": data["integration_cosine"]},
+                            ax=axes[8], xlabel=label, ylabel="cosine to the exact gradient",
+                            title="Gradient alignment: finer integration")
+        plotting.plot_sweep(data["integration_steps"],
+                            {"binary": 100 * np.array(data["integration_accuracy"])},
+                            ax=axes[9], xlabel=label, ylabel="test accuracy (%)",
+                            title="Accuracy: finer integration")
     figure.suptitle(f"SPIDE with biophysical detail (numpy reference; digits, F{data['hidden']}, "
                     f"{data['epochs']} epochs of training)", fontsize=11)
     return figure

@@ -274,7 +274,8 @@ class NeuronUnits:
         r"""Constants (SI floats) of the membrane in volts for ``config`` (docs/biophysics.md
         B8): ``leak_rate`` (1/tau_m in Hz, 0 for IF), ``v_rest``, ``volt_scale`` (the
         voltage of one unit of the discrete model), ``threshold_volts``, ``reset_volts`` and
-        Brian2's ``refractory`` period (s) of ``config.refractory_steps`` held steps.
+        Brian2's ``refractory`` period (s) of ``config.refractory_steps`` held steps (``R K``
+        held integration steps of ``dt / K`` with ``K`` integration steps per step).
 
         Raises
         ------
@@ -291,7 +292,14 @@ class NeuronUnits:
                 "v_rest": rest, "volt_scale": scale,
                 "threshold_volts": rest + config.threshold * scale,
                 "reset_volts": config.reset_amount * scale,
-                "refractory": float(refractory_period(config.refractory_steps, self.dt))}
+                "refractory": float(refractory_period(config.held_steps,
+                                                      self.integration_dt(config)))}
+
+    def integration_dt(self, config):
+        """The integration step ``dt / K`` of ``config`` (``K`` =
+        :attr:`SPIDEConfig.integration_steps`; ``dt`` itself for ``K = 1``)."""
+        steps = config.integration_steps
+        return self.dt if steps == 1 else self.dt / steps
 
     def durations(self, config):
         """``(forward, backward)`` phase durations of ``config``'s ``T`` and ``T_b``."""
@@ -299,7 +307,8 @@ class NeuronUnits:
 
 
 def reference_membrane(config, dt):
-    """The membrane of ``config`` for the numpy reference on steps of ``dt`` (a time).
+    """The membrane of ``config`` for the numpy reference on model steps of ``dt`` (a time;
+    the integration step, a SPIDE step lasting ``K dt``).
 
     None for ``config.membrane == 'discrete'``; for ``'volts'`` the constants of
     :meth:`NeuronUnits.membrane_constants` of the config's units (:meth:`NeuronUnits.of`)
@@ -308,5 +317,5 @@ def reference_membrane(config, dt):
     """
     if config.membrane != "volts":
         return None
-    units = NeuronUnits.of(config, dt)
-    return dict(units.membrane_constants(config), dt=float(units.dt))
+    units = NeuronUnits.of(config, dt * config.integration_steps)
+    return dict(units.membrane_constants(config), dt=float(dt))

@@ -27,7 +27,7 @@ MEMBRANES = ("discrete", "volts")
 
 # the type of every field but hidden_sizes (a tuple of integers)
 INT_FIELDS = ("time_step", "time_step_back", "batch_size", "epochs", "seed",
-              "warmup_iterations", "refractory_steps")
+              "warmup_iterations", "refractory_steps", "integration_steps")
 FLOAT_FIELDS = ("vth", "vth_back", "leaky", "scale_factor", "lr", "momentum", "weight_decay",
                 "feedback_norm", "lr_decay", "dropout", "synapse_leak", "reversal_exc",
                 "reversal_inh")
@@ -35,6 +35,17 @@ BOOL_FIELDS = ("feedback",)
 CHOICE_FIELDS = ("reset", "input_init", "hidden_init", "feedback_init", "timing", "gate",
                  "synapse")
 STRING_FIELDS = ("model",)
+
+
+def _per_integration_step(leak, steps):
+    """A per-step factor ``leak`` spread over ``steps`` integration steps (exactly ``leak``
+    for one step)."""
+    return float(leak) if steps == 1 else float(leak) ** (1.0 / steps)
+
+
+def _per_spide_step(norm, steps):
+    """A normaliser of spikes per integration step turned into one per SPIDE step."""
+    return norm if steps == 1 else norm / steps
 
 
 def _is_integer(value):
@@ -140,6 +151,17 @@ class SPIDEConfig:
         exactly; thresholds, resets and Brian2's ``refractory`` in volts and seconds;
         docs/biophysics.md B8), the same model up to rounding; the numpy reference then runs
         the update that Brian2 generates for it.
+    integration_steps : int
+        Integration steps ``K`` per SPIDE step (docs/biophysics.md B9). 1: the SPIDE map, one
+        update per step. ``K > 1`` integrates each of the ``T`` (``T_b``) steps in ``K``
+        steps of ``dt = step / K``: the leak per integration step is ``lambda^(1/K)`` (and
+        ``lambda_s^(1/K)`` for the synapses), a constant current (``F x``, the biases and the
+        gradient current ``g``) deposits ``1/K`` of its charge per step in each integration
+        step, a spike still moves the membrane by its whole weight, thresholds are tested at
+        every integration step, and a refractory period of ``R`` steps lasts ``R K``
+        integration steps. Rates stay per SPIDE step, so a neuron can fire up to ``K``
+        spikes in one and its rate saturates at ``K``; the rate model is the clamp to
+        ``[0, K]``.
     model : str
         A named network of :mod:`spide_brian.models` (convolutional layers and feedback,
         e.g. ``'mnist-conv-f'``); empty: the dense chain of ``hidden_sizes`` (which a named
@@ -178,6 +200,7 @@ class SPIDEConfig:
     reversal_inh: float = -1.0
     membrane: str = "discrete"
     model: str = ""
+    integration_steps: int = 1
 
     def __post_init__(self):
         self._check_types()
@@ -248,20 +271,60 @@ class SPIDEConfig:
         return self.vth_back if self.reset == "modified" else 2.0 * self.vth_back
 
     @property
+    def forward_steps(self) -> int:
+        """Integration steps of the forward stage, ``T K``."""
+        return self.time_step * self.integration_steps
+
+    @property
+    def backward_steps(self) -> int:
+        """Integration steps of the backward stage, ``T_b K``."""
+        return self.time_step_back * self.integration_steps
+
+    @property
+    def step_leak(self) -> float:
+        """Leak of one integration step, ``lambda^(1/K)`` (``lambda`` itself for ``K = 1``)."""
+        return _per_integration_step(self.leaky, self.integration_steps)
+
+    @property
+    def synapse_step_leak(self) -> float:
+        """Synaptic decay of one integration step, ``lambda_s^(1/K)``."""
+        return _per_integration_step(self.synapse_leak, self.integration_steps)
+
+    @property
+    def current_share(self) -> float:
+        """Share ``1/K`` of a step's constant current that one integration step deposits."""
+        return 1.0 / self.integration_steps
+
+    @property
+    def held_steps(self) -> int:
+        """Integration steps a refractory neuron is held after a spike, ``R K``."""
+        return self.refractory_steps * self.integration_steps
+
+    @property
+    def rate_ceiling(self) -> float:
+        """Most spikes per SPIDE step a neuron can fire without refractoriness: ``K``."""
+        return float(self.integration_steps)
+
+    @property
     def rate_norm(self) -> float:
-        """Normaliser of the forward rate (:func:`rate_normaliser` over ``T`` steps)."""
-        return rate_normaliser(self.leaky, self.time_step)
+        """Normaliser of the forward rate: :func:`rate_normaliser` over the ``T K``
+        integration steps with their leak, divided by ``K`` (rates per SPIDE step)."""
+        return _per_spide_step(rate_normaliser(self.step_leak, self.forward_steps),
+                               self.integration_steps)
 
     @property
     def rate_norm_back(self) -> float:
-        """Normaliser of the backward signed rate ``beta`` (over ``T_b`` steps)."""
-        return rate_normaliser(self.leaky, self.time_step_back)
+        """Normaliser of the backward signed rate ``beta`` (over ``T_b K`` integration
+        steps, per SPIDE step)."""
+        return _per_spide_step(rate_normaliser(self.step_leak, self.backward_steps),
+                               self.integration_steps)
 
     @property
     def count_max(self) -> int:
-        """Most forward spikes a neuron can fire in ``T`` steps: ``ceil(T / (R + 1))`` with
-        the refractory period ``R`` (``T`` without one); the gate closes at this count."""
-        return -(-self.time_step // (self.refractory_steps + 1))
+        """Most forward spikes a neuron can fire in the forward stage: ``ceil(T K / (R K +
+        1))`` integration steps with the refractory period (``T K`` without one); the gate
+        closes at this count."""
+        return -(-self.forward_steps // (self.held_steps + 1))
 
     @property
     def slope_refractory(self) -> float:
@@ -272,10 +335,11 @@ class SPIDEConfig:
 
     @property
     def synapse_gain(self) -> float:
-        """``1 - lambda_s``: the share of a step's synaptic input that enters the current of
-        an exponential synapse, so that its total charge is that of the delta synapse (1 for
-        delta synapses, whose current is the input itself)."""
-        return 1.0 - self.synapse_leak
+        """``1 - lambda_s``: the share of an (integration) step's synaptic input that enters
+        the current of an exponential synapse, so that its total charge is that of the delta
+        synapse (1 for delta synapses, whose current is the input itself); ``lambda_s`` is
+        :attr:`synapse_step_leak`."""
+        return 1.0 - self.synapse_step_leak
 
     @property
     def conductances(self) -> bool:
@@ -331,7 +395,7 @@ class SPIDEConfig:
         """Raise :class:`ConfigError` naming the first invalid field."""
         if not self.hidden_sizes or any(n < 1 for n in self.hidden_sizes):
             raise ConfigError(f"hidden_sizes must be positive layer sizes, got {self.hidden_sizes}")
-        for name in ("time_step", "time_step_back", "batch_size"):
+        for name in ("time_step", "time_step_back", "batch_size", "integration_steps"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("epochs", "seed"):

@@ -330,14 +330,15 @@ def spike_operations(params, forward_counts, time_step, inputs, backward_counts=
     forward_counts : list of ndarray
         Per layer ``(B, n_l)`` forward spike counts over ``time_step`` steps.
     time_step : int
-        ``T``.
+        Neuron updates per neuron in the forward stage: ``T``, or ``T K`` with ``K``
+        integration steps per SPIDE step (:attr:`SPIDEConfig.forward_steps`).
     inputs : ndarray
         The samples: ``(B, n_in)`` static or ``(T, B, n_in)`` frames.
     backward_counts : list of ndarray, optional
         Per layer ``(B, n_l)`` ternary spike counts ``|s^b|``. Given: a training sample
         (backward stage, readout gradient and weight update are counted); omitted: inference.
     time_step_back : int, optional
-        ``T_b``; needed with ``backward_counts``.
+        ``T_b`` (``T_b K``); needed with ``backward_counts``.
 
     Returns
     -------

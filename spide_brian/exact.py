@@ -158,7 +158,8 @@ def equilibrium(params, config, x, tolerance=1e-13, max_iterations=100000, topol
 def _fixed_point(config, pre, loads, rates, iteration):
     scale = config.reset_amount
     if not config.conductances:
-        return Equilibrium(rates=rates, masks=[(z > 0) & (z < scale) for z in pre],
+        top = scale * config.rate_ceiling
+        return Equilibrium(rates=rates, masks=[(z > 0) & (z < top) for z in pre],
                            iterations=iteration, slopes=[slope(z / scale, config) for z in pre])
     derivatives = [conductance_rate(z / scale, load, config)[1:] for z, load in zip(pre, loads)]
     slopes = [by_z for by_z, _ in derivatives]

@@ -77,7 +77,10 @@ class FiringAccumulator:
     Parameters
     ----------
     time_step, time_step_back : int
-        ``T`` and ``T_b``.
+        ``T`` and ``T_b`` (rates are spikes per step of these).
+    count_max : int, optional
+        The most forward spikes a neuron can fire (:attr:`SPIDEConfig.count_max`; ``T`` by
+        default): a neuron that fires it is saturated, its gate closed.
 
     Examples
     --------
@@ -89,8 +92,9 @@ class FiringAccumulator:
     (0.5, 0.2, 0.3333333333333333, 0.3333333333333333)
     """
 
-    def __init__(self, time_step, time_step_back=None):
+    def __init__(self, time_step, time_step_back=None, count_max=None):
         self.time_step = int(time_step)
+        self.count_max = self.time_step if count_max is None else int(count_max)
         self.time_step_back = None if time_step_back is None else int(time_step_back)
         self._sums = None
         self._neuron_samples = None
@@ -108,9 +112,9 @@ class FiringAccumulator:
         for layer, counts in enumerate(forward_counts):
             sums = self._sums[layer]
             sums[0] += counts.sum()
-            sums[2] += np.count_nonzero((counts > 0) & (counts < self.time_step))
+            sums[2] += np.count_nonzero((counts > 0) & (counts < self.count_max))
             sums[3] += np.count_nonzero(counts == 0)
-            sums[4] += np.count_nonzero(counts >= self.time_step)
+            sums[4] += np.count_nonzero(counts >= self.count_max)
             self._neuron_samples[layer] += counts.size
             if backward_counts is not None:
                 if self.time_step_back is None:

@@ -117,18 +117,18 @@ class WeightCopy:
 def _constant_table(config):
     """Value of a named constant of the model for ``config`` (see ``equations/``)."""
     values = {
-        "lam": config.leaky, "threshold": config.threshold,
+        "lam": config.step_leak, "threshold": config.threshold,
         "threshold_back": config.threshold_back, "reset_amount_back": config.reset_amount_back,
         "magnitude": config.reset_amount_back, "reset_amount": config.reset_amount,
         "reset_amount_syn": config.reset_amount,
         "rate_norm": config.rate_norm, "rate_norm_back": config.rate_norm_back,
         "back_gain": config.backward_gain, "radius": config.feedback_norm,
-        "refractory_steps": float(config.refractory_steps),
+        "refractory_steps": float(config.held_steps), "current_share": config.current_share,
         "count_max": float(config.count_max), "slope_refractory": config.slope_refractory,
-        "syn_leak": config.synapse_leak, "syn_gain": config.synapse_gain,
+        "syn_leak": config.synapse_step_leak, "syn_gain": config.synapse_gain,
         "inverse_exc": 1.0 / config.reversal_exc, "inverse_inh": 1.0 / config.reversal_inh,
         # the couples' synapses: exponential with exponential synapses, else delta
-        "back_syn_leak": config.synapse_leak if config.synapse == "exponential" else 0.0,
+        "back_syn_leak": config.synapse_step_leak if config.synapse == "exponential" else 0.0,
         "back_syn_gain": config.synapse_gain if config.synapse == "exponential" else 1.0,
     }
     for suffix in ("", "_syn"):
@@ -196,6 +196,7 @@ class SPIDENetwork:
         self.topology = Topology.from_config(config, self.n_inputs, self.n_classes)
         check_shared_parameters(self.caps, self.topology)
         check_synapses(self.caps, config)
+        self._check_integration_steps()
         #: Whether each learnt dense weight is held once (see ``one_copy``).
         self.one_copy = self.caps.shared_parameters if one_copy is None else bool(one_copy)
         if self.one_copy and not self.caps.shared_parameters:
@@ -216,7 +217,8 @@ class SPIDENetwork:
         self.dt = self.schedule.substeps * defaultclock.dt
         self.slot_dt = self.schedule.slot_length * self.dt
         if self.units is None and config.membrane == "volts":
-            self.units = NeuronUnits.of(config, self.dt)
+            # a SPIDE step lasts integration_steps model steps
+            self.units = NeuronUnits.of(config, self.dt * config.integration_steps)
         #: Constants of the membrane in volts (None: the discrete membrane).
         self.membrane = self._membrane_constants() if self.units is not None else None
         if self.caps.standalone:
@@ -274,15 +276,28 @@ class SPIDENetwork:
                 f"route; the {self.caps.name} device has {self.schedule.substeps} and the "
                 f"{self.route.name} route: use numpy, cython or cpp_standalone, or leave "
                 "units out (the discrete membrane is the same model)")
-        if abs(float(self.dt) - float(self.units.dt)) > 1e-12 * float(self.units.dt):
+        step = self.units.integration_dt(self.config)
+        if abs(float(self.dt) - float(step)) > 1e-12 * float(step):
             raise ValueError(f"the membrane in volts integrates over the model's step "
-                             f"{self.dt}, which is not the units' dt = {self.units.dt}; set "
-                             f"defaultclock.dt = units.dt")
-        gap = self.schedule.slot_length - self.config.time_step
-        if self.config.refractory_steps + 1 > gap:
-            raise ValueError(f"a refractory period of {self.config.refractory_steps + 1} steps "
+                             f"{self.dt}, which is not the units' integration step dt / "
+                             f"{self.config.integration_steps} = {step}; set defaultclock.dt "
+                             f"to it")
+        gap = self.schedule.slot_length - self.config.forward_steps
+        if self.config.held_steps + 1 > gap:
+            raise ValueError(f"a refractory period of {self.config.held_steps + 1} steps "
                              f"outlasts the {gap} steps between two forward phases")
         return self.units.membrane_constants(self.config)
+
+    def _check_integration_steps(self):
+        """Refuse what the Brian2 model does not integrate in several steps per SPIDE step."""
+        steps = self.config.integration_steps
+        if steps == 1:
+            return
+        if self.frame_input:
+            raise ValueError(f"event frames with integration_steps = {steps}: the Brian2 "
+                             "model reads one frame per model step; use static input, or "
+                             "the numpy reference (--backend reference), which spreads "
+                             "each frame over its integration steps")
 
     # -- input tables -----------------------------------------------------------------------
     @property
@@ -417,7 +432,7 @@ class SPIDENetwork:
             self._constant(group, "lam", "threshold", "rate_norm", "rate_norm_back",
                            "back_gain", "reset_amount", "refractory_steps", "count_max",
                            "slope_refractory", "syn_leak", "syn_gain", "back_syn_leak",
-                           "back_syn_gain", "inverse_exc", "inverse_inh")
+                           "back_syn_gain", "inverse_exc", "inverse_inh", "current_share")
             self._optimiser_constants(group, divide=False, suffix="")
             # structure, not a setting: the bias joins the input's current in its layer
             group.bias_on_input = float(layer.index == self.topology.input.post)

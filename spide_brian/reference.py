@@ -129,9 +129,10 @@ def _as_float(array, name):
     return array
 
 
-def input_currents(params, topology, x, steps):
+def input_currents(params, topology, x, steps, integration_steps=1):
     """Per-step input current ``F x[t] + b`` of the input's layer (computed once for a
-    static input)."""
+    static input), as a function of the integration step (frame ``t // integration_steps``
+    of event frames ``(steps, B, n_in)``)."""
     connection = topology.input
     weight = params[connection.parameter]
     post = topology.layers[connection.post]
@@ -142,7 +143,7 @@ def input_currents(params, topology, x, steps):
         return lambda t: current
     if x.ndim != 3 or x.shape[0] != steps:
         raise ValueError(f"input must have shape (B, n_in) or (T={steps}, B, n_in); got {x.shape}")
-    return lambda t: propagate(weight, x[t]) + bias
+    return lambda t: propagate(weight, x[t // integration_steps]) + bias
 
 
 def _sum_terms(terms, start=None):
@@ -154,7 +155,7 @@ def _sum_terms(terms, start=None):
 
 
 def layer_current(params, topology, layer, activity, input_current, dropout=None,
-                  synapse=None):
+                  synapse=None, share=1.0):
     """The forward current into ``layer``, in the one summation order every implementation
     uses: the input's layer gets ``F x + b`` and then the term of each incoming connection;
     any other layer the terms and then its bias.
@@ -170,7 +171,16 @@ def layer_current(params, topology, layer, activity, input_current, dropout=None
     input's layer). With ``dropout`` masks (:func:`spide_brian.dropout.dropout_masks`) each
     connection's current is multiplied by its mask, the bias inside the current it joins:
     ``D_F (F x + b) + D_c (W_c s)`` for the input's layer, ``D_c (W_c s + b)`` elsewhere.
+
+    ``share``: the share ``1/K`` of the constant currents (``F x + b`` and the bias) that
+    one integration step deposits (:attr:`SPIDEConfig.current_share`); spikes keep their
+    whole weight.
     """
+    if share != 1.0:
+        constant = input_current
+
+        def input_current():
+            return share * constant()
     connections = topology.incoming(layer)
     if synapse is not None and connections:
         if dropout is not None and len(connections) > 1:
@@ -185,30 +195,35 @@ def layer_current(params, topology, layer, activity, input_current, dropout=None
         if layer == topology.input.post:
             return _sum_terms(terms, input_current())
         owner_layer = topology.layers[layer]
-        return _sum_terms(terms) + owner_layer.expand_bias(params[owner_layer.bias])
+        return _sum_terms(terms) + _shared(share, owner_layer.expand_bias(params[owner_layer.bias]))
     if layer == topology.input.post:
         start = dropout[topology.input.parameter] * input_current()
     else:
         owner = bias_connection(topology, layer)
         index = connections.index(owner)
         owner_layer = topology.layers[layer]
-        terms[index] = terms[index] + owner_layer.expand_bias(params[owner_layer.bias])
+        terms[index] = terms[index] + _shared(share, owner_layer.expand_bias(params[owner_layer.bias]))
         start = None
     return _sum_terms((dropout[c.parameter] * term for c, term in zip(connections, terms)),
                       start)
+
+
+def _shared(share, current):
+    """``share`` of a constant ``current`` (itself for a whole step)."""
+    return current if share == 1.0 else share * current
 
 
 class ExponentialSynapse:
     r"""The current of a population's exponential synapses, one state per neuron.
 
     Each step, :math:`c \leftarrow \lambda_s c + (1 - \lambda_s) S` with ``S`` the summed
-    synaptic input of the step (``synapse_leak`` and ``synapse_gain`` of the config): a
+    synaptic input of the step (``synapse_step_leak`` and ``synapse_gain`` of the config): a
     spike's current decays geometrically and carries the charge of the delta synapse's
     one-step current. The state starts at 0 with each sample.
     """
 
     def __init__(self, config):
-        self.leak, self.gain = config.synapse_leak, config.synapse_gain
+        self.leak, self.gain = config.synapse_step_leak, config.synapse_gain
         self.state = 0.0
 
     def __call__(self, summed):
@@ -243,7 +258,7 @@ class ConductanceSynapse:
     """
 
     def __init__(self, config):
-        self.leak, self.gain = config.synapse_leak, config.synapse_gain
+        self.leak, self.gain = config.synapse_step_leak, config.synapse_gain
         self.inverse_exc = 1.0 / config.reversal_exc
         self.inverse_inh = 1.0 / config.reversal_inh
         self.excitatory = self.inhibitory = 0.0
@@ -281,7 +296,8 @@ def _arrival(connection, now, previous, same_step):
 
 
 def forward(params, config, x, record=False, topology=None, dropout=None, membrane=None):
-    """Run the forward stage for ``T = config.time_step`` steps.
+    """Run the forward stage for ``T = config.time_step`` steps (``T K`` integration steps,
+    :attr:`SPIDEConfig.integration_steps`).
 
     Parameters
     ----------
@@ -308,11 +324,11 @@ def forward(params, config, x, record=False, topology=None, dropout=None, membra
     """
     x = _as_float(x, "input")
     topology = topology or topology_of(config, params)
-    steps, lam = config.time_step, config.leaky
+    steps, lam, share = config.forward_steps, config.step_leak, config.current_share
     membrane = DiscreteMembrane(config) if membrane is None else VoltsMembrane(membrane)
-    refractory = config.refractory_steps
+    refractory = config.held_steps
     batch = x.shape[-2]
-    current = input_currents(params, topology, x, steps)
+    current = input_currents(params, topology, x, config.time_step, config.integration_steps)
     sizes = [layer.size for layer in topology.layers]
     v = [np.full((batch, n), membrane.rest) for n in sizes]
     counts = [np.zeros((batch, n)) for n in sizes]
@@ -332,7 +348,7 @@ def forward(params, config, x, record=False, topology=None, dropout=None, membra
             if config.conductances:    # the driving force's membrane, before the step
                 synapses[layer].membrane = membrane.model_value(v[layer])
             drive = layer_current(params, topology, layer, arriving, lambda: current(t),
-                                  dropout, synapses[layer])
+                                  dropout, synapses[layer], share)
             # a refractory neuron (R steps after its spike) holds its membrane, loses the
             # step's input and cannot fire
             since[layer] = since[layer] + 1
@@ -359,7 +375,7 @@ class DiscreteMembrane:
     rest = 0.0
 
     def __init__(self, config):
-        self.lam, self.threshold, self.reset = (config.leaky, config.threshold,
+        self.lam, self.threshold, self.reset = (config.step_leak, config.threshold,
                                                 config.reset_amount)
 
     @staticmethod
@@ -431,7 +447,8 @@ def _dropped(connection, spikes, dropout):
 
 def backward(params, config, masks, gradient_current, record=False, topology=None,
              dropout=None, slopes=None, membrane=None):
-    """Run the ternary backward stage for ``T_b = config.time_step_back`` steps.
+    """Run the ternary backward stage for ``T_b = config.time_step_back`` steps (``T_b K``
+    integration steps, in each of which ``g`` deposits ``1/K`` of its charge).
 
     Parameters
     ----------
@@ -467,7 +484,9 @@ def backward(params, config, masks, gradient_current, record=False, topology=Non
         raise ValueError("the 'slope' gate scales the couples' input by the forward slopes: "
                          "pass slopes=ForwardResult.slopes (or use gate='binary')")
     topology = topology or topology_of(config, params)
-    steps, lam = config.time_step_back, config.leaky
+    steps, lam = config.backward_steps, config.step_leak
+    if config.integration_steps != 1:
+        g = config.current_share * g
     theta, magnitude = config.threshold_back, config.reset_amount_back
     gain = backward_gain(config)
     batch = g.shape[0]

@@ -42,7 +42,8 @@ class SlotSchedule:
     Parameters
     ----------
     forward_steps, backward_steps : int
-        ``T`` and ``T_b``.
+        ``T`` and ``T_b`` in steps of the model: ``T K`` and ``T_b K`` with ``K``
+        integration steps per SPIDE step (:attr:`SPIDEConfig.integration_steps`).
     substeps : int
         Device steps per model step (``1 + event_delivery_steps`` of the device).
     """
@@ -53,7 +54,7 @@ class SlotSchedule:
 
     @classmethod
     def from_config(cls, config, substeps=1):
-        return cls(int(config.time_step), int(config.time_step_back), int(substeps))
+        return cls(int(config.forward_steps), int(config.backward_steps), int(substeps))
 
     @property
     def forward_start(self) -> int:

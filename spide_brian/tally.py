@@ -50,7 +50,8 @@ class EpochTally:
         self.forward_spikes = 0
         self.backward_spikes = 0
         self.predictions = []
-        self.firing = firing.FiringAccumulator(config.time_step, config.time_step_back)
+        self.firing = firing.FiringAccumulator(config.time_step, config.time_step_back,
+                                               config.count_max)
         self.operations = []
 
     def add(self, params, inputs, labels, probabilities, forward_counts, backward_counts=None):
@@ -86,9 +87,9 @@ class EpochTally:
             # shared kernels and channel biases counted as the synapses they stand for
             params = topology_of(config, params).connectivity(params)
         self.operations.append(energy.spike_operations(
-            params, forward_counts, config.time_step, inputs,
+            params, forward_counts, config.forward_steps, inputs,
             backward_counts if self.training else None,
-            config.time_step_back if self.training else None))
+            config.backward_steps if self.training else None))
 
     def result(self):
         """The epoch's totals as a dict (keys in the class notes)."""

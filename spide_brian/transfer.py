@@ -23,6 +23,11 @@ are the same, ``f_0`` the clamp.
 
 The LIF neuron (``lambda < 1``) keeps its leak-weighted rate and the clamp model of the
 method; these functions apply the refractory correction to that model unchanged.
+
+With ``K`` integration steps per SPIDE step (:attr:`SPIDEConfig.integration_steps`,
+docs/biophysics.md B9) a neuron can fire up to ``K`` spikes per SPIDE step: the clamp
+becomes :math:`\sigma_K(z) = \min(\max(z, 0), K)` (:attr:`SPIDEConfig.rate_ceiling`), its
+gate ``[0 < z < K]``, and the conductance model's cap ``K``; ``R`` stays in SPIDE steps.
 Exponential synapses (:attr:`SPIDEConfig.synapse`) carry the charge of the delta synapse,
 so they leave the transfer function as it is (docs/biophysics.md B4).
 
@@ -38,8 +43,9 @@ relaxes towards ``G / H``; in continuous time the crossing takes
     f_c(z, H) = z\,\frac{x}{\operatorname{artanh}(x)} \quad (0 \le x < 1), \qquad
     0 \quad (z \le H / 2),
 
-capped at one spike per step. ``H = 0`` gives the clamp; a load lowers the rate (the
-membrane spends its time near the threshold, where the driving force is smallest) and
+capped at one spike per step (``K`` with integration steps). ``H = 0`` gives the clamp; a
+load lowers the rate (the membrane spends its time near the threshold, where the driving
+force is smallest) and
 silences a neuron whose resting drive ``G / H`` stays below ``V_th``. Near that boundary
 the period diverges, slower than the forward window can resolve; :func:`conductance_rate`
 bridges it linearly and returns the rate with its two partial derivatives; a refractory
@@ -54,7 +60,7 @@ __all__ = ["steady_rate", "slope", "slope_of_rate", "conductance_rate"]
 
 def steady_rate(z, config):
     r"""The rate :math:`f_R(z) = \sigma(z) / (1 + R \sigma(z))` of scaled input ``z``."""
-    clamped = np.clip(np.asarray(z, dtype=np.float64), 0.0, 1.0)
+    clamped = np.clip(np.asarray(z, dtype=np.float64), 0.0, config.rate_ceiling)
     refractory = float(config.refractory_steps)
     if refractory == 0.0:
         return clamped
@@ -64,7 +70,7 @@ def steady_rate(z, config):
 def slope(z, config):
     r"""The derivative :math:`f_R'(z) = [0 < z < 1] / (1 + R z)^2` (the exact gate)."""
     z = np.asarray(z, dtype=np.float64)
-    inside = ((z > 0) & (z < 1)).astype(np.float64)
+    inside = ((z > 0) & (z < config.rate_ceiling)).astype(np.float64)
     refractory = float(config.refractory_steps)
     if refractory == 0.0:
         return inside
@@ -150,13 +156,14 @@ def conductance_rate(z, load, config):
     ratio, derivative = _load_ratio(x)
     above = z - silent_edge
     raw = np.where(steady, z * ratio, np.where(ramp, above / (steps * span), 0.0))
-    inside = (steady | ramp) & (raw < 1.0)
+    ceiling = config.rate_ceiling
+    inside = (steady | ramp) & (raw < ceiling)
     by_z = np.where(steady, ratio - x * derivative, 1.0 / (steps * span))
     by_load = np.where(steady, derivative / 2.0,
                        -0.5 / (steps * span) - above * (edge_by_load - 0.5) / (steps * span ** 2))
     by_z = np.where(inside, by_z, 0.0)
     by_load = np.where(inside, by_load, 0.0)
-    clamped = np.minimum(raw, 1.0)
+    clamped = np.minimum(raw, ceiling)
     refractory = float(config.refractory_steps)
     if refractory == 0.0:
         return clamped, by_z, by_load

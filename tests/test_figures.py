@@ -204,6 +204,14 @@ def test_fig7_slope_gate_keeps_the_gradient_aligned_under_refractoriness(built):
     # conductances move the fixed point and its slopes: the 0/1 gate aligns less well with
     # the conductance network's own gradient than with the current-based one's
     assert all(0.0 < c < binary[0] for c in data["conductance_cosine"])
+    # one integration step is the SPIDE map: the point of the tau_m sweep at the same tau_m
+    steps = data["integration_steps"]
+    assert steps[0] == 1 and len(data["integration_cosine"]) == len(steps)
+    same = data["tau_m_ms"].index(data["integration_tau_m_ms"])
+    assert data["integration_cosine"][0] == data["tau_m_cosine"][same]
+    assert data["integration_accuracy"][0] == data["tau_m_accuracy"][same]
+    assert min(data["integration_cosine"]) > 0.9
     for accuracies in [*data["refractory_accuracy"].values(), data["tau_m_accuracy"],
-                       data["tau_syn_accuracy"], data["conductance_accuracy"]]:
+                       data["tau_syn_accuracy"], data["conductance_accuracy"],
+                       data["integration_accuracy"]]:
         assert all(0.3 < a <= 1.0 for a in accuracies)   # every run learnt (10 classes)

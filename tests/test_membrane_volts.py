@@ -54,7 +54,7 @@ def assert_matches_both(model, config, params, x, y):
     trained, buffers = model.read_parameters()
     # the discrete model (the reference of the dimensionless membrane)
     assert_matches_reference(config, params, x, y, records, trained, buffers)
-    membrane = dict(model.membrane, dt=float(model.units.dt))
+    membrane = dict(model.membrane, dt=float(model.units.integration_dt(config)))
     volts_params, volts_buffers, forward, backward = reference_training(config, params, x, y,
                                                                         membrane)
     for layer in range(config.n_layers):
@@ -70,7 +70,7 @@ def assert_matches_both(model, config, params, x, y):
 def run_volts(units, config, params, x, y, monitor=None):
     prefs.codegen.target = "numpy"
     dt = defaultclock.dt
-    defaultclock.dt = units.dt
+    defaultclock.dt = units.integration_dt(config)
     try:
         tables = SampleTables.build(x, y, CAPACITY, config)
         model = SPIDENetwork(config, N_INPUTS, N_CLASSES, CAPACITY, tables=tables, units=units)
@@ -111,6 +111,19 @@ def test_runtime_volts_membrane_with_conductances(structure):
     assert_matches_both(model, config, params, x, y)
 
 
+@pytest.mark.parametrize("structure", sorted(STRUCTURES))
+def test_runtime_volts_membrane_with_integration_steps(structure):
+    """Three integration steps of 1/3 ms per 1 ms SPIDE step (docs/biophysics.md B9): Brian2
+    integrates at dt / 3, its refractory period is (R K + 1) dt / 3, and the model matches
+    the discrete model and the reference in volts."""
+    units, config, params, x, y = volts_case(structure, "LIF-refractory", integration_steps=3,
+                                             time_step=6, time_step_back=10)
+    model, _ = run_volts(units, config, params, x, y)
+    assert float(model.dt) == pytest.approx(1e-3 / 3)
+    assert model.membrane["refractory"] == pytest.approx(7e-3 / 3)   # R K + 1 = 7 steps
+    assert_matches_both(model, config, params, x, y)
+
+
 def test_recorded_membrane_is_the_discrete_membrane_in_volts():
     """A StateMonitor of ``v`` records volts; during the forward phases they are the
     discrete model's membrane values mapped by ``NeuronUnits.potential``."""
@@ -143,7 +156,8 @@ def test_recorded_membrane_is_the_discrete_membrane_in_volts():
 
 
 @pytest.mark.parametrize("problem,message", [
-    (dict(dt=0.5 * ms), "not the units' dt = 1. ms; set defaultclock.dt = units.dt"),
+    (dict(dt=0.5 * ms), "not the units' integration step dt / 1 = 1. ms; set "
+                        "defaultclock.dt to it"),
     (dict(leaky=0.5), "is not exp(-dt/tau_m)"),
     (dict(device=capabilities("genn")), "one device step per model step"),
 ])
