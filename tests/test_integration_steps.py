@@ -139,21 +139,24 @@ def test_event_frames_spread_over_the_integration_steps(rng):
     assert spread.counts[0].sum() > 0
 
 
-@pytest.mark.parametrize("structure", sorted(STRUCTURES))
-@pytest.mark.parametrize("leaky,variant", [(1.0, {}), (0.9, {}),
-                                           (0.9, dict(synapse="exponential",
-                                                      synapse_leak=0.6)),
-                                           (1.0, dict(refractory_steps=1, gate="slope")),
-                                           (1.0, dict(synapse="conductance",
-                                                      synapse_leak=0.5))])
-def test_runtime_matches_reference(structure, leaky, variant):
+#: The neuron and synapse variants of the runtime check (leak, config changes).
+RUNTIME_VARIANTS = {"IF": (1.0, {}), "LIF": (0.9, {}),
+                    "exponential": (0.9, dict(synapse="exponential", synapse_leak=0.6)),
+                    "refractory-slope": (1.0, dict(refractory_steps=1, gate="slope")),
+                    "conductance": (1.0, dict(synapse="conductance", synapse_leak=0.5))}
+
+
+@pytest.mark.parametrize("structure,variant", [("one_layer", "IF")] + [
+    ("chain", name) for name in RUNTIME_VARIANTS])
+def test_runtime_with_integration_steps_matches_reference(structure, variant):
     """The Brian2 model (numpy target) with K = 3 integration steps per SPIDE step: the
     same forward and signed backward counts per sample and the same weights as the
     reference (IF, LIF, exponential synapses, refractoriness with the slope gate,
     conductances)."""
+    leaky, changes = RUNTIME_VARIANTS[variant]
     config, params, x, y = make_case(STRUCTURES[structure], leaky, "modified")
     config = config.replace(integration_steps=3, time_step=6, time_step_back=10, vth=0.3,
-                            **variant)
+                            **changes)
     model = run_runtime(config, params, x, y)
     trained, buffers = model.read_parameters()
     records = model.per_sample(len(x))
