@@ -7,7 +7,10 @@
 # k. It is read from the TimedArray `frames` (row sample*T + k, rows frame_dt apart) one step
 # before that forward step, because the summed F x reaches the neurons one step after x
 # changes. x_sum adds the frames in order and x_mean = x_sum / T is their time mean, which the
-# gradient of F uses. Outside the loading steps x is 0.
+# gradient of F uses. Outside the loading steps x is 0. With K integration steps per SPIDE
+# step (forward_steps = T K model steps, frames_per_sample = T, integration_steps = K) frame
+# k is loaded at the K model steps of SPIDE step k (row sample*T + floor(step/K)); x_sum then
+# holds every frame K times and x_sum / (T K) is the same time mean.
 # Input synapses: static input reaches layer 0 as input_current = F x, a summed variable,
 # summed once per slot (at step 0) on devices with a slow clock for summed variables, else
 # every step. Event frames are sparse: where an event may read its source (capability
@@ -30,7 +33,7 @@ x = stimulus(t, i)
 [frames_every_step]
 frame = slot_step + 1 - forward_start
 loading = int(frame >= 0 and frame < forward_steps)
-row = floor(time_step_index/slot_length)*forward_steps + clip(frame, 0, forward_steps - 1)
+row = floor(time_step_index/slot_length)*frames_per_sample + clip(floor(frame/integration_steps), 0, frames_per_sample - 1)
 x = loading*frames(row*frame_dt, i)
 x_sum = int(frame == 0)*x + int(frame > 0)*loading*(x_sum + x) + (1 - loading)*x_sum
 last_frame = int(frame == forward_steps - 1)

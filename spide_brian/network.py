@@ -196,7 +196,6 @@ class SPIDENetwork:
         self.topology = Topology.from_config(config, self.n_inputs, self.n_classes)
         check_shared_parameters(self.caps, self.topology)
         check_synapses(self.caps, config)
-        self._check_integration_steps()
         #: Whether each learnt dense weight is held once (see ``one_copy``).
         self.one_copy = self.caps.shared_parameters if one_copy is None else bool(one_copy)
         if self.one_copy and not self.caps.shared_parameters:
@@ -249,7 +248,8 @@ class SPIDENetwork:
                 self.dropout_tables[name] = TimedArray(values, dt=self.slot_dt,
                                                        name=f"{self.name}_{name}")
         if self.frame_input:
-            self.namespace["frame_dt"] = self.input_dt
+            self.namespace.update(frame_dt=self.input_dt, frames_per_sample=config.time_step,
+                                  integration_steps=config.integration_steps)
         self.objects = []
         self._roles = {}
         self._constants = []
@@ -287,17 +287,6 @@ class SPIDENetwork:
             raise ValueError(f"a refractory period of {self.config.held_steps + 1} steps "
                              f"outlasts the {gap} steps between two forward phases")
         return self.units.membrane_constants(self.config)
-
-    def _check_integration_steps(self):
-        """Refuse what the Brian2 model does not integrate in several steps per SPIDE step."""
-        steps = self.config.integration_steps
-        if steps == 1:
-            return
-        if self.frame_input:
-            raise ValueError(f"event frames with integration_steps = {steps}: the Brian2 "
-                             "model reads one frame per model step; use static input, or "
-                             "the numpy reference (--backend reference), which spreads "
-                             "each frame over its integration steps")
 
     # -- input tables -----------------------------------------------------------------------
     @property

@@ -170,10 +170,15 @@ def test_runtime_with_integration_steps_matches_reference(structure, variant):
         assert most > config.time_step
 
 
-def test_brian_model_refuses_event_frames_with_integration_steps():
-    config, params, frames, y = make_frame_case(STRUCTURES["one_layer"], 1.0, "modified")
-    with pytest.raises(ValueError, match="event frames with integration_steps = 2"):
-        run_runtime(config.replace(integration_steps=2), params, frames, y)
+def test_runtime_event_frames_with_integration_steps_match_reference():
+    """Event frames with K = 3: the Brian2 model loads frame k at the 3 integration steps of
+    SPIDE step k, and the gradient of F uses the frames' time mean, as the reference."""
+    config, params, frames, y = make_frame_case(STRUCTURES["chain"], 0.9, "modified")
+    config = config.replace(integration_steps=3, vth=0.3)
+    model = run_runtime(config, params, frames, y)
+    trained, buffers = model.read_parameters()
+    assert_matches_reference(config, params, frames, y, model.per_sample(len(frames)),
+                             trained, buffers)
 
 
 @pytest.mark.parametrize("value", [0, -1])
