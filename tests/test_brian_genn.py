@@ -86,6 +86,23 @@ def test_replay_route_runtime_neuron_and_synapse_variants_match_reference(struct
                                  buffers)
 
 
+#: Several integration steps per SPIDE step (docs/biophysics.md B9): a model step is an
+#: integration step, so GeNN's two device steps per model step carry over unchanged.
+INTEGRATION_CHANGES = dict(integration_steps=3, time_step=6, time_step_back=10, vth=0.3,
+                           refractory_steps=1)
+
+
+@replay_stack
+def test_replay_route_runtime_with_integration_steps_matches_reference():
+    config, params, x, y = make_case(STRUCTURES["chain"], 0.9, "modified")
+    config = config.replace(**INTEGRATION_CHANGES)
+    model = run_replay_runtime(config, params, x, y, genn_rules_on_numpy())
+    trained, buffers = model.read_parameters()
+    records = model.per_sample(len(x))
+    assert_matches_reference(config, params, x, y, records, trained, buffers)
+    assert max(int(c.max()) for c in records["forward_counts"]) == config.count_max
+
+
 @replay_stack
 @pytest.mark.parametrize("structure", sorted(STRUCTURES))
 def test_replay_route_runtime_frames_match_reference(structure):
@@ -156,6 +173,22 @@ def test_genn_project_is_generated(structure, learn, tmp_path, monkeypatch):
     for name in ("spide_layer0", "spide_input_weight_copy0", "spide_readout_weight_copy1",
                  "spide_layer0_positive_coupling_count"):
         assert name in model_source
+
+
+@pytest.mark.genn_codegen
+def test_genn_project_is_generated_with_integration_steps(tmp_path, monkeypatch):
+    pytest.importorskip("brian2genn", reason="needs the genn stack (brian2 2.5.x, brian2genn)")
+    monkeypatch.delenv("GENN_PATH", raising=False)
+    directory = tmp_path / "genn"
+    try:
+        model, _ = _genn_model("chain", directory, True, leaky=0.9,
+                               changes=INTEGRATION_CHANGES)
+        assert model.schedule.forward_steps == 18 and model.schedule.substeps == 2
+        with pytest.raises(GeNNNotFoundError, match="GENN_PATH"):
+            run_on_genn(Network(*model.objects), model.run_duration, directory)
+    finally:
+        _reset_device()
+    assert "spide_layer0" in (directory / "magicnetwork_model.cpp").read_text()
 
 
 @pytest.mark.genn_codegen

@@ -352,9 +352,11 @@ def test_standalone_trainer_reuses_program(tmp_path):
 
 @pytest.mark.standalone
 def test_standalone_trainer_frames(tmp_path):
-    """Event frames on cpp_standalone: training (run_args carry the per-step table) and
-    evaluation equal the reference."""
+    """Event frames on cpp_standalone, with two integration steps per SPIDE step
+    (docs/biophysics.md B9; one compile checks both): training (run_args carry the per-step
+    table) and evaluation equal the reference."""
     config, params, frames, y = make_frame_case(STRUCTURES["one_layer"], 0.9, "modified")
+    config = config.replace(integration_steps=2, vth=0.3)
     try:
         trainer = BrianTrainer(config, params, device="cpp_standalone",
                                build_dir=str(tmp_path / "build"))
@@ -362,6 +364,7 @@ def test_standalone_trainer_frames(tmp_path):
         assert stats["samples"] == len(y) and stats["backward_spikes"] > 0
         ref_params, ref_buffers, ref_forward, _ = reference_training(config, params, frames, y)
         np.testing.assert_array_equal(trainer.last_records["forward_counts"][0], ref_forward[0])
+        assert ref_forward[0].max() > config.time_step     # more than one spike in a step
         for name in ref_params:
             np.testing.assert_allclose(trainer.params[name], ref_params[name], rtol=1e-9,
                                        atol=1e-14)
