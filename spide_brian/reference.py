@@ -176,11 +176,10 @@ def layer_current(params, topology, layer, activity, input_current, dropout=None
     one integration step deposits (:attr:`SPIDEConfig.current_share`); spikes keep their
     whole weight.
     """
-    if share != 1.0:
-        constant = input_current
+    constant = input_current
 
-        def input_current():
-            return share * constant()
+    def input_current():
+        return _shared(share, constant())
     connections = topology.incoming(layer)
     if synapse is not None and connections:
         if dropout is not None and len(connections) > 1:
@@ -485,8 +484,7 @@ def backward(params, config, masks, gradient_current, record=False, topology=Non
                          "pass slopes=ForwardResult.slopes (or use gate='binary')")
     topology = topology or topology_of(config, params)
     steps, lam = config.backward_steps, config.step_leak
-    if config.integration_steps != 1:
-        g = config.current_share * g
+    g = _shared(config.current_share, g)
     theta, magnitude = config.threshold_back, config.reset_amount_back
     gain = backward_gain(config)
     batch = g.shape[0]
