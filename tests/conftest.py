@@ -1,6 +1,10 @@
-"""Shared fixtures: small random SPIDE networks."""
+"""Shared fixtures: small random SPIDE networks; the compiler's optimisation level of the
+standalone programs the tests build."""
+import os
+
 import numpy as np
 import pytest
+from brian2 import prefs
 
 from spide_brian.config import SPIDEConfig
 from spide_brian.parameters import init_parameters
@@ -28,6 +32,16 @@ def assert_train_refused(tmp_path, capsys, flags, message):
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+#: Optimisation level of the C++ the tests compile (cpp_standalone programs, Cython): the
+#: test models run for milliseconds, and GCC spends most of a build optimising. ``-O0`` also
+#: contracts no multiply-add into a fused one. ``SPIDE_TEST_CXX_OPT=-O3`` tests with Brian2's
+#: default level (what users build with).
+TEST_CXX_OPT = os.environ.get("SPIDE_TEST_CXX_OPT", "-O0")
+prefs.codegen.cpp.extra_compile_args_gcc = [
+    TEST_CXX_OPT if flag.startswith("-O") else flag
+    for flag in prefs.codegen.cpp.extra_compile_args_gcc]
 
 
 @pytest.fixture
