@@ -317,7 +317,8 @@ def build_parser():
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--augment", action="store_true",
                        help="per-epoch augmentation of the reference recipe (cifar10, cifar100: "
-                            "pad-4 crop and flip; cifar10-dvs: pad-4 crop of the frames)")
+                            "pad-4 crop and flip; cifar10-dvs: pad-4 crop of the frames; "
+                            "mnist: pad-2 crop; fashion-mnist: pad-2 crop and flip)")
     _add_config_flags(train)
     _add_unit_flags(train)
 
@@ -615,8 +616,12 @@ def _augmentation(dataset_name):
         from .datasets import frame_augmentation
 
         return frame_augmentation()
+    from .datasets.augmentation import IDX_AUGMENTATIONS
+
+    if dataset_name in IDX_AUGMENTATIONS:
+        return IDX_AUGMENTATIONS[dataset_name]
     raise UsageError(f"--augment has no recipe for {dataset_name!r} (only cifar10, cifar100, "
-                     "cifar10-dvs)")
+                     "cifar10-dvs, mnist, fashion-mnist)")
 
 
 def _check_frames(config, dataset):

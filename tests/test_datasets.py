@@ -63,6 +63,17 @@ def test_mnist_reads_idx_and_standardises(tmp_path, gz):
     np.testing.assert_array_equal(data.y_test, arrays["t10k"][1])
 
 
+def test_idx_files_named_with_a_dot_are_found(tmp_path):
+    """``train-images.idx3-ubyte`` (a common renaming) is read like the official name."""
+    arrays = make_idx_set(tmp_path, gz=False)
+    for path in tmp_path.iterdir():
+        path.rename(tmp_path / path.name.replace("-idx", ".idx"))
+    data = load_dataset("mnist", data_dir=tmp_path)
+    np.testing.assert_array_equal(data.y_test, arrays["t10k"][1])
+    assert mnist.find_idx_files(mnist.MNIST, tmp_path)["train-images-idx3-ubyte"].name == \
+        "train-images.idx3-ubyte"
+
+
 def test_fashion_mnist_found_in_torchvision_and_system_layouts(tmp_path, monkeypatch):
     arrays = make_idx_set(tmp_path / "FashionMNIST" / "raw")
     data = load_dataset("fashion-mnist", data_dir=tmp_path)
@@ -249,6 +260,33 @@ def test_cifar_augmentation_crops_and_flips_consistently(rng):
     border = flat.reshape(64, 3, 32, 32)[dy < 4][:, :, 0, :]
     np.testing.assert_array_equal(
         border, np.broadcast_to(fills[None, :, None], border.shape))
+
+
+@pytest.mark.parametrize("source,flips", [(mnist.MNIST, False), (mnist.FASHION_MNIST, True)])
+def test_grey_scale_augmentation_shifts_with_a_black_border(source, flips, rng):
+    """Pad 2, crop 28 x 28: every sample is its image moved by at most 2 pixels, the border is
+    black (pixel 0 after standardisation); only garments are mirrored."""
+    images = rng.normal(size=(200, 28, 28))
+    out = augmentation.IDX_AUGMENTATIONS[source.name](images.reshape(200, 784),
+                                                      np.random.default_rng(3))
+    out = out.reshape(200, 28, 28)
+    black = -source.mean / source.std
+    mirrored = 0
+    for i in range(200):
+        padded = np.pad(images[i], 2, constant_values=black)
+        crops = {(dy, dx, flip): padded[dy:dy + 28, dx:dx + 28][:, ::-1 if flip else 1]
+                 for dy in range(5) for dx in range(5) for flip in (False, True)}
+        matches = [key for key, crop in crops.items() if np.array_equal(crop, out[i])]
+        assert len(matches) == 1
+        mirrored += matches[0][2]
+    assert (20 < mirrored < 180) if flips else mirrored == 0
+
+
+def test_augment_flag_takes_the_idx_recipes():
+    from spide_brian.cli import _augmentation
+
+    assert _augmentation("fashion-mnist") is augmentation.IDX_AUGMENTATIONS["fashion-mnist"]
+    assert _augmentation("mnist").flip is False
 
 
 def test_idx_file_without_items_is_a_data_error_naming_it(tmp_path):

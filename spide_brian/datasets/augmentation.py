@@ -3,12 +3,15 @@
 :func:`random_crop_flip` works on images ``(n, C, H, W)``; :class:`RandomCropFlip` wraps it as a
 callable ``augment(x, rng)`` on the flat inputs of a :class:`~spide_brian.datasets.Dataset`
 (static ``(n, C*H*W)`` or frames ``(n, T, C*H*W)``), which the training driver applies to the
-shuffled training inputs of each epoch. Two recipes are provided (docs/data.md D2 and D3):
+shuffled training inputs of each epoch. Three recipes are provided (docs/data.md D1 to D3):
 
 * :data:`CIFAR_AUGMENTATION`: ``RandomCrop(32, padding=4)`` then ``RandomHorizontalFlip`` on
   normalised CIFAR images, with a border that is black before normalisation;
 * :func:`frame_augmentation`: ``Padding(4)`` then ``RandomCrop(48)`` on event frames, one crop
-  per sample for all its frames, zero border, no flip.
+  per sample for all its frames, zero border, no flip;
+* :func:`idx_augmentation`: ``RandomCrop(28, padding=2)`` on standardised MNIST or
+  Fashion-MNIST images with a black border, and a horizontal flip for Fashion-MNIST only
+  (garments are left-right symmetric, digits are not).
 """
 from __future__ import annotations
 
@@ -17,8 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cifar import CIFAR_MEAN, CIFAR_STD, IMAGE_SHAPE
+from .mnist import FASHION_MNIST, MNIST
 
-__all__ = ["random_crop_flip", "RandomCropFlip", "CIFAR_AUGMENTATION", "frame_augmentation"]
+__all__ = ["random_crop_flip", "RandomCropFlip", "CIFAR_AUGMENTATION", "frame_augmentation",
+           "idx_augmentation"]
 
 
 def random_crop_flip(images, rng, padding=4, flip=True, fill=0.0):
@@ -135,3 +140,33 @@ def frame_augmentation(size=48, padding=4):
         all its frames, zero border, no flip (docs/data.md D3).
     """
     return RandomCropFlip((2, size, size), padding, False, (0.0,))
+
+
+def idx_augmentation(source, padding=2):
+    """The 28 x 28 grey-scale training augmentation: pad, crop back, and flip garments.
+
+    Each epoch every training image is translated by up to ``padding`` pixels in each
+    direction (pad with black, crop 28 x 28 at a uniform offset) and, for Fashion-MNIST only,
+    mirrored left-right with probability 1/2. Black is pixel 0, i.e. ``-mean / std`` after the
+    standardisation of :mod:`~spide_brian.datasets.mnist`.
+
+    Parameters
+    ----------
+    source : IdxSource
+        :data:`~spide_brian.datasets.mnist.MNIST` or
+        :data:`~spide_brian.datasets.mnist.FASHION_MNIST`.
+    padding : int
+        Largest shift in pixels.
+
+    Returns
+    -------
+    RandomCropFlip
+        ``augment(x, rng)`` for flat inputs ``(n, 784)``.
+    """
+    return RandomCropFlip((1, 28, 28), padding, source is FASHION_MNIST,
+                          (-source.mean / source.std,))
+
+
+#: Named grey-scale augmentations, by dataset name (``--augment`` on ``mnist`` and
+#: ``fashion-mnist``).
+IDX_AUGMENTATIONS = {source.name: idx_augmentation(source) for source in (MNIST, FASHION_MNIST)}

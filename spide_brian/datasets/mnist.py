@@ -32,8 +32,8 @@ from brian2.utils.logger import get_logger
 from .base import DataError, Dataset, register_dataset
 from .cache import candidate_dirs, download_dir, download_file
 
-__all__ = ["IdxSource", "MNIST", "FASHION_MNIST", "IDX_FILES", "read_idx", "find_idx_files",
-           "load_idx_dataset", "load_mnist", "load_fashion_mnist"]
+__all__ = ["IdxSource", "MNIST", "FASHION_MNIST", "IDX_FILES", "read_idx", "idx_file_names",
+           "find_idx_files", "load_idx_dataset", "load_mnist", "load_fashion_mnist"]
 
 logger = get_logger(__name__)
 
@@ -133,11 +133,20 @@ def read_idx(path):
     return np.frombuffer(raw, dtype, offset=header).reshape(shape)
 
 
+def idx_file_names(stem):
+    """The file names an IDX file is recognised by, in order of preference: the official name
+    raw and gzipped, then the same with a dot before ``idx`` (``train-images.idx3-ubyte``,
+    as some copies of the files are named)."""
+    dotted = stem.replace("-idx", ".idx")
+    return (stem, stem + ".gz", dotted, dotted + ".gz")
+
+
 def find_idx_files(source, data_dir=None):
     """Paths of the four IDX files of ``source``.
 
-    Each file is looked for raw and gzipped in the folders listed in the module docstring; the
-    first folder holding it wins, the raw file before the gzipped one.
+    Each file is looked for under the names of :func:`idx_file_names` in the folders listed in
+    the module docstring; the first folder holding it wins, the raw file before the gzipped
+    one.
 
     Parameters
     ----------
@@ -153,7 +162,8 @@ def find_idx_files(source, data_dir=None):
     found = {}
     for stem in IDX_FILES:
         found[stem] = next((folder / name for folder in folders
-                            for name in (stem, stem + ".gz") if (folder / name).is_file()), None)
+                            for name in idx_file_names(stem) if (folder / name).is_file()),
+                           None)
     return found
 
 
