@@ -519,19 +519,25 @@ def _command_train(args):
     _check_backend_flags(args, args.backend)
     device_options = _device_options(args, args.backend)
     dataset = load_dataset(args.dataset, data_dir=args.data_dir, limit=args.limit)
-    augment = _augmentation(args.dataset) if args.augment else None
     history, start_epoch, optimizer_state = [], 0, None
     origin = None
     if checkpoint is not None:
         if checkpoint["dataset"] != args.dataset:
             raise UsageError(f"the checkpoint in {args.out} was trained on "
                              f"{checkpoint['dataset']!r}, not {args.dataset!r}")
+        # a resumed run augments as the run it continues did (the augmentation of epoch e
+        # depends only on the seed and e, so the resumed run equals an uninterrupted one)
+        if args.augment and not checkpoint.get("augment", False):
+            raise UsageError(f"the checkpoint in {args.out} was trained without --augment; a "
+                             "resumed run continues as it was started: drop --augment")
+        args.augment = bool(checkpoint.get("augment", False))
         params, optimizer_state = checkpoint["params"], checkpoint["optimizer"]
         history, start_epoch = list(checkpoint["history"]), checkpoint["epoch"]
         origin = f"the checkpoint in {args.out}"
         print(f"resuming from epoch {start_epoch} ({checkpoint['path']})")
     else:
         params = init_parameters(config, dataset.n_inputs, dataset.n_classes)
+    augment = _augmentation(args.dataset) if args.augment else None
     if args.backend == "brian":
         # record the network the Brian2 model computes, so that a reference run of the
         # checkpoint computes the same one
@@ -563,7 +569,7 @@ def _command_train(args):
             save_checkpoint(out, config=config, params=trainer.params,
                             optimizer_state=trainer.optimizer_state(), epoch=record.epoch,
                             backend=args.backend, device=device, dataset=args.dataset,
-                            history=history)
+                            history=history, extra={"augment": bool(args.augment)})
             _write_log(out / LOG_NAME, history)
 
     network = config.model or config.hidden_sizes
@@ -595,7 +601,7 @@ def _command_train(args):
             "forward_rate": last["forward_rate"], "backward_rate": last["backward_rate"],
             "compile_seconds": sum(r.get("compile_seconds", 0.0) for r in history),
             "device": device, "backend": args.backend, "dataset": args.dataset,
-            "config": config.to_dict(), "history": history, "versions": versions()})
+            "augment": bool(args.augment), "config": config.to_dict(), "history": history, "versions": versions()})
     return 0
 
 

@@ -84,6 +84,40 @@ def test_resume_equals_uninterrupted(tmp_path, backend, schedule):
         [r["test_accuracy"] for r in part["history"]]
 
 
+def test_resumed_run_augments_as_it_was_started(tmp_path, capsys):
+    """--augment is part of the run: the checkpoint and the summary record it, a resume
+    without the flag keeps it (equal to the uninterrupted run), and adding it to a run
+    started without it is refused."""
+    from test_datasets import make_idx_set
+
+    make_idx_set(tmp_path / "data", n_train=48, n_test=10, gz=False)
+    flags = ["--dataset", "fashion-mnist", "--data-dir", str(tmp_path / "data"),
+             "--backend", "reference", "--hidden-sizes", "12", "--batch-size", "16",
+             "--time-step", "8", "--time-step-back", "16", "--quiet"]
+    summary = tmp_path / "full.json"
+    assert main(["train", *flags, "--augment", "--epochs", "3", "--out",
+                 str(tmp_path / "full"), "--json", str(summary)]) == 0
+    assert json.loads(summary.read_text())["augment"] is True
+    assert main(["train", *flags, "--augment", "--epochs", "1", "--out",
+                 str(tmp_path / "part")]) == 0
+    assert main(["train", *flags, "--epochs", "3", "--out", str(tmp_path / "part"),
+                 "--resume"]) == 0
+    full, part = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "part")
+    assert full["augment"] is part["augment"] is True
+    for name, value in full["params"].items():
+        assert (value == part["params"][name]).all(), name
+    # without the augmentation the same run ends elsewhere (so the equality above is its)
+    assert main(["train", *flags, "--epochs", "3", "--out", str(tmp_path / "plain")]) == 0
+    plain = load_checkpoint(tmp_path / "plain")
+    assert plain["augment"] is False
+    assert any((full["params"][k] != v).any() for k, v in plain["params"].items())
+    capsys.readouterr()
+    assert main(["train", *flags, "--augment", "--epochs", "4", "--out",
+                 str(tmp_path / "plain"), "--resume"]) != 0
+    assert "trained without --augment" in capsys.readouterr().err
+    assert load_checkpoint(tmp_path / "plain")["epoch"] == 3
+
+
 @pytest.mark.parametrize("backend", [
     # the checkpoint writer is shared by both backends; the Brian2 case adds a minute
     pytest.param("brian", marks=pytest.mark.long), "reference"])
