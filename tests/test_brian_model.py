@@ -318,9 +318,11 @@ def test_standalone_chain_matches_reference(tmp_path):
 
 
 @pytest.mark.standalone
+@pytest.mark.long
 def test_standalone_trainer_reuses_program(tmp_path):
     """The trainer compiles once; its program (one feedback layer) then also runs all four
-    variants exactly (one build serves both checks)."""
+    variants exactly (one build serves both checks). Without SPIDE_RUN_LONG, the frames
+    trainer test below checks the reuse and the chain test the variants."""
     config, params, x, y = make_case(STRUCTURES["one_layer"], 1.0, "modified")
     try:
         trainer = BrianTrainer(config, params, device="cpp_standalone",
@@ -354,7 +356,8 @@ def test_standalone_trainer_reuses_program(tmp_path):
 def test_standalone_trainer_frames(tmp_path):
     """Event frames on cpp_standalone, with two integration steps per SPIDE step
     (docs/biophysics.md B9; one compile checks both): training (run_args carry the per-step
-    table) and evaluation equal the reference."""
+    table) and evaluation equal the reference, and the second epoch reruns the program
+    without building it again."""
     config, params, frames, y = make_frame_case(STRUCTURES["one_layer"], 0.9, "modified")
     config = config.replace(integration_steps=2, vth=0.3)
     try:
@@ -362,9 +365,19 @@ def test_standalone_trainer_frames(tmp_path):
                                build_dir=str(tmp_path / "build"))
         stats = trainer.train_epoch(frames, y)
         assert stats["samples"] == len(y) and stats["backward_spikes"] > 0
-        ref_params, ref_buffers, ref_forward, _ = reference_training(config, params, frames, y)
+        _, _, ref_forward, _ = reference_training(config, params, frames, y)
         np.testing.assert_array_equal(trainer.last_records["forward_counts"][0], ref_forward[0])
         assert ref_forward[0].max() > config.time_step     # more than one spike in a step
+        compile_s = trainer.timings["compile_s"]
+        trainer.train_epoch(frames, y)
+        assert trainer.timings["compile_s"] == compile_s   # no second build
+        ref_params = {k: v.copy() for k, v in params.items()}
+        optimizer = ref.SGDMomentum(config)
+        for _ in range(2):
+            for start in range(0, len(y), config.batch_size):
+                stop = start + config.batch_size
+                ref.train_batch(ref_params, config, optimizer, batch_major(frames[start:stop]),
+                                y[start:stop])
         for name in ref_params:
             np.testing.assert_allclose(trainer.params[name], ref_params[name], rtol=1e-9,
                                        atol=1e-14)

@@ -185,10 +185,12 @@ def test_tables_with_masks_need_a_model_with_dropout():
 @needs_direct_route
 @pytest.mark.standalone
 def test_standalone_dropout_matches_reference(tmp_path):
-    """cpp_standalone: one compiled program, two epochs of new masks through run_args."""
+    """cpp_standalone: one compiled program, two epochs of new masks through run_args (one
+    feedback layer, whose input and feedback currents carry masks; the numpy target checks
+    the chain)."""
     from brian2 import device
 
-    config, params, x, y, _ = dropout_case("chain", 0.9, "modified")
+    config, params, x, y, _ = dropout_case("one_layer", 0.9, "modified")
     reference = ReferenceTrainer(config.replace(timing="brian"), params)
     try:
         with BrianTrainer(config, params, device="cpp_standalone",

@@ -177,9 +177,9 @@ def test_volts_membrane_refuses_what_it_cannot_run(problem, message):
 
 @pytest.mark.standalone
 def test_standalone_volts_membrane_matches_discrete_model_and_reference(tmp_path):
-    """cpp_standalone (C++ ``exp`` in the generated state update) on the three-layer chain
-    with a refractory LIF membrane."""
-    units, config, params, x, y = volts_case("chain", "LIF-refractory", reset="standard")
+    """cpp_standalone (C++ ``exp`` in the generated state update) with a refractory LIF
+    membrane, on one feedback layer (the numpy target checks the chain)."""
+    units, config, params, x, y = volts_case("one_layer", "LIF-refractory", reset="standard")
     config = config.replace(refractory_steps=1)
     units = NeuronUnits.of(config, dt=units.dt, v_rest=units.v_rest,
                            v_threshold=units.v_threshold)
