@@ -78,12 +78,16 @@ RECIPES = {recipe.name: recipe for recipe in (
     Recipe(
         name="mnist-f400",
         dataset="mnist",
-        summary="784 inputs -> 400 IF neurons with 400 x 400 feedback, T = 30, T_b = 100, "
-                "S = 100, dropout 0.2, 100 epochs, lr 0.05 times 0.1 from epochs 30, 60 and 90",
-        source="the fashion-mnist-f400 values on MNIST",
-        reached="not measured: the full MNIST files must be downloaded (--data-dir or the "
-                "cache), which the machine the figures come from cannot",
-        values=dict(dropout=0.2, epochs=100, lr_milestones=(30, 60, 90), lr_decay=0.1)),
+        summary="784 inputs -> 400 LIF neurons (leak 0.95, V_th = 2) with 400 x 400 "
+                "feedback, T = 5, T_b = 100, S = 100, dropout 0.2, 30 epochs, lr 0.05 times "
+                "0.1 from epochs 20 and 25",
+        source="the published dynamics of the implicit-differentiation F400 recipe (leak "
+               "0.95, V_th = 2, T = 5, dropout 0.2) with a 30-epoch schedule",
+        reached="0.9818 test accuracy after 30 epochs, seed 0 (best 0.9824 at epoch 24; "
+                "0.9798 at epoch 10), reference backend, full data, 63 min with one BLAS "
+                "thread beside another run",
+        values=dict(leaky=0.95, vth=2.0, time_step=5, dropout=0.2, epochs=30,
+                    lr_milestones=(20, 25), lr_decay=0.1)),
 )}
 
 

@@ -57,3 +57,9 @@ def test_fashion_recipe_sets_dropout_and_schedule_and_flags_override_them(tmp_pa
     assert (saved.dropout, saved.lr_milestones, saved.epochs) == (0.1, (30, 60, 90), 1)
     assert main(["train", *FAST, "--dropout", "1.5"]) == 2
     assert "--dropout must be a probability in [0, 1)" in capsys.readouterr().err
+
+
+def test_mnist_recipe_takes_the_published_dynamics():
+    config = recipes.RECIPES["mnist-f400"].config()
+    assert (config.leaky, config.vth, config.time_step) == (0.95, 2.0, 5)
+    assert (config.dropout, config.epochs, config.lr_milestones) == (0.2, 30, (20, 25))
