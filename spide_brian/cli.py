@@ -530,7 +530,7 @@ def _command_train(args):
         if args.augment and not checkpoint.get("augment", False):
             raise UsageError(f"the checkpoint in {args.out} was trained without --augment; a "
                              "resumed run continues as it was started: drop --augment")
-        args.augment = bool(checkpoint.get("augment", False))
+        args.augment = checkpoint.get("augment", False)
         params, optimizer_state = checkpoint["params"], checkpoint["optimizer"]
         history, start_epoch = list(checkpoint["history"]), checkpoint["epoch"]
         origin = f"the checkpoint in {args.out}"
@@ -569,7 +569,7 @@ def _command_train(args):
             save_checkpoint(out, config=config, params=trainer.params,
                             optimizer_state=trainer.optimizer_state(), epoch=record.epoch,
                             backend=args.backend, device=device, dataset=args.dataset,
-                            history=history, extra={"augment": bool(args.augment)})
+                            history=history, extra={"augment": args.augment})
             _write_log(out / LOG_NAME, history)
 
     network = config.model or config.hidden_sizes
@@ -601,7 +601,8 @@ def _command_train(args):
             "forward_rate": last["forward_rate"], "backward_rate": last["backward_rate"],
             "compile_seconds": sum(r.get("compile_seconds", 0.0) for r in history),
             "device": device, "backend": args.backend, "dataset": args.dataset,
-            "augment": bool(args.augment), "config": config.to_dict(), "history": history, "versions": versions()})
+            "augment": args.augment, "config": config.to_dict(), "history": history,
+            "versions": versions()})
     return 0
 
 

@@ -53,19 +53,21 @@ def make_frame_case(sizes, leaky, reset):
     return config, params, frames, y
 
 
-def reference_training(config, params, x, y, membrane=None):
-    """The reference's training of ``x`` in mini-batches (``membrane``: in volts, see
-    :func:`spide_brian.reference.forward`): parameters, momenta, forward counts and signed
-    backward counts per sample."""
+def reference_training(config, params, x, y, membrane=None, epochs=1):
+    """The reference's training of ``x`` in mini-batches, ``epochs`` times in the same order
+    with one optimiser (``membrane``: in volts, see :func:`spide_brian.reference.forward`):
+    parameters, momenta, forward counts and signed backward counts per sample (of every
+    epoch, one after the other)."""
     params = {k: v.copy() for k, v in params.items()}
     optimizer = ref.SGDMomentum(config)
     forward, backward = [], []
-    for start in range(0, len(x), config.batch_size):
-        stop = start + config.batch_size
-        result, _ = ref.train_batch(params, config, optimizer, batch_major(x[start:stop]),
-                                    y[start:stop], membrane=membrane)
-        forward.append(result.forward.counts)
-        backward.append(result.backward.signed_counts)
+    for _ in range(epochs):
+        for start in range(0, len(x), config.batch_size):
+            stop = start + config.batch_size
+            result, _ = ref.train_batch(params, config, optimizer, batch_major(x[start:stop]),
+                                        y[start:stop], membrane=membrane)
+            forward.append(result.forward.counts)
+            backward.append(result.backward.signed_counts)
     layers = range(config.n_layers)
     return (params, optimizer.state_dict(),
             [np.concatenate([f[l] for f in forward]) for l in layers],
@@ -332,12 +334,7 @@ def test_standalone_trainer_reuses_program(tmp_path):
         second = trainer.train_epoch(x, y)
         assert trainer.timings["compile_s"] == compile_s     # no second build
         assert first["samples"] == second["samples"] == len(x)
-        expected = {k: v.copy() for k, v in params.items()}
-        optimizer = ref.SGDMomentum(config)
-        for _ in range(2):
-            for start in range(0, len(x), BATCH):
-                ref.train_batch(expected, config, optimizer, x[start:start + BATCH],
-                                y[start:start + BATCH])
+        expected, _, _, _ = reference_training(config, params, x, y, epochs=2)
         for name in expected:
             np.testing.assert_allclose(trainer.params[name], expected[name], rtol=1e-9,
                                        atol=1e-14)
@@ -371,13 +368,7 @@ def test_standalone_trainer_frames(tmp_path):
         compile_s = trainer.timings["compile_s"]
         trainer.train_epoch(frames, y)
         assert trainer.timings["compile_s"] == compile_s   # no second build
-        ref_params = {k: v.copy() for k, v in params.items()}
-        optimizer = ref.SGDMomentum(config)
-        for _ in range(2):
-            for start in range(0, len(y), config.batch_size):
-                stop = start + config.batch_size
-                ref.train_batch(ref_params, config, optimizer, batch_major(frames[start:stop]),
-                                y[start:stop])
+        ref_params, _, _, _ = reference_training(config, params, frames, y, epochs=2)
         for name in ref_params:
             np.testing.assert_allclose(trainer.params[name], ref_params[name], rtol=1e-9,
                                        atol=1e-14)

@@ -150,9 +150,8 @@ RUNTIME_VARIANTS = {"IF": (1.0, {}), "LIF": (0.9, {}),
 def test_runtime_with_integration_steps_matches_reference(variant):
     """The Brian2 model (numpy target), three layers with feedback, K = 3 integration steps
     per SPIDE step: the same forward and signed backward counts per sample and the same
-    weights as the
-    reference (IF, LIF, exponential synapses, refractoriness with the slope gate,
-    conductances)."""
+    weights as the reference (IF, LIF, exponential synapses, refractoriness with the slope
+    gate, conductances)."""
     leaky, changes = RUNTIME_VARIANTS[variant]
     config, params, x, y = make_case(STRUCTURES["chain"], leaky, "modified")
     config = config.replace(integration_steps=3, time_step=6, time_step_back=10, vth=0.3,
