@@ -124,6 +124,9 @@ class StandaloneProgram:
             self.trainer = None
 
 
+#: Name under which a runtime network stores its state at time 0.
+_RUN_START = "spide_run_start"
+
 #: The one standalone device of this process and the trainer whose program it holds.
 STANDALONE_PROGRAM = StandaloneProgram()
 
@@ -289,6 +292,7 @@ class BrianTrainer:
         #: Whether the model takes event frames; fixed by the first data seen.
         self.frame_input = None
         self.model = None
+        #: The runtime network of ``model`` (:meth:`_runtime_model`).
         self._network = None
         self.timings = {"compile_s": 0.0, "run_s": 0.0}
         self.last_records = None
@@ -305,6 +309,7 @@ class BrianTrainer:
         ``build_dir`` given), remove it. A later run compiles again in a new folder."""
         STANDALONE_PROGRAM.release(self)
         self.model = None
+        self._network = None
         if self._release_build is not None:
             temporary = self._release_build()
             self._release_build = None
@@ -467,12 +472,12 @@ class BrianTrainer:
             start = time.perf_counter()
             STANDALONE_PROGRAM.leave_for_runtime(self)
             self.adapter.prepare_runtime()
-            model = self._make_model(tables)
-            model.assign(self.params, self.buffers)
+            model, network = self._runtime_model()
+            model.load(tables, self.params, self.buffers, self.config)
             counter = _SampleCounter(progress, tables.n_samples, model)
-            Network(*model.objects).run(model.run_duration, namespace={},
-                                        report=counter.report if progress else None,
-                                        report_period=self.progress_period * second)
+            network.run(model.run_duration, namespace={},
+                        report=counter.report if progress else None,
+                        report_period=self.progress_period * second)
         counter.fraction(1.0)   # the samples after the last report
         self.model = model
         if start is not None:
@@ -482,6 +487,21 @@ class BrianTrainer:
             self.params, self.buffers = model.read_parameters()
         self.last_records = records
         return records
+
+    def _runtime_model(self):
+        """This trainer's model and network on a runtime device (numpy, Cython), built at
+        the first run and reused by every later run: each run starts from the state the
+        network was stored in when built (time 0, empty monitors), and
+        :meth:`SPIDENetwork.load` gives it its parameters and tables (Brian2's runtime
+        device keeps the arrays of its objects for as long as they live)."""
+        if self._network is None:
+            self.model = self._make_model()
+            self._network = Network(*self.model.objects)
+            self._network.store(_RUN_START)
+        else:
+            defaultclock.dt = MODEL_DT
+            self._network.restore(_RUN_START)
+        return self.model, self._network
 
     def _make_model(self, tables=None):
         """The model of this trainer's device for one run (or one compiled program), on a

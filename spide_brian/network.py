@@ -892,6 +892,23 @@ class SPIDENetwork:
         for obj, name, value in self.state_items(params, buffers):
             getattr(obj, name)[:] = value
 
+    def load(self, tables, params, buffers=None, config=None):
+        """Load the next run into a model on a runtime device, in place: the constants of
+        ``config`` (default: the model's own), ``params`` and ``buffers``, and the values of
+        ``tables``. The runtime counterpart of passing :meth:`constant_values`,
+        :meth:`state_values` and :meth:`table_values` as a standalone program's
+        ``run_args``: one model serves every run of a trainer.
+
+        The tables are written into the arrays the TimedArrays were built with (their
+        shapes are fixed by the capacity), which the code objects of the numpy and Cython
+        targets read during a run.
+        """
+        for obj, name, value in self.constant_items(config):
+            setattr(obj, name, value)
+        self.assign(params, buffers)
+        for timed_array, values in self.table_values(tables).items():
+            timed_array.values[...] = values
+
     def read_parameters(self):
         """Current parameters (from the first copy of each weight) and momentum buffers.
 

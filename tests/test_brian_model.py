@@ -248,6 +248,9 @@ def test_user_network_with_own_monitor():
 
 
 def test_trainer_runtime_epochs_and_evaluation():
+    """One runtime model serves every run of the trainer (training and evaluation): each
+    run starts from the stored state at time 0 with the trainer's parameters loaded; two
+    epochs with an evaluation between them equal the reference's two epochs."""
     config, params, x, y = make_case(STRUCTURES["one_layer"], 1.0, "modified")
     trainer = BrianTrainer(config, params, device="numpy")
     stats = trainer.train_epoch(x, y)
@@ -258,10 +261,17 @@ def test_trainer_runtime_epochs_and_evaluation():
         np.testing.assert_allclose(trainer.optimizer_state()[name], ref_buffers[name],
                                    rtol=1e-9, atol=1e-14)
     before = {k: v.copy() for k, v in trainer.params.items()}
+    network = trainer._network
     result = trainer.evaluate(x, y)
     logits, _ = ref.predict(trainer.params, config, x)
     np.testing.assert_array_equal(result["predictions"], np.argmax(logits, axis=1))
     assert all(np.array_equal(before[k], trainer.params[k]) for k in before)
+    assert trainer._network is network
+    trainer.train_epoch(x, y, epoch=1)
+    assert trainer._network is network
+    ref_params, ref_buffers, _, _ = reference_training(config, params, x, y, epochs=2)
+    for name in ref_params:
+        np.testing.assert_allclose(trainer.params[name], ref_params[name], rtol=1e-9, atol=1e-14)
 
 
 def test_trainer_chunks_long_data_into_runs():
