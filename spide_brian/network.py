@@ -137,6 +137,24 @@ def _constant_table(config):
     return lambda obj, name: values[name]
 
 
+def connect_one_to_one(synapses):
+    """Connect neuron ``k`` of the source to neuron ``k`` of the target, as ``j='i'``.
+
+    The model's synapses are all created from index arrays: Brian2 then needs no code
+    object to create them (runtime devices) or only its array template (standalone
+    devices), instead of generating, compiling and running a generator for each.
+    """
+    index = np.arange(len(synapses.source))
+    synapses.connect(i=index, j=index)
+
+
+def connect_all_to_all(synapses):
+    """Connect every source neuron to every target neuron, as ``connect()``, in Brian2's
+    order (by source, then target)."""
+    n_pre, n_post = len(synapses.source), len(synapses.target)
+    synapses.connect(i=np.repeat(np.arange(n_pre), n_post), j=np.tile(np.arange(n_post), n_pre))
+
+
 class SPIDENetwork:
     """The SPIDE model of ``config`` as Brian2 objects for runs of ``capacity`` samples.
 
@@ -599,7 +617,7 @@ class SPIDENetwork:
             name = section.replace("_volts", "")[:-6]
             syn = self._add(Synapses(group, half, eq.model_equations("couple", section),
                                      namespace=ns, name=f"{half.name}_{name}"))
-            syn.connect(j="i")
+            connect_one_to_one(syn)
         self._coupling(half, group, sign)
         return half
 
@@ -613,7 +631,7 @@ class SPIDENetwork:
                                                 + ("_volts" if volts else "")),
                 on_pre=eq.statements("couple", f"{sign}_coupling_{part}_on_pre"),
                 namespace=self.namespace, name=f"{half.name}_coupling_{part}"))
-            coupling.connect(j="i")
+            connect_one_to_one(coupling)
             if volts:
                 coupling.magnitude = (self.config.reset_amount_back
                                       * self.membrane["volt_scale"] * volt)
@@ -735,7 +753,7 @@ class SPIDENetwork:
                                         (self.normaliser, self.output, "copy_back_model")):
             syn = self._add(Synapses(source, target, eq.model_equations("readout", section),
                                      namespace=ns, name=f"{self.name}_readout_{section[:-6]}"))
-            syn.connect()
+            connect_all_to_all(syn)
         connection = self.topology.readout
         last = self.layers[connection.pre]
         model = eq.model_equations("readout", "synapse_model")
@@ -783,13 +801,13 @@ class SPIDENetwork:
                     updater._clock = total.clock
             shared.group.fro_scale = linked_var(
                 group, "fro_scale", index=np.zeros(len(shared.group), dtype=np.int64))
-        total.connect()
+        connect_all_to_all(total)
         targets = [post] if post is pre else [post, pre]
         for index, target in enumerate(targets):
             copy = self._add(Synapses(group, target,
                                       eq.model_equations("feedback_norm", "copy_model"),
                                       namespace=ns, name=f"{group.name}_copy{index}"))
-            copy.connect()
+            connect_all_to_all(copy)
         self.feedback_norm_group = group
 
     def _build_monitors(self):
