@@ -74,7 +74,9 @@ RECIPES = {recipe.name: recipe for recipe in (
                 "full data, about 2.5 h per run on 2 cores; with the published dynamics "
                 "added (--leaky 0.95 --vth 2 --time-step 5): 0.8968 (0.8952, 0.8984)",
         values=dict(dropout=0.2, epochs=100, lr_milestones=(30, 60, 90), lr_decay=0.1),
-        published="90.04 % (IDE, F400 IF, T = 5, mean of runs)"),
+        published="90.04 % (IDE, F400 IF, T = 5, mean of runs; with batch "
+                  "normalisation of F x and a Broyden solve of the backward system instead of "
+                  "spikes)"),
     Recipe(
         name="mnist-f400",
         dataset="mnist",
