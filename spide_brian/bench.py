@@ -19,6 +19,11 @@ that its peak memory is its own. Per implementation the bench reports
   layer (:func:`scattered_add_ns`);
 - ``ratio_to_reference``: training samples per second relative to the reference, computed
   from the figures of the same bench run.
+
+An implementation is ``reference`` or a Brian2 device name, optionally with the model's
+floating-point type: ``cpp_standalone:float32`` runs the Brian2 model with
+``float_dtype='float32'`` (the default and the reference are float64), so one bench run
+compares both precisions.
 """
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["Workload", "WORKLOADS", "workload_data", "measure", "scattered_add_ns",
-           "run_bench", "format_table"]
+           "implementation_parts", "run_bench", "format_table"]
 
 REFERENCE = "reference"
 
@@ -241,6 +246,28 @@ def scattered_add_ns(targets, events=2_000_000, rounds=5):
     return float(out.split()[0])
 
 
+def implementation_parts(implementation):
+    """``(device, float_dtype)`` of an implementation name: ``'reference'``, a Brian2
+    device name, or a device name with ``:float32`` / ``:float64`` (default float64).
+
+    Raises
+    ------
+    ValueError
+        For an unknown floating-point type, or the reference with anything but float64.
+    """
+    from .config import FLOAT_DTYPES
+
+    device, _, dtype = implementation.partition(":")
+    dtype = dtype or "float64"
+    if dtype not in FLOAT_DTYPES:
+        raise ValueError(f"{implementation!r}: the part after ':' must be one of "
+                         f"{', '.join(FLOAT_DTYPES)}")
+    if device == REFERENCE and dtype != "float64":
+        raise ValueError(f"{implementation!r}: the reference computes in float64 only; "
+                         f"name a Brian2 device, e.g. cpp_standalone:{dtype}")
+    return device, dtype
+
+
 def _measure_in_child(implementation, workload, config, samples, repeats, build_dir):
     """:func:`measure` in a fresh Python process (its own peak memory)."""
     request = {"implementation": implementation, "workload": workload.name,
@@ -269,19 +296,22 @@ def run_bench(workload, implementations, repeats=3, samples=None, config_changes
     from .config import SPIDEConfig
     from .devices import adapter_for
 
-    for name in implementations:
-        if name != REFERENCE:
-            adapter_for(name).check_installed()     # an unknown or missing device fails now
+    parts = {name: implementation_parts(name) for name in implementations}
+    for device, _ in parts.values():
+        if device != REFERENCE:
+            adapter_for(device).check_installed()   # an unknown or missing device fails now
     config = SPIDEConfig(hidden_sizes=(workload.hidden,), timing="brian",
                          **(config_changes or {}))
     data = workload_data(workload, samples)
     results = {}
-    for name in implementations:
-        folder = os.path.join(build_dir, name) if build_dir else None
+    for name, (device, dtype) in parts.items():
+        folder = os.path.join(build_dir, name.replace(":", "-")) if build_dir else None
+        own = config.replace(float_dtype=dtype)
         if in_processes:
-            results[name] = _measure_in_child(name, workload, config, samples, repeats, folder)
+            result = _measure_in_child(device, workload, own, samples, repeats, folder)
         else:
-            results[name] = measure(name, config, data, repeats, folder)
+            result = measure(device, own, data, repeats, folder)
+        results[name] = dict(result, implementation=name)
     limit = scattered_add_ns(workload.hidden)
     reference = results.get(REFERENCE)
     for result in results.values():

@@ -87,6 +87,10 @@ def _check_backend_flags(args, backend):
         for flag in _brian_flags_given(args)[:1]:
             raise UsageError(f"{flag} applies to --backend brian only (the reference runs "
                              "in numpy); drop it or use --backend brian")
+        if getattr(args, "float_dtype", None) not in (None, "float64"):
+            raise UsageError(f"--float-dtype {args.float_dtype} applies to --backend brian "
+                             "only (the reference computes in float64, the oracle); drop it "
+                             "or use --backend brian")
     elif getattr(args, "timing", None) == "reference":
         raise UsageError("--timing reference applies to --backend reference only: the Brian2 "
                          "model delays every synaptic hop by one step (timing 'brian'); drop "
@@ -363,8 +367,10 @@ def build_parser():
                        help="f400-digits (default) or f<hidden>-<inputs> with hidden 100, 400, "
                             "1600 or 3200 and inputs 64 or 784 (e.g. f1600-784)")
     bench.add_argument("--devices", nargs="+", default=None, metavar="NAME",
-                       help="implementations: 'reference' and Brian2 device names (default: "
-                            "reference and the default device)")
+                       help="implementations: 'reference' and Brian2 device names, a "
+                            "device optionally with ':float32' for the model in single "
+                            "precision, e.g. cpp_standalone:float32 (default: reference and "
+                            "the default device)")
     bench.add_argument("--repeats", type=int, default=3, help="epochs per implementation; "
                        "medians are reported (default: 3)")
     bench.add_argument("--samples", type=int, default=None,
@@ -665,6 +671,10 @@ def _command_evaluate(args):
     device_options = _device_options(args, backend)
     if backend == "brian":
         config = _brian_config(config, f"the checkpoint {checkpoint['path']}")
+    elif config.float_dtype != "float64":
+        # float32 weights are exact in float64; the reference evaluates them in float64
+        print(f"the reference evaluates the {config.float_dtype} run in float64")
+        config = config.replace(float_dtype="float64")
     dataset = load_dataset(args.dataset or checkpoint["dataset"], data_dir=args.data_dir,
                            limit=args.limit)
     _check_frames(config, dataset)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["SPIDEConfig", "ConfigError", "RESETS", "INITS", "TIMINGS", "GATES", "SYNAPSES", "MEMBRANES",
-           "rate_normaliser"]
+           "FLOAT_DTYPES", "rate_normaliser"]
 
 RESETS = ("modified", "standard")
 INITS = ("kaiming", "unit_row_norm")
@@ -24,6 +24,7 @@ TIMINGS = ("reference", "brian")
 GATES = ("binary", "slope")
 SYNAPSES = ("delta", "exponential", "conductance")
 MEMBRANES = ("discrete", "volts")
+FLOAT_DTYPES = ("float64", "float32")
 
 # the type of every field but hidden_sizes (a tuple of integers)
 INT_FIELDS = ("time_step", "time_step_back", "batch_size", "epochs", "seed",
@@ -33,7 +34,7 @@ FLOAT_FIELDS = ("vth", "vth_back", "leaky", "scale_factor", "lr", "momentum", "w
                 "reversal_inh")
 BOOL_FIELDS = ("feedback",)
 CHOICE_FIELDS = ("reset", "input_init", "hidden_init", "feedback_init", "timing", "gate",
-                 "synapse")
+                 "synapse", "float_dtype")
 STRING_FIELDS = ("model",)
 
 
@@ -162,6 +163,15 @@ class SPIDEConfig:
         integration steps. Rates stay per SPIDE step, so a neuron can fire up to ``K``
         spikes in one and its rate saturates at ``K``; the rate model is the clamp to
         ``[0, K]``.
+    float_dtype : {'float64', 'float32'}
+        Floating-point type of the Brian2 model's state (membranes, currents, rates,
+        weights, gradients, optimiser buffers and constants). ``'float64'``: the model
+        equals the numpy reference (the oracle, always float64) to rounding, spike for spike.
+        ``'float32'``: half the memory traffic per synaptic event, for speed where exactness
+        to float64 is not required (the usual choice on GPUs); values are rounded to float32
+        after every statement, so spike counts and weights drift from the reference's
+        (docs/devices.md). The per-sample schedule (step and slot indices) stays float64;
+        parameters are handed back to Python as float64.
     model : str
         A named network of :mod:`spide_brian.models` (convolutional layers and feedback,
         e.g. ``'mnist-conv-f'``); empty: the dense chain of ``hidden_sizes`` (which a named
@@ -201,6 +211,7 @@ class SPIDEConfig:
     membrane: str = "discrete"
     model: str = ""
     integration_steps: int = 1
+    float_dtype: str = "float64"
 
     def __post_init__(self):
         self._check_types()
@@ -429,6 +440,7 @@ class SPIDEConfig:
         self._check_choice("gate", GATES)
         self._check_choice("synapse", SYNAPSES)
         self._check_choice("membrane", MEMBRANES)
+        self._check_choice("float_dtype", FLOAT_DTYPES)
         leak = float(self.synapse_leak)
         if self.synapse == "exponential" and not 0.0 < leak < 1.0:
             raise ConfigError(f"synapse_leak must lie in (0, 1) for exponential synapses "

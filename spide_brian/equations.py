@@ -30,7 +30,7 @@ from pathlib import Path
 from brian2 import Equations
 from brian2.utils.stringtools import word_substitute
 
-__all__ = ["equations_dir", "load_sections", "model_equations", "statements"]
+__all__ = ["equations_dir", "load_sections", "model_equations", "slot_time_names", "statements"]
 
 #: Names of the optimiser constants inside Synapses (they may not shadow pre/post names).
 SYNAPTIC_HYPERPARAMETERS = {"momentum": "momentum_syn", "weight_decay": "weight_decay_syn"}
@@ -95,6 +95,13 @@ def model_equations(piece: str, section: str = "model", **substitutions) -> Equa
         else:
             lines.append(line)
     return Equations("\n".join(lines), **substitutions)
+
+
+@functools.lru_cache(maxsize=None)
+def slot_time_names() -> frozenset:
+    """Names of the ``[slot_time]`` subexpressions of ``schedule.eq`` (the step and phase
+    of the per-sample slot, computed from ``t``)."""
+    return frozenset(Equations(_section("schedule", "slot_time")).names)
 
 
 def statements(piece: str, section: str, **names) -> str:

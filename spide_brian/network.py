@@ -42,6 +42,7 @@ import math
 import numpy as np
 from brian2 import (NeuronGroup, StateMonitor, Synapses, TimedArray, defaultclock, hertz,
                     linked_var, second, volt)
+from brian2.equations.equations import FLOAT, Equations
 from brian2.utils.logger import get_logger
 
 from . import equations as eq
@@ -201,6 +202,8 @@ class SPIDENetwork:
                  name="spide", record=True, frame_input=False, units=None, one_copy=None):
         self.config = config
         self.units = units
+        #: Floating-point type of the model's state (``config.float_dtype``).
+        self.float_dtype = np.dtype(config.float_dtype)
         self.frame_input = bool(frame_input)
         self.n_inputs, self.n_classes, self.capacity = int(n_inputs), int(n_classes), int(capacity)
         self.caps = device if isinstance(device, Capabilities) else capabilities(device)
@@ -388,6 +391,18 @@ class SPIDENetwork:
         self.objects.append(obj)
         return obj
 
+    def _dtype(self, model):
+        """The ``dtype`` argument of a group or Synapses with equations ``model``: None in
+        float64 (Brian2's default), else ``float_dtype`` for every float variable but the
+        ``[slot_time]`` subexpressions, which stay float64 (a float32 step index is exact
+        only up to 2^24 steps, and its slot index rounds wrongly long before)."""
+        if self.float_dtype == np.float64:
+            return None
+        model = model if isinstance(model, Equations) else Equations(model)
+        keep = eq.slot_time_names()
+        return {name: self.float_dtype for name, single in model.items()
+                if single.var_type == FLOAT and name not in keep}
+
     def _neuron_group(self, size, model, name, threshold=None, reset=None, role=None,
                       namespace=None, **options):
         """A NeuronGroup of the model; its ``role`` ('forward', 'couple', 'input', 'output'
@@ -395,7 +410,7 @@ class SPIDENetwork:
         model, threshold, reset = self.route.neuron_group(role, model, threshold, reset)
         group = self._add(NeuronGroup(size, model, threshold=threshold, reset=reset,
                                       namespace=namespace or self.namespace, name=name,
-                                      **options))
+                                      dtype=self._dtype(model), **options))
         self._roles[group.name] = role
         return group
 
@@ -515,7 +530,8 @@ class SPIDENetwork:
         if own_gradient:
             model = model + eq.model_equations("shared_weight", "own_gradient_model")
         group = self._add(NeuronGroup(int(np.prod(shape)), model, namespace=self.namespace,
-                                      name=f"{self.name}_{name}_parameter"))
+                                      name=f"{self.name}_{name}_parameter",
+                                      dtype=self._dtype(model)))
         if not project:
             group.fro_scale = 1.0
         self._optimiser_constants(group, divide=divide_by is not None)
@@ -533,7 +549,8 @@ class SPIDENetwork:
         (every step where the device has no slot-long clock for summed variables)."""
         slow = self.caps.slow_clock_summed
         syn = self._add(Synapses(source, group, model, namespace=self.namespace,
-                                 dt=self.slot_dt if slow else None, name=name))
+                                 dt=self.slot_dt if slow else None, name=name,
+                                 dtype=self._dtype(model)))
         syn.connect(i=np.asarray(i), j=np.asarray(j))
         for updater in syn.summed_updaters.values():
             if slow:
@@ -615,8 +632,9 @@ class SPIDENetwork:
             half.threshold_back = self.config.threshold_back * self.membrane["volt_scale"] * volt
         for section in ("mirror_model" + volts, "beta_copy_model"):
             name = section.replace("_volts", "")[:-6]
-            syn = self._add(Synapses(group, half, eq.model_equations("couple", section),
-                                     namespace=ns, name=f"{half.name}_{name}"))
+            model = eq.model_equations("couple", section)
+            syn = self._add(Synapses(group, half, model, namespace=ns,
+                                     name=f"{half.name}_{name}", dtype=self._dtype(model)))
             connect_one_to_one(syn)
         self._coupling(half, group, sign)
         return half
@@ -626,11 +644,12 @@ class SPIDENetwork:
         writes (couple.eq)."""
         for part in ("magnitude", "count", "weighted"):
             volts = part == "magnitude" and self.membrane is not None
+            model = eq.model_equations("couple", "coupling_model" + ("_volts" if volts else ""))
             coupling = self._add(Synapses(
-                half, group, eq.model_equations("couple", "coupling_model"
-                                                + ("_volts" if volts else "")),
+                half, group, model,
                 on_pre=eq.statements("couple", f"{sign}_coupling_{part}_on_pre"),
-                namespace=self.namespace, name=f"{half.name}_coupling_{part}"))
+                namespace=self.namespace, name=f"{half.name}_coupling_{part}",
+                dtype=self._dtype(model)))
             connect_one_to_one(coupling)
             if volts:
                 coupling.magnitude = (self.config.reset_amount_back
@@ -658,7 +677,7 @@ class SPIDENetwork:
         index = len(self.copies.get(parameter, []))
         syn = self._add(Synapses(source, target, model, namespace=namespace or self.namespace,
                                  dt=clock_dt, name=f"{self.name}_{parameter}_copy{index}",
-                                 **events))
+                                 dtype=self._dtype(model), **events))
         if clock_dt is not None:
             # Brian2 runs a summed variable on the target's clock; a per-sample constant
             # only needs the Synapses' own slot-long clock (summed once, at the commit step).
@@ -746,13 +765,16 @@ class SPIDENetwork:
         self._constant(self.output, "lam", "rate_norm")
         self._optimiser_constants(self.output, divide=False, suffix="")
         self._every_step(self.output, "readout")
-        self.normaliser = self._add(NeuronGroup(1, eq.model_equations("readout",
-                                                                       "normaliser_model"),
-                                                namespace=ns, name=f"{self.name}_normaliser"))
+        model = eq.model_equations("readout", "normaliser_model")
+        self.normaliser = self._add(NeuronGroup(1, model, namespace=ns,
+                                                name=f"{self.name}_normaliser",
+                                                dtype=self._dtype(model)))
         for source, target, section in ((self.output, self.normaliser, "sum_model"),
                                         (self.normaliser, self.output, "copy_back_model")):
-            syn = self._add(Synapses(source, target, eq.model_equations("readout", section),
-                                     namespace=ns, name=f"{self.name}_readout_{section[:-6]}"))
+            model = eq.model_equations("readout", section)
+            syn = self._add(Synapses(source, target, model, namespace=ns,
+                                     name=f"{self.name}_readout_{section[:-6]}",
+                                     dtype=self._dtype(model)))
             connect_all_to_all(syn)
         connection = self.topology.readout
         last = self.layers[connection.pre]
@@ -775,27 +797,27 @@ class SPIDENetwork:
         layers on both sides of the connection (Brian2 cannot read a linked variable of a
         group as a synapse's ``_post`` variable) and read by the parameter group."""
         ns = self.namespace
-        group = self._add(NeuronGroup(1, eq.model_equations("feedback_norm"), namespace=ns,
-                                      name=f"{self.name}_feedback_norm"))
+        model = eq.model_equations("feedback_norm")
+        group = self._add(NeuronGroup(1, model, namespace=ns, name=f"{self.name}_feedback_norm",
+                                      dtype=self._dtype(model)))
         self._constant(group, "radius")
         self._every_step(group, "feedback_norm")
         post, pre = self.layers[connection.post], self.layers[connection.pre]
         shared = self.shared.get(connection.parameter)
         if shared is None:
-            total = self._add(Synapses(post, group,
-                                       eq.model_equations("feedback_norm", "sum_model"),
-                                       namespace=ns, name=f"{group.name}_sum"))
+            model = eq.model_equations("feedback_norm", "sum_model")
+            total = self._add(Synapses(post, group, model, namespace=ns,
+                                       name=f"{group.name}_sum", dtype=self._dtype(model)))
         else:
             # ||W||_F of the parameter's elements, summed after each update: on the
             # mini-batch clock where the SGD step has one, else once per slot (the weight
             # changes only at commit steps, before the sum); the parameter group reads the
             # scale
             slow = self.caps.slow_clock_summed
-            total = self._add(Synapses(shared.group, group,
-                                       eq.model_equations("shared_weight", "norm_model"),
-                                       namespace=ns,
+            model = eq.model_equations("shared_weight", "norm_model")
+            total = self._add(Synapses(shared.group, group, model, namespace=ns,
                                        dt=(self.batch_dt or self.slot_dt) if slow else None,
-                                       name=f"{group.name}_sum"))
+                                       name=f"{group.name}_sum", dtype=self._dtype(model)))
             if slow:
                 for updater in total.summed_updaters.values():
                     updater._clock = total.clock
@@ -804,9 +826,10 @@ class SPIDENetwork:
         connect_all_to_all(total)
         targets = [post] if post is pre else [post, pre]
         for index, target in enumerate(targets):
-            copy = self._add(Synapses(group, target,
-                                      eq.model_equations("feedback_norm", "copy_model"),
-                                      namespace=ns, name=f"{group.name}_copy{index}"))
+            model = eq.model_equations("feedback_norm", "copy_model")
+            copy = self._add(Synapses(group, target, model, namespace=ns,
+                                      name=f"{group.name}_copy{index}",
+                                      dtype=self._dtype(model)))
             connect_all_to_all(copy)
         self.feedback_norm_group = group
 
@@ -945,6 +968,8 @@ class SPIDENetwork:
                 continue
             params[name] = first.matrix(first.synapses.w[:])
             buffers[name] = first.matrix(first.synapses.momentum_buffer[:])
+        # float64 in Python whatever the model's float_dtype (float32 values are exact there)
+        params = {name: np.asarray(value, dtype=np.float64) for name, value in params.items()}
         for connection in self.topology.restricted:
             params[connection.parameter] = project_feedback(params[connection.parameter],
                                                             connection.restriction)
@@ -956,8 +981,8 @@ class SPIDENetwork:
                 params[name] = np.array(owner.bias[:])
                 buffers[name] = np.array(owner.bias_momentum[:])
         order = list(self.topology.parameter_shapes())
-        return ({name: params[name] for name in order},
-                {name: buffers[name] for name in order})
+        return ({name: np.asarray(params[name], dtype=np.float64) for name in order},
+                {name: np.asarray(buffers[name], dtype=np.float64) for name in order})
 
     def copy_mismatch(self):
         """Largest absolute difference between copies of each weight (0 when equal)."""
@@ -989,6 +1014,6 @@ class SPIDENetwork:
             out["backward_signed"].append(np.rint(pos - neg).astype(np.int64))
             out["backward_counts"].append(np.rint(pos + neg).astype(np.int64))
         mon = self.monitors["output"]
-        out["prob"] = np.asarray(mon.prob[:, 1:n_samples + 1]).T
-        out["logit"] = np.asarray(mon.logit[:, 1:n_samples + 1]).T
+        out["prob"] = np.asarray(mon.prob[:, 1:n_samples + 1], dtype=np.float64).T
+        out["logit"] = np.asarray(mon.logit[:, 1:n_samples + 1], dtype=np.float64).T
         return out

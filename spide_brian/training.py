@@ -25,6 +25,7 @@ import numpy as np
 from brian2.utils.logger import get_logger
 
 from . import firing, reference
+from .config import ConfigError
 from .dropout import dropout_masks
 from .parameters import check_parameters, init_parameters, prepare_parameters
 from .tally import EpochTally, batch_major
@@ -76,6 +77,11 @@ class ReferenceTrainer:
         from .biophysics import reference_membrane
         from .network import MODEL_DT
 
+        if config.float_dtype != "float64":
+            raise ConfigError(f"float_dtype {config.float_dtype!r} is a setting of the Brian2 "
+                              "model; the numpy reference computes in float64 (it is the "
+                              "oracle): train with the Brian2 model (--backend brian) or "
+                              "use float_dtype 'float64'")
         self.config = config
         self.params = prepare_parameters(params, config)
         self.optimizer = reference.SGDMomentum(config)
@@ -183,6 +189,9 @@ def auto_backend(brian_flags=(), config=None):
     """
     if brian_flags:
         return "brian", f"{', '.join(brian_flags)} given, an option of the Brian2 model"
+    if config is not None and config.float_dtype != "float64":
+        return "brian", (f"float_dtype {config.float_dtype} is a setting of the Brian2 model "
+                         "(the reference computes in float64)")
     if config is not None and config.model and config.timing == "brian":
         from .devices import capabilities, default_device
 

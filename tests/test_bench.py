@@ -44,6 +44,25 @@ def test_bench_refuses_unknown_workloads_and_devices(capsys):
     assert "--workload must be one of f400-digits" in capsys.readouterr().err
     assert main(["bench", *TINY, "--devices", "reference", "nodevice"]) == 2
     assert "nodevice" in capsys.readouterr().err
+    assert main(["bench", *TINY, "--devices", "reference:float32"]) == 2
+    assert "the reference computes in float64 only" in capsys.readouterr().err
+    assert main(["bench", *TINY, "--devices", "numpy:float16"]) == 2
+    assert "must be one of float64, float32" in capsys.readouterr().err
+
+
+def test_bench_runs_a_device_in_float32_beside_the_float64_reference():
+    """``DEVICE:float32`` benches the Brian2 model with float_dtype 'float32' in the same
+    run as the reference (float64); the spikes, and so the events, stay within rounding."""
+    report = bench.run_bench(bench.WORKLOADS["f100-64"], ["reference", "numpy:float32"],
+                             repeats=1, samples=16,
+                             config_changes=dict(time_step=6, time_step_back=10),
+                             in_processes=False)
+    assert set(report["results"]) == {"reference", "numpy:float32"}
+    single = report["results"]["numpy:float32"]
+    assert single["implementation"] == "numpy:float32" and single["ratio_to_reference"] > 0
+    reference = report["results"]["reference"]["events_per_sample"]
+    for stage, events in single["events_per_sample"].items():
+        assert events == pytest.approx(reference[stage], rel=0.01), stage
 
 
 def test_workloads_cover_the_f_shapes():
