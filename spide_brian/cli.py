@@ -392,6 +392,9 @@ def build_parser():
     info.add_argument("--input-side", type=int, default=None, metavar="N",
                       help="with --model: side of the square input (default: the side of "
                            "the model's dataset)")
+    info.add_argument("--float-dtype", default="float64", choices=("float64", "float32"),
+                      help="with --model: the Brian2 model's floating-point type "
+                           "(default: float64)")
     return parser
 
 
@@ -855,7 +858,7 @@ def _size(count):
     return f"{count} B"
 
 
-def _print_model_sizes(name, side):
+def _print_model_sizes(name, side, float_dtype="float64"):
     from .config import SPIDEConfig
     from .footprint import footprint
     from .models import named_model
@@ -867,8 +870,9 @@ def _print_model_sizes(name, side):
         raise UsageError(f"--input-side must be >= 1; got {side}")
     topology = Topology.from_config(SPIDEConfig(model=name), model.in_channels * side * side,
                                     10)
-    sizes = footprint(topology)
-    print(f"{name} on {model.in_channels}x{side}x{side} inputs, 10 classes: {model.description}")
+    sizes = footprint(topology, float_dtype=float_dtype)
+    print(f"{name} on {model.in_channels}x{side}x{side} inputs, 10 classes: {model.description}"
+          f" (state in {float_dtype})")
     header = ["layer", "from", "neurons", "synapses/copy", "parameters", *sizes.devices]
     table = [[row.name, "+".join(row.kinds), f"{row.neurons:,}", f"{row.synapses:,}",
               f"{row.parameters:,}", *(_size(row.memory[d]) for d in sizes.devices)]
@@ -898,7 +902,7 @@ def _command_info(args):
     if getattr(args, "models", False):
         return _print_models()
     if getattr(args, "model", None):
-        return _print_model_sizes(args.model, args.input_side)
+        return _print_model_sizes(args.model, args.input_side, args.float_dtype)
     for name, version in versions().items():
         print(f"{name:12s} {version}")
     try:

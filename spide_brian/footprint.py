@@ -113,16 +113,17 @@ def _construction_key(caps):
             caps.event_reads_source, caps.event_delivery_steps, caps.shared_parameters)
 
 
-#: Measured :class:`StateBytes` per construction key (see :func:`_construction_key`).
+#: Measured :class:`StateBytes` per construction key (see :func:`_construction_key`) and
+#: floating-point type.
 _MEASURED = {}
 
 
-def _measure(caps):
+def _measure(caps, float_dtype="float64"):
     from brian2 import NeuronGroup, Synapses, prefs
 
     from .network import SPIDENetwork
 
-    config = SPIDEConfig(**_PROBE)
+    config = SPIDEConfig(**_PROBE, float_dtype=float_dtype)
     target = prefs.codegen.target
     prefs.codegen.target = "numpy"        # the probe runs nothing: no compiled connect()
     try:
@@ -178,13 +179,14 @@ def _measure(caps):
                       norm_per_pre=norm["pre"] // norm_sizes["pre"])
 
 
-def state_bytes(device):
-    """The :class:`StateBytes` of the Brian2 model on ``device`` (measured once per
-    construction: devices whose capabilities build the same objects share one probe)."""
+def state_bytes(device, float_dtype="float64"):
+    """The :class:`StateBytes` of the Brian2 model on ``device`` with state of
+    ``float_dtype`` (:attr:`SPIDEConfig.float_dtype`), measured once per construction and
+    type: devices whose capabilities build the same objects share one probe."""
     caps = capabilities(device)
-    key = _construction_key(caps)
+    key = (_construction_key(caps), float_dtype)
     if key not in _MEASURED:
-        _MEASURED[key] = _measure(caps)
+        _MEASURED[key] = _measure(caps, float_dtype)
     return replace(_MEASURED[key], device=caps.name)
 
 
@@ -225,9 +227,10 @@ class Footprint:
         return sum(row.memory[device] for row in self.rows)
 
 
-def footprint(topology, devices=None):
+def footprint(topology, devices=None, float_dtype="float64"):
     """Neurons, synapses per weight copy, parameters and per-device state bytes of each
-    spiking layer of ``topology`` (with the connections into it; the readout last).
+    spiking layer of ``topology`` (with the connections into it; the readout last), for
+    the model's state in ``float_dtype``.
 
     A layer's memory is its neurons' bytes plus, for each incoming connection, its synapses
     times the bytes of all copies of that connection's role; the input neurons are counted
@@ -235,7 +238,7 @@ def footprint(topology, devices=None):
     device of the capability table.
     """
     devices = tuple(devices or CAPABILITIES)
-    measured = {device: state_bytes(device) for device in devices}
+    measured = {device: state_bytes(device, float_dtype) for device in devices}
     shapes = topology.parameter_shapes()
     counts = {c.parameter: c.kind.synapse_count(c.shape) for c in topology.connections}
     rows = []

@@ -176,6 +176,25 @@ def test_genn_project_is_generated(structure, learn, tmp_path, monkeypatch):
 
 
 @pytest.mark.genn_codegen
+def test_genn_project_is_generated_in_float32(tmp_path, monkeypatch):
+    """float_dtype 'float32': brian2genn declares the weights, gradients and optimiser
+    buffers as GeNN ``float`` variables (GeNN's model precision, the type of time, stays
+    double)."""
+    pytest.importorskip("brian2genn", reason="needs the genn stack (brian2 2.5.x, brian2genn)")
+    monkeypatch.delenv("GENN_PATH", raising=False)
+    directory = tmp_path / "genn"
+    try:
+        model, _ = _genn_model("chain", directory, True, changes={"float_dtype": "float32"})
+        with pytest.raises(GeNNNotFoundError, match="GENN_PATH"):
+            run_on_genn(Network(*model.objects), model.run_duration, directory)
+    finally:
+        _reset_device()
+    model_source = (directory / "magicnetwork_model.cpp").read_text()
+    assert '{"w", "float"}' in model_source and '{"grad", "float"}' in model_source
+    assert '{"w", "double"}' not in model_source
+
+
+@pytest.mark.genn_codegen
 def test_genn_project_is_generated_with_integration_steps(tmp_path, monkeypatch):
     pytest.importorskip("brian2genn", reason="needs the genn stack (brian2 2.5.x, brian2genn)")
     monkeypatch.delenv("GENN_PATH", raising=False)

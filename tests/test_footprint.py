@@ -11,13 +11,15 @@ from spide_brian.network import SPIDENetwork
 from spide_brian.topology import Topology
 
 
-@pytest.mark.parametrize("device", ["cpp_standalone", "genn"])
-def test_footprint_scales_to_the_arrays_of_a_built_model(device):
+@pytest.mark.parametrize("device,float_dtype", [("cpp_standalone", "float64"),
+                                                ("genn", "float64"),
+                                                ("cpp_standalone", "float32")])
+def test_footprint_scales_to_the_arrays_of_a_built_model(device, float_dtype):
     """Bytes per neuron and per synapse come from a 4-3 probe; a 7-5-6 chain built for the
-    same device must hold exactly what they predict."""
+    same device and floating-point type must hold exactly what they predict."""
     from brian2 import NeuronGroup, Synapses, prefs
 
-    config = SPIDEConfig(hidden_sizes=(7, 5, 6))
+    config = SPIDEConfig(hidden_sizes=(7, 5, 6), float_dtype=float_dtype)
     target = prefs.codegen.target
     prefs.codegen.target = "numpy"        # nothing runs: no compiled connect()
     try:
@@ -32,8 +34,12 @@ def test_footprint_scales_to_the_arrays_of_a_built_model(device):
             built += _owned_bytes(obj) * len(obj)
             if isinstance(obj, Synapses):
                 built += EVENT_LIST_BYTES * len(obj) * len(obj._pathways)
-    sizes = footprint(network.topology, [device])
+    sizes = footprint(network.topology, [device], float_dtype=float_dtype)
     assert sizes.memory(device) == built
+    if float_dtype == "float32":
+        # the float arrays shrink by half; indices and event lists stay 32-bit
+        double = footprint(network.topology, [device]).memory(device)
+        assert double / 2 < built < double
     # synapses per copy: what each copy of the built model connects
     for connection in network.topology.connections:
         for copy in network.copies[connection.parameter]:
