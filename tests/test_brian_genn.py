@@ -86,6 +86,28 @@ def test_replay_route_runtime_neuron_and_synapse_variants_match_reference(struct
                                  buffers)
 
 
+@replay_stack
+def test_replay_route_runtime_in_float32_stays_within_rounding_of_the_reference():
+    """GeNN's construction (every weight copy learns) in float_dtype 'float32': the copies
+    stay bitwise equal, the spikes those of the float64 reference on this case, the weights
+    within float32 rounding of its."""
+    config, params, x, y = make_case(STRUCTURES["chain"], 0.9, "modified")
+    model = run_replay_runtime(config.replace(float_dtype="float32"), params, x, y,
+                               genn_rules_on_numpy())
+    trained, _ = model.read_parameters()
+    expected, _, forward, backward = reference_training(config, params, x, y)
+    records = model.per_sample(len(x))
+    for got, want in zip(records["forward_counts"] + records["backward_signed"],
+                         forward + backward):
+        np.testing.assert_array_equal(got, want)
+    for name, value in expected.items():
+        assert np.max(np.abs(trained[name] - value)) < 1e-5 * np.max(np.abs(value)), name
+    assert all(v == 0.0 for v in model.copy_mismatch().values())
+    weights = [copy.synapses.variables["w"].dtype for copies in model.copies.values()
+               for copy in copies if copy.connection.kind.learns]
+    assert weights and all(np.dtype(dtype) == np.float32 for dtype in weights)
+
+
 #: Several integration steps per SPIDE step (docs/biophysics.md B9): a model step is an
 #: integration step, so GeNN's two device steps per model step carry over unchanged.
 INTEGRATION_CHANGES = dict(integration_steps=3, time_step=6, time_step_back=10, vth=0.3,
