@@ -17,6 +17,9 @@
 # deliver the events of the model step's spikes.
 # slot_length, forward_start, forward_steps, backward_start, backward_steps, substeps are
 # integer namespace constants. Phases are computed from t, so no group needs a shared clock.
+# They stay float64 when the model's state is float32 (float_dtype): float32 holds the step
+# index exactly only up to 2^24, and floor(step/slot_length) would round into the next slot
+# long before.
 
 [slot_time]
 device_step_index = floor(t/dt + 0.5) : 1
