@@ -60,7 +60,7 @@ def test_fashion_recipe_sets_dropout_and_schedule_and_flags_override_them(tmp_pa
     assert "--dropout must be a probability in [0, 1)" in capsys.readouterr().err
 
 
-def test_mnist_recipe_takes_the_published_dynamics():
+def test_mnist_recipe_takes_leak_threshold_and_steps():
     config = recipes.RECIPES["mnist-f400"].config()
     assert (config.leaky, config.vth, config.time_step) == (0.95, 2.0, 5)
     assert (config.dropout, config.epochs, config.lr_milestones) == (0.2, 30, (20, 25))
