@@ -63,6 +63,7 @@ from .sharing import check_shared_parameters
 from .schedule import SampleTables
 from .tally import EpochTally, batch_major
 from .topology import Topology, dimensions_of
+from .trainer import epoch_start
 
 __all__ = ["BrianTrainer", "DEFAULT_MAX_CAPACITY", "BuildFolderLock", "BuildFolderBusy",
            "DEFAULT_PROGRESS_PERIOD", "samples_per_run"]
@@ -303,6 +304,11 @@ class BrianTrainer:
         #: build folder is in use.
         self._release_build = None
 
+    @property
+    def compile_seconds(self):
+        """Seconds this trainer has spent building programs so far."""
+        return float(self.timings["compile_s"])
+
     # -- resources -----------------------------------------------------------------------------
     def close(self):
         """Release the build folder: unlock it and, if the trainer made it (no
@@ -361,10 +367,12 @@ class BrianTrainer:
                         for k, v in self.params.items()}
 
     # -- public API ----------------------------------------------------------------------------
-    def train_epoch(self, x, y, epoch=0):
+    def train_epoch(self, x, y, epoch=0, start=0, tally=None, after_part=None):
         """Train on ``x`` (n, n_in), or frames (n, T, n_in), with labels ``y`` in the given
         order, as epoch ``epoch`` (0 first) of the learning-rate schedule: each mini-batch's
         rate reaches the model through the ``sgd_rate`` table, so it changes inside a run.
+        ``start``, ``tally`` and ``after_part`` resume an epoch at a mini-batch boundary and
+        report each run (see :meth:`spide_brian.trainer.Trainer.train_epoch`).
 
         Returns
         -------
@@ -379,10 +387,10 @@ class BrianTrainer:
         x, y = self._check_data(x, y)
         self._choose_capacity(len(x))
         compiled_before = self.timings["compile_s"]
-        tally = EpochTally(self.config)
+        tally = EpochTally(self.config) if tally is None else tally
         rates = self.config.sgd_learning_rates(epoch, len(y))
         batch = int(self.config.batch_size)
-        for start in range(0, len(x), self.capacity):
+        for start in range(epoch_start(start, batch, len(y)), len(x), self.capacity):
             xs, ys = x[start:start + self.capacity], y[start:start + self.capacity]
             first = start // batch     # the capacity is a whole number of mini-batches
             masks = dropout_masks(self.config, self.topology, epoch, start, start + len(ys))
@@ -391,6 +399,8 @@ class BrianTrainer:
             records = self._run(tables, learn=True)
             tally.add(self.params, batch_major(xs), ys, records["prob"],
                       records["forward_counts"], records["backward_counts"])
+            if after_part is not None:
+                after_part(start + len(ys), tally)
         totals = tally.result()
         totals["compile_seconds"] = self.timings["compile_s"] - compiled_before
         return totals

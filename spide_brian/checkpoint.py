@@ -2,12 +2,13 @@
 
 A checkpoint in directory ``DIR`` is ``DIR/checkpoint.json`` plus the npz file it names. The JSON
 carries a schema version, the package, Brian2, numpy and Python versions, the backend and
-device, the configuration, the finished epoch, the log so far and the SHA-256 of the npz. Each
+device, the configuration, the finished epoch, the log so far and the SHA-256 of the npz (and,
+for a mid-epoch checkpoint, how far the next epoch got, with its running totals). Each
 file is written to a temporary name, flushed to disk and renamed over the old one, npz first:
 an interrupted write leaves the previous checkpoint intact and readable, and the next save (or
 :func:`clean_interrupted_writes`) removes what it left behind. A save deletes only arrays that
 checkpoints of this folder named (or the arrays a killed save renamed into place but never
-named, or those of earlier epochs it had not deleted yet), never other files.
+named, or those of earlier positions it had not deleted yet), never other files.
 """
 from __future__ import annotations
 
@@ -22,11 +23,13 @@ import numpy as np
 
 from .config import SPIDEConfig
 
-__all__ = ["CheckpointError", "SCHEMA_VERSION", "METADATA_NAME", "save_checkpoint",
+__all__ = ["CheckpointError", "SCHEMA_VERSION", "PARTIAL_SCHEMA_VERSION", "METADATA_NAME", "save_checkpoint",
            "load_checkpoint", "Checkpoint", "versions", "atomic_write", "arrays_name",
            "clean_interrupted_writes"]
 
 SCHEMA_VERSION = 1
+#: The schema of a mid-epoch checkpoint: version 1 plus ``partial`` and ``tally/`` arrays.
+PARTIAL_SCHEMA_VERSION = 2
 FORMAT_NAME = "spide-brian-checkpoint"
 METADATA_NAME = "checkpoint.json"
 
@@ -76,17 +79,21 @@ def atomic_write(path, write):
         raise
 
 
-def arrays_name(epoch):
-    """File name of the arrays of the checkpoint after ``epoch``."""
-    return f"checkpoint-epoch{int(epoch):04d}.npz"
+def arrays_name(epoch, samples=0):
+    """File name of the arrays of the checkpoint after ``epoch`` finished epochs and
+    ``samples`` samples of the next (a mid-epoch checkpoint when ``samples`` > 0)."""
+    part = f"-sample{int(samples):09d}" if samples else ""
+    return f"checkpoint-epoch{int(epoch):04d}{part}.npz"
 
 
-def _epoch_of(name):
-    """The epoch in an arrays file name written by :func:`arrays_name`, else None."""
-    stem = name[len("checkpoint-epoch"):-len(".npz")]
-    if name.startswith("checkpoint-epoch") and name.endswith(".npz") and stem.isdigit():
-        return int(stem)
-    return None
+def _position_of(name):
+    """``(epoch, samples)`` of an arrays file name written by :func:`arrays_name`, else None."""
+    if not (name.startswith("checkpoint-epoch") and name.endswith(".npz")):
+        return None
+    epoch, _, samples = name[len("checkpoint-epoch"):-len(".npz")].partition("-sample")
+    if not epoch.isdigit() or (samples and not samples.isdigit()) or (_ and not samples):
+        return None
+    return int(epoch), int(samples or 0)
 
 
 def _temporary_files(directory, names):
@@ -95,7 +102,8 @@ def _temporary_files(directory, names):
 
 
 def _named_arrays(directory):
-    """``(arrays, epoch)`` of the checkpoint in ``directory`` as its metadata says, or Nones."""
+    """``(arrays, position)`` of the checkpoint in ``directory`` as its metadata says, or
+    Nones; the position is ``(finished epochs, samples of the next)``."""
     try:
         metadata = json.loads((directory / METADATA_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):
@@ -105,42 +113,55 @@ def _named_arrays(directory):
     arrays, epoch = metadata.get("arrays"), metadata.get("epoch")
     if not isinstance(arrays, str) or Path(arrays).name != arrays:
         arrays = None
-    if not isinstance(epoch, int) or isinstance(epoch, bool):
-        epoch = None
-    return arrays, epoch
+    if not _is_int(epoch):
+        return arrays, None
+    partial = metadata.get("partial")
+    samples = partial.get("samples") if isinstance(partial, dict) else 0
+    return arrays, (epoch, samples if _is_int(samples) else 0)
 
 
 def clean_interrupted_writes(directory, extra_names=()):
     """Remove what an interrupted save left in ``directory``; return the removed paths.
 
     That is the temporary files of :func:`atomic_write` for the checkpoint files (and for
-    ``extra_names``, e.g. the run's log); the arrays of the epoch after the named
-    checkpoint (a save killed between renaming those arrays into place and renaming the
-    metadata leaves them unnamed, and the run writes that same file next anyway); and the
-    arrays of earlier epochs (a save killed after renaming the metadata but before deleting
-    the arrays it replaced leaves them behind, superseded).
+    ``extra_names``, e.g. the run's log); unnamed arrays of the positions the run saves next
+    (mid-epoch checkpoints of the epoch in progress and the end of that epoch: a save
+    killed between renaming its arrays into place and renaming the metadata leaves them
+    unnamed, and the run saves those positions again); and the arrays of earlier positions
+    (a save killed after renaming the metadata but before deleting the arrays it replaced
+    leaves them behind, superseded).
     """
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    named, epoch = _named_arrays(directory)
+    named, position = _named_arrays(directory)
     names = [METADATA_NAME, *extra_names]
     removed = [path for path in directory.glob(".checkpoint-epoch*.npz.*.tmp")]
     removed += list(_temporary_files(directory, names))
-    if epoch is not None:
-        successor = directory / arrays_name(epoch + 1)
-        if successor.name != named and successor.is_file():
-            removed.append(successor)
-        removed += [path for path in directory.glob("checkpoint-epoch*.npz")
-                    if _epoch_of(path.name) is not None and _epoch_of(path.name) < epoch]
+    if position is not None:
+        next_epoch_end = (position[0] + 1, 0)
+        for path in directory.glob("checkpoint-epoch*.npz"):
+            other = _position_of(path.name)
+            if other is None or path.name == named:
+                continue
+            if other <= next_epoch_end:   # superseded, or a killed save's unnamed arrays
+                removed.append(path)
     for path in removed:
         path.unlink(missing_ok=True)
     return removed
 
 
 def save_checkpoint(directory, *, config, params, optimizer_state, epoch, backend, device,
-                    dataset, history=(), extra=None):
+                    dataset, history=(), extra=None, partial=None):
     """Write the checkpoint of a finished ``epoch`` into ``directory`` (created if needed).
+
+    Parameters
+    ----------
+    partial : spide_brian.training.EpochProgress, optional
+        A mid-epoch checkpoint: ``epoch`` epochs are finished and ``partial`` says how far
+        the next one got (its samples, seconds and tally, whose arrays are stored as
+        ``tally/...``). Such a checkpoint has schema version :data:`PARTIAL_SCHEMA_VERSION`,
+        which readers that cannot continue an epoch refuse.
 
     Returns
     -------
@@ -154,14 +175,26 @@ def save_checkpoint(directory, *, config, params, optimizer_state, epoch, backen
     arrays = {f"param/{k}": np.asarray(v, dtype=np.float64) for k, v in params.items()}
     arrays.update({f"momentum/{k}": np.asarray(v, dtype=np.float64)
                    for k, v in optimizer_state.items()})
-    npz_path = directory / arrays_name(epoch)
+    if partial is not None:
+        if partial.epoch != epoch or partial.samples <= 0:
+            raise ValueError(f"a mid-epoch checkpoint after {epoch} epochs continues epoch "
+                             f"{epoch} (0 first) after at least one sample, not epoch "
+                             f"{partial.epoch} after {partial.samples}")
+        arrays.update({f"tally/{k}": v for k, v in partial.tally.state().items()})
+    npz_path = directory / arrays_name(epoch, partial.samples if partial is not None else 0)
     atomic_write(npz_path, lambda stream: np.savez(stream, **arrays))
     metadata = {
-        "format": FORMAT_NAME, "schema_version": SCHEMA_VERSION, "epoch": int(epoch),
+        "format": FORMAT_NAME,
+        "schema_version": SCHEMA_VERSION if partial is None else PARTIAL_SCHEMA_VERSION,
+        "epoch": int(epoch),
         "arrays": npz_path.name, "sha256": hashlib.sha256(npz_path.read_bytes()).hexdigest(),
         "backend": backend, "device": device, "dataset": dataset, "versions": versions(),
         "config": config.to_dict(), "history": list(history), **(extra or {}),
     }
+    if partial is not None:
+        metadata["partial"] = {"samples": int(partial.samples),
+                               "seconds": float(partial.seconds),
+                               "compile_seconds": float(partial.compile_seconds)}
     metadata_path = directory / METADATA_NAME
     atomic_write(metadata_path,
                  lambda stream: stream.write(json.dumps(metadata, indent=2).encode("utf-8")))
@@ -226,10 +259,18 @@ def load_checkpoint(path):
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{metadata_path} is not a spide-brian checkpoint")
     version = metadata.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in (SCHEMA_VERSION, PARTIAL_SCHEMA_VERSION):
         raise CheckpointError(f"{metadata_path} has checkpoint schema version {version}; this "
-                              f"spide-brian reads version {SCHEMA_VERSION}")
+                              f"spide-brian reads versions {SCHEMA_VERSION} and "
+                              f"{PARTIAL_SCHEMA_VERSION}")
     _check_fields(metadata, metadata_path)
+    if (version == PARTIAL_SCHEMA_VERSION) != ("partial" in metadata):
+        rule = "needs" if version == PARTIAL_SCHEMA_VERSION else "cannot have"
+        raise CheckpointError(f"{metadata_path}: a checkpoint of schema version {version} "
+                              f"{rule} a 'partial' field; the checkpoint is corrupt: restore "
+                              "it or start a new run")
+    if "partial" in metadata:
+        _check_partial(metadata["partial"], metadata_path)
     npz_path = metadata_path.parent / metadata["arrays"]
     if not npz_path.exists():
         raise CheckpointError(f"checkpoint arrays {npz_path} are missing")
@@ -240,9 +281,29 @@ def load_checkpoint(path):
         with np.load(npz_path) as data:
             params = {k[6:]: data[k] for k in data.files if k.startswith("param/")}
             momentum = {k[9:]: data[k] for k in data.files if k.startswith("momentum/")}
+            tally = {k[6:]: data[k] for k in data.files if k.startswith("tally/")}
         config = SPIDEConfig.from_dict(metadata["config"])
     except Exception as error:  # any unreadable content is a corrupt checkpoint
         raise CheckpointError(f"cannot read checkpoint {metadata_path}: {error}") from None
     checkpoint = Checkpoint(metadata)
     checkpoint.update(params=params, optimizer=momentum, config=config, path=str(metadata_path))
+    if "partial" in metadata:
+        if not tally:
+            raise CheckpointError(f"{npz_path} holds no tally of the unfinished epoch its "
+                                  f"metadata announces; the checkpoint is corrupt: restore it "
+                                  "or start a new run")
+        checkpoint["partial"] = dict(metadata["partial"], tally=tally)
     return checkpoint
+
+
+def _check_partial(partial, metadata_path):
+    """One-line :class:`CheckpointError` for a malformed ``partial`` field."""
+    fine = (isinstance(partial, dict) and _is_int(partial.get("samples"))
+            and partial["samples"] > 0
+            and all(isinstance(partial.get(k), (int, float)) and not isinstance(partial[k], bool)
+                    and partial[k] >= 0 for k in ("seconds", "compile_seconds")))
+    if not fine:
+        raise CheckpointError(f"{metadata_path}: 'partial' must be an object with 'samples' "
+                              "(an integer > 0), 'seconds' and 'compile_seconds' (numbers >= "
+                              f"0), got {partial!r}; the checkpoint is corrupt: restore it or "
+                              "start a new run")

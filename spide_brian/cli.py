@@ -308,7 +308,12 @@ def build_parser():
     train.add_argument("--out", default=None,
                        help="folder for checkpoints and the per-epoch log (log.tsv)")
     train.add_argument("--resume", action="store_true",
-                       help="continue from the checkpoint in --out")
+                       help="continue from the checkpoint in --out (a mid-epoch checkpoint "
+                            "continues its epoch where it stopped)")
+    train.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                       help="also checkpoint inside an epoch after every N mini-batches (the "
+                            "Brian2 model: at the end of the run that reaches them), so that "
+                            "a long epoch survives an interruption; needs --out")
     train.add_argument("--overwrite", action="store_true",
                        help="replace the run in --out (its checkpoint and log.tsv) with a new "
                             "one; other files there are kept")
@@ -484,6 +489,11 @@ def _check_out(args):
     if args.resume and args.overwrite:
         raise UsageError("--resume continues the run in --out and --overwrite replaces it; "
                          "choose one")
+    every = getattr(args, "checkpoint_every", None)
+    if every is not None and not args.out:
+        raise UsageError("--checkpoint-every needs --out DIR, the folder for the checkpoints")
+    if every is not None and every < 1:
+        raise UsageError(f"--checkpoint-every takes a number of mini-batches >= 1, not {every}")
     if args.json:
         _check_output_file(args.json, "--json")
     if getattr(args, "build_dir", None):
@@ -528,7 +538,7 @@ def _command_train(args):
     _check_backend_flags(args, args.backend)
     device_options = _device_options(args, args.backend)
     dataset = load_dataset(args.dataset, data_dir=args.data_dir, limit=args.limit)
-    history, start_epoch, optimizer_state = [], 0, None
+    history, start_epoch, optimizer_state, resume = [], 0, None, None
     origin = None
     if checkpoint is not None:
         if checkpoint["dataset"] != args.dataset:
@@ -543,7 +553,12 @@ def _command_train(args):
         params, optimizer_state = checkpoint["params"], checkpoint["optimizer"]
         history, start_epoch = list(checkpoint["history"]), checkpoint["epoch"]
         origin = f"the checkpoint in {args.out}"
-        print(f"resuming from epoch {start_epoch} ({checkpoint['path']})")
+        resume = _epoch_progress(checkpoint, config, len(dataset.y_train), args.out)
+        if resume is None:
+            print(f"resuming from epoch {start_epoch} ({checkpoint['path']})")
+        else:
+            print(f"resuming epoch {start_epoch + 1} at sample {resume.samples} of "
+                  f"{len(dataset.y_train)} ({checkpoint['path']})")
     else:
         params = init_parameters(config, dataset.n_inputs, dataset.n_classes)
     augment = _augmentation(args.dataset) if args.augment else None
@@ -581,6 +596,13 @@ def _command_train(args):
                             history=history, extra={"augment": args.augment})
             _write_log(out / LOG_NAME, history)
 
+    def on_part(progress, trainer):
+        save_checkpoint(out, config=config, params=trainer.params,
+                        optimizer_state=trainer.optimizer_state(), epoch=progress.epoch,
+                        backend=args.backend, device=device, dataset=args.dataset,
+                        history=history, extra={"augment": args.augment}, partial=progress)
+
+    every = args.checkpoint_every
     network = config.model or config.hidden_sizes
     print(f"training {network} on {dataset.name} ({len(dataset.y_train)} train, "
           f"{len(dataset.y_test)} test) with the {args.backend} backend on {device}")
@@ -588,7 +610,9 @@ def _command_train(args):
     try:
         train(config, dataset, trainer=trainer, start_epoch=start_epoch, on_epoch=on_epoch,
               progress_factory=_progress_factory(args.quiet),
-              augment=augment, notify=_notify)
+              augment=augment, notify=_notify, resume=resume,
+              on_part=on_part if every else None,
+              part_samples=every * config.batch_size if every else None)
     finally:
         _close(trainer)
     total = time.perf_counter() - started
@@ -613,6 +637,34 @@ def _command_train(args):
             "augment": args.augment, "config": config.to_dict(), "history": history,
             "versions": versions()})
     return 0
+
+
+def _epoch_progress(checkpoint, config, n_train, out):
+    """The unfinished epoch of a mid-epoch checkpoint (None for an end-of-epoch one)."""
+    from .training import EpochProgress, EpochTally
+
+    partial = checkpoint.get("partial")
+    if partial is None:
+        return None
+    samples = partial["samples"]
+    if samples >= n_train or samples % config.batch_size:
+        raise UsageError(f"the checkpoint in {out} stopped epoch {checkpoint['epoch'] + 1} "
+                         f"after {samples} samples, which is not a mini-batch boundary inside "
+                         f"this dataset's {n_train} training samples: resume with the "
+                         "dataset (and --limit) the run was started with")
+    tally = EpochTally(config)
+    try:
+        tally.load_state(partial["tally"])
+    except (ValueError, KeyError) as error:
+        raise UsageError(f"the checkpoint in {out} has an unreadable tally of its unfinished "
+                         f"epoch ({error}); it is corrupt: restore it or start a new "
+                         "run") from None
+    if tally.samples != samples:
+        raise UsageError(f"the checkpoint in {out} says {samples} samples of its unfinished "
+                         f"epoch are done, but its tally counts {tally.samples}; it is "
+                         "corrupt: restore it or start a new run")
+    return EpochProgress(checkpoint["epoch"], samples, tally, partial["seconds"],
+                         partial["compile_seconds"])
 
 
 def _close(trainer):
@@ -698,10 +750,16 @@ def _command_evaluate(args):
     accuracy = result["correct"] / max(1, result["samples"])
     neurons = spiking_neurons(config, dataset.n_inputs, dataset.n_classes)
     rate = result["forward_spikes"] / max(1, result["samples"] * neurons * config.time_step)
+    where = f"epoch {checkpoint['epoch']}"
+    if "partial" in checkpoint:
+        where += (f" and {checkpoint['partial']['samples']} samples of epoch "
+                  f"{checkpoint['epoch'] + 1}")
     print(f"test accuracy {accuracy:.4f} on {result['samples']} samples of {dataset.name} "
-          f"(epoch {checkpoint['epoch']}, forward rate {rate:.4f})")
+          f"({where}, forward rate {rate:.4f})")
     summary = {"test_accuracy": accuracy, "samples": result["samples"], "forward_rate": rate,
                "epoch": checkpoint["epoch"], "backend": backend}
+    if "partial" in checkpoint:
+        summary["samples_of_next_epoch"] = checkpoint["partial"]["samples"]
     if "operations" in result:
         per_sample = result["operations"].per_sample()
         summary["energy_pj_per_sample"] = per_sample["energy_pj"]

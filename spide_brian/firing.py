@@ -123,6 +123,27 @@ class FiringAccumulator:
                 sums[1] += backward.sum()
                 self._backward_samples[layer] += backward.size
 
+    def state(self):
+        """The sums as named arrays (empty before the first batch), for :meth:`from_state`."""
+        if self._sums is None:
+            return {}
+        return {"sums": self._sums.copy(), "neuron_samples": self._neuron_samples.copy(),
+                "backward_samples": self._backward_samples.copy()}
+
+    def load_state(self, state):
+        """Continue from sums saved by :meth:`state`."""
+        if not state:
+            self._sums = self._neuron_samples = self._backward_samples = None
+            return
+        sums = np.asarray(state["sums"], dtype=np.float64)
+        if sums.ndim != 2 or sums.shape[1] != 5:
+            raise ValueError(f"firing sums must have shape (layers, 5), got {sums.shape}")
+        self._sums = sums.copy()
+        self._neuron_samples = np.asarray(state["neuron_samples"], dtype=np.float64).copy()
+        self._backward_samples = np.asarray(state["backward_samples"], dtype=np.float64).copy()
+        if not (self._neuron_samples.shape == self._backward_samples.shape == (len(sums),)):
+            raise ValueError("firing sample counts must have one entry per layer")
+
     def result(self):
         """Statistics of everything added so far, one :class:`LayerFiring` per layer."""
         if self._sums is None:

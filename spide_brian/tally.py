@@ -14,6 +14,9 @@ from .topology import topology_of
 
 __all__ = ["EpochTally", "batch_major", "cross_entropy_sum"]
 
+#: The totals of a tally, in the order :meth:`EpochTally.load_state` reads them.
+_SCALARS = ("loss_sum", "correct", "samples", "forward_spikes", "backward_spikes")
+
 
 def cross_entropy_sum(probabilities, labels):
     r"""Summed cross-entropy :math:`-\sum_i \log p_{i, y_i}` of class probabilities
@@ -90,6 +93,48 @@ class EpochTally:
             params, forward_counts, config.forward_steps, inputs,
             backward_counts if self.training else None,
             config.backward_steps if self.training else None))
+
+    def state(self):
+        """Everything gathered so far as named numpy arrays (for a mid-epoch checkpoint).
+
+        :meth:`load_state` of a new tally continues from it: the final :meth:`result` equals
+        that of one tally fed every batch.
+        """
+        state = {name: np.asarray(getattr(self, name)) for name in _SCALARS}
+        state.update({f"firing/{k}": v for k, v in self.firing.state().items()})
+        operations = energy.OperationCounts.concatenate(self.operations)
+        for kind in operations.KINDS:
+            for category, value in getattr(operations, kind).items():
+                state[f"operations/{kind}/{category}"] = np.asarray(value)
+        if self.predictions:
+            state["predictions"] = np.concatenate(self.predictions)
+        return state
+
+    def load_state(self, state):
+        """Continue from :meth:`state` (replaces what this tally holds).
+
+        Raises
+        ------
+        ValueError
+            A missing total or malformed arrays.
+        """
+        missing = [name for name in _SCALARS if name not in state]
+        if missing:
+            raise ValueError(f"the tally state has no {', '.join(missing)}")
+        self.loss_sum = float(state["loss_sum"])
+        for name in _SCALARS[1:]:
+            setattr(self, name, int(state[name]))
+        self.firing.load_state({k[len("firing/"):]: v for k, v in state.items()
+                                if k.startswith("firing/")})
+        operations = energy.OperationCounts()
+        for key, value in state.items():
+            if key.startswith("operations/"):
+                _, kind, category = key.split("/", 2)
+                if kind not in operations.KINDS:
+                    raise ValueError(f"unknown operation kind {kind!r} in the tally state")
+                getattr(operations, kind)[category] = np.asarray(value)
+        self.operations = [operations] if operations.n_samples else []
+        self.predictions = [np.asarray(state["predictions"])] if "predictions" in state else []
 
     def result(self):
         """The epoch's totals as a dict (keys in the class notes)."""

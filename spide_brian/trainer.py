@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Protocol, runtime_checkable
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "epoch_start"]
+
+
+def epoch_start(start, batch_size, n_samples):
+    """Check the first sample ``start`` of a resumed epoch: a whole number of mini-batches
+    within the epoch's ``n_samples``; returns it as an int."""
+    start = int(start)
+    if start < 0 or start > n_samples or start % int(batch_size):
+        raise ValueError(f"an epoch resumes at a mini-batch boundary within its {n_samples} "
+                         f"samples (a multiple of the batch size {batch_size}), not at "
+                         f"sample {start}")
+    return start
 
 
 @runtime_checkable
@@ -27,9 +38,17 @@ class Trainer(Protocol):
     params: dict
     progress: Optional[Callable[[int], None]]
 
-    def train_epoch(self, x, y, epoch=0) -> dict:
+    def train_epoch(self, x, y, epoch=0, start=0, tally=None, after_part=None) -> dict:
         """Train on ``x, y`` in the given order, as epoch ``epoch`` (0 first) of the
         learning-rate schedule (:meth:`spide_brian.config.SPIDEConfig.learning_rate`).
+
+        ``start`` (a multiple of the mini-batch size) skips the samples before it, which a
+        mid-epoch checkpoint has already trained, and ``tally`` (an
+        :class:`spide_brian.tally.EpochTally`) holds their totals; the epoch then continues
+        exactly as an uninterrupted one. ``after_part(done, tally)`` is called after each
+        part the trainer simulates in one go (a mini-batch of the reference, a run of the
+        Brian2 model) with the samples done so far, when the parameters and optimiser state
+        are those after sample ``done``.
 
         Returns :meth:`spide_brian.tally.EpochTally.result` of a training tally:
         ``loss_sum``, ``correct``, ``samples``, ``forward_spikes``, ``backward_spikes``,

@@ -30,9 +30,10 @@ from .dropout import dropout_masks
 from .parameters import check_parameters, init_parameters, prepare_parameters
 from .tally import EpochTally, batch_major
 from .topology import Topology, topology_of
-from .trainer import Trainer
+from .trainer import Trainer, epoch_start
 
 __all__ = ["EpochTally", "ReferenceTrainer", "Trainer", "batch_major", "EpochRecord", "train",
+           "EpochProgress",
            "epoch_order", "make_trainer", "BACKENDS", "DivergenceError", "auto_backend",
            "spiking_neurons"]
 
@@ -95,12 +96,14 @@ class ReferenceTrainer:
     def load_optimizer_state(self, state):
         self.optimizer.load_state_dict(state)
 
-    def train_epoch(self, x, y, epoch=0):
+    def train_epoch(self, x, y, epoch=0, start=0, tally=None, after_part=None):
         batch = self.config.batch_size
         rates = self.config.sgd_learning_rates(epoch, len(y))
-        tally = EpochTally(self.config)
+        start = epoch_start(start, batch, len(y))
+        tally = EpochTally(self.config) if tally is None else tally
         topology = topology_of(self.config, self.params)
-        for index, start in enumerate(range(0, len(y), batch)):
+        for start in range(start, len(y), batch):
+            index = start // batch
             xb, yb = batch_major(x[start:start + batch]), y[start:start + batch]
             masks = dropout_masks(self.config, topology, epoch, start, start + len(yb))
             result, out = reference.train_batch(self.params, self.config, self.optimizer, xb, yb,
@@ -112,6 +115,8 @@ class ReferenceTrainer:
                       result.backward.spike_counts)
             if self.progress is not None:
                 self.progress(len(yb))
+            if after_part is not None:
+                after_part(start + len(yb), tally)
         return tally.result()
 
     def evaluate(self, x, y, batch=500):
@@ -155,6 +160,29 @@ class EpochRecord:
         row.pop("layers")
         row.update(firing.statistics_columns(self.layers))
         return row
+
+
+@dataclass
+class EpochProgress:
+    """How far an unfinished epoch got: what a mid-epoch checkpoint holds.
+
+    Attributes
+    ----------
+    epoch : int
+        The epoch in progress, 0 first (as many epochs are finished).
+    samples : int
+        Samples of it trained (a whole number of mini-batches).
+    tally : EpochTally
+        Their totals.
+    seconds, compile_seconds : float
+        Wall seconds spent on it so far, and the part of them spent compiling.
+    """
+
+    epoch: int
+    samples: int
+    tally: EpochTally
+    seconds: float = 0.0
+    compile_seconds: float = 0.0
 
 
 def epoch_order(seed, epoch, n_samples):
@@ -234,6 +262,11 @@ def _rates(config, stats, samples, neurons):
     return forward, backward
 
 
+def _compile_seconds(trainer):
+    """Seconds the trainer has spent compiling so far (0 for one that compiles nothing)."""
+    return float(getattr(trainer, "compile_seconds", 0.0))
+
+
 def _energy(stats):
     """Mean energy per sample (pJ) of a trainer's result, NaN if it has no operation counts."""
     if "operations" not in stats or stats["operations"].n_samples == 0:
@@ -242,7 +275,8 @@ def _energy(stats):
 
 
 def train(config, dataset, trainer=None, backend="reference", device=None, start_epoch=0,
-          on_epoch=None, progress_factory=None, augment=None, notify=None):
+          on_epoch=None, progress_factory=None, augment=None, notify=None, resume=None,
+          on_part=None, part_samples=None):
     """Train for ``config.epochs`` epochs and evaluate on the test split after each.
 
     Parameters
@@ -268,6 +302,18 @@ def train(config, dataset, trainer=None, backend="reference", device=None, start
     notify : callable, optional
         ``notify(message)`` receives the trainer's messages for the user (e.g. that a
         program is being compiled); set as ``trainer.notify`` where the trainer has one.
+    resume : EpochProgress, optional
+        Continue the unfinished epoch ``start_epoch`` from a mid-epoch checkpoint (the
+        trainer holds the parameters and optimiser state after ``resume.samples``): the
+        epoch skips those samples and adds their totals, so its record equals an
+        uninterrupted run's (its seconds are those of both sessions).
+    on_part : callable, optional
+        ``on_part(progress, trainer)`` with an :class:`EpochProgress`, called inside an
+        epoch each time another ``part_samples`` samples are done (at the end of the
+        trainer's part that reaches them; never at the end of an epoch, where ``on_epoch``
+        follows), e.g. to write a mid-epoch checkpoint.
+    part_samples : int, optional
+        How often ``on_part`` is called, in samples.
 
     Returns
     -------
@@ -286,24 +332,49 @@ def train(config, dataset, trainer=None, backend="reference", device=None, start
     neurons = spiking_neurons(config, dataset.n_inputs, dataset.n_classes)
     if notify is not None and hasattr(trainer, "notify"):
         trainer.notify = notify
+    if resume is not None and resume.epoch != start_epoch:
+        raise ValueError(f"the unfinished epoch to resume is {resume.epoch}, but training "
+                         f"starts at epoch {start_epoch}")
+    if on_part is not None and (part_samples is None or int(part_samples) < 1):
+        raise ValueError("on_part needs part_samples >= 1")
     records = []
     for epoch in range(start_epoch, config.epochs):
         order = epoch_order(config.seed, epoch, len(dataset.y_train))
         x, y = dataset.x_train[order], dataset.y_train[order]
         if augment is not None:
             x = augment(x, np.random.default_rng([config.seed, epoch, 1]))
+        earlier = resume if resume is not None and resume.epoch == epoch else \
+            EpochProgress(epoch, 0, EpochTally(config))
         started = time.perf_counter()
+        compiled = _compile_seconds(trainer)
+        after_part = None
+        if on_part is not None:
+            def after_part(done, tally, epoch=epoch, earlier=earlier, started=started,
+                           compiled=compiled, n=len(y)):
+                if done < n and done // part_samples > earlier.samples // part_samples:
+                    earlier.samples = done
+                    on_part(EpochProgress(
+                        epoch, done, tally,
+                        earlier.seconds + time.perf_counter() - started,
+                        earlier.compile_seconds + _compile_seconds(trainer) - compiled),
+                        trainer)
+        mark = earlier.samples    # where this session starts, for the progress bar
+        # a plain epoch is asked for as trainers without mid-epoch checkpoints take it
+        resuming = {} if not mark and after_part is None else dict(
+            start=mark, tally=earlier.tally, after_part=after_part)
         if progress_factory is not None:
             with progress_factory(len(y), f"epoch {epoch + 1}/{config.epochs}") as bar:
+                if mark:
+                    bar.update(mark)
                 trainer.progress = bar.update
                 try:
-                    stats = trainer.train_epoch(x, y, epoch)
+                    stats = trainer.train_epoch(x, y, epoch, **resuming)
                 finally:
                     trainer.progress = None   # the bar is closed after this block
         else:
-            stats = trainer.train_epoch(x, y, epoch)
-        compile_seconds = float(stats.get("compile_seconds", 0.0))
-        seconds = time.perf_counter() - started - compile_seconds
+            stats = trainer.train_epoch(x, y, epoch, **resuming)
+        compile_seconds = float(stats.get("compile_seconds", 0.0)) + earlier.compile_seconds
+        seconds = earlier.seconds + time.perf_counter() - started - compile_seconds
         # checked before on_epoch, so that no checkpoint of a diverged run is written
         what = _non_finite(stats["loss_sum"] / max(1, stats["samples"]), trainer.params)
         if what:
