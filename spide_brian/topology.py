@@ -30,7 +30,7 @@ kept in a Frobenius ball of radius ``r`` (``restriction``, M5).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import math
 
@@ -144,6 +144,25 @@ def _check_sizes(kind, numbers):
     for label, value in numbers.items():
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{kind}: {label} must be an integer >= 1, got {value!r}")
+
+
+@lru_cache(maxsize=8)
+def _synapses_of(kind):
+    """:meth:`Conv2d._synapses` of a (frozen, hashable) geometry, made read-only so that
+    every caller can share them."""
+    arrays = kind._make_synapses()
+    for array in arrays:
+        array.flags.writeable = False
+    return arrays
+
+
+@lru_cache(maxsize=8)
+def _post_major_order_of(kind):
+    """The permutation of :meth:`Conv2d._synapses` into post-major order (read-only)."""
+    pre, post, _ = kind._synapses()
+    order = np.lexsort((pre, post))
+    order.flags.writeable = False
+    return order
 
 
 @dataclass(frozen=True)
@@ -260,7 +279,11 @@ class Conv2d:
 
     def _synapses(self):
         """``(pre, post, kernel element)`` of every synapse, kernel elements flat over
-        ``(C_out, C_in, k_h, k_w)``; pre-major order."""
+        ``(C_out, C_in, k_h, k_w)``; pre-major order. Read-only arrays, computed once per
+        geometry (the last few are kept)."""
+        return _synapses_of(self)
+
+    def _make_synapses(self):
         (height, width), (oh, ow), (kh, kw) = self.in_size, self.out_size, self.kernel
         o, c, i, j, y, x = np.meshgrid(np.arange(self.out_channels),
                                        np.arange(self.in_channels), np.arange(kh),
@@ -275,6 +298,7 @@ class Conv2d:
         order = np.lexsort((post, pre))
         return pre[order], post[order], element[order]
 
+
     def _element(self, o, c, i, j, y, x):
         """Flat index into the weight of the synapse ``(o, c, i, j)`` at post position
         ``(y, x)``: the kernel element, whatever the position."""
@@ -286,7 +310,7 @@ class Conv2d:
         (transposed, post-major); no synapse for a padded position."""
         pre, post, _ = self._synapses()
         if transposed:
-            order = np.lexsort((pre, post))
+            order = _post_major_order_of(self)
             return post[order], pre[order]
         return pre, post
 
@@ -294,9 +318,9 @@ class Conv2d:
         """The kernel element (flat index into ``K``) that each synapse holds, in the order
         of :meth:`synapse_indices`: the map from synapses to the parameter they share
         (``shape``, the weight's, is implied by the kind)."""
-        pre, post, element = self._synapses()
+        _, _, element = self._synapses()
         if transposed:
-            return element[np.lexsort((pre, post))]
+            return element[_post_major_order_of(self)]
         return element
 
     def flatten(self, kernel, transposed):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from brian2 import Network, device, prefs, set_device
 
-from spide_brian import models
+from spide_brian import models, reference
 from spide_brian.brian_backend import BrianTrainer
 from spide_brian.config import SPIDEConfig
 from spide_brian.devices import capabilities
@@ -103,6 +103,17 @@ def test_runtime_conv_matches_reference(case):
     assert not {p for p, kind in kinds.items() if kind.name == "locally_connected2d"} & shared
     for name, parameter in model.shared.items():
         assert len(parameter.group) == np.prod(params[name].shape)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_runtime_conv_matches_the_sparse_backward_of_the_reference(case, monkeypatch):
+    """The reference sending every backward step through its sparse synapse matrices (the
+    path it takes for sparse steps of large convolutions) is the Brian2 model's network."""
+    monkeypatch.setattr(reference, "SPARSE_BACKWARD_DENSITY", 1.0)
+    config, params, x, y = make_conv_case(case)
+    model = run_numpy(config, params, x, y)
+    trained, buffers = model.read_parameters()
+    assert_matches_reference(config, params, x, y, model.per_sample(len(x)), trained, buffers)
 
 
 @pytest.mark.parametrize("case", ["conv", "pool"])

@@ -243,3 +243,37 @@ def test_locally_connected_init_zeroes_dead_weights_and_normalises_each_neuron()
     first = params["input_weight"]                            # (8, 8, 8, 1, 3, 3)
     norms = np.linalg.norm(first.reshape(8 * 8 * 8, -1), axis=1)
     np.testing.assert_allclose(norms, 1.0)
+
+
+@pytest.mark.parametrize("model", ["mnist-conv-f-small", "mnist-lenet-small",
+                                   "mnist-local-f-small"])
+def test_sparse_backward_steps_equal_the_dense_transposed_maps(model, monkeypatch):
+    """The reference's backward stage through sparse synapse matrices (every step) and
+    through the kinds' dense transposed maps (no step) agrees to rounding, spike for spike."""
+    from spide_brian import models, reference
+    from spide_brian.topology import Topology
+
+    config = SPIDEConfig(model=model, time_step=12, time_step_back=40, dropout=0.2)
+    n_inputs = models.MODELS[model].in_channels * 8 * 8
+    params = init_parameters(config, n_inputs, 10, seed=2)
+    topology = Topology.from_config(config, n_inputs, 10)
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0.0, 1.0, (6, n_inputs))
+    from spide_brian.dropout import dropout_masks
+
+    masks = dropout_masks(config, topology, 0, 0, len(x))
+    forward = reference.forward(params, config, x, topology=topology, dropout=masks)
+    g = rng.normal(0.0, 0.5, (len(x), topology.layers[topology.readout.pre].size))
+    results = {}
+    for density in (0.0, 1.0):
+        monkeypatch.setattr(reference, "SPARSE_BACKWARD_DENSITY", density)
+        results[density] = reference.backward(params, config, forward.masks, g,
+                                              topology=topology, dropout=masks)
+    dense, sparse = results[0.0], results[1.0]
+    assert sum(int(c.sum()) for c in dense.spike_counts) > 0
+    for a, b in zip(dense.spike_counts, sparse.spike_counts):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(dense.signed_counts, sparse.signed_counts):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(dense.beta, sparse.beta):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
