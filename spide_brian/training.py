@@ -262,6 +262,24 @@ def _rates(config, stats, samples, neurons):
     return forward, backward
 
 
+def _part_reporter(on_part, part_samples, trainer, earlier, n_samples, started):
+    """The trainer's ``after_part(done, tally)`` for one epoch: calls ``on_part`` with an
+    :class:`EpochProgress` each time ``done`` passes another multiple of ``part_samples``
+    before the epoch's end; ``earlier`` is the progress the epoch started from (its seconds
+    and compile seconds are added), ``started`` the ``perf_counter`` of this session's start."""
+    compiled = _compile_seconds(trainer)
+    last = [earlier.samples]
+
+    def after_part(done, tally):
+        if done < n_samples and done // part_samples > last[0] // part_samples:
+            last[0] = done
+            on_part(EpochProgress(
+                earlier.epoch, done, tally, earlier.seconds + time.perf_counter() - started,
+                earlier.compile_seconds + _compile_seconds(trainer) - compiled), trainer)
+
+    return after_part
+
+
 def _compile_seconds(trainer):
     """Seconds the trainer has spent compiling so far (0 for one that compiles nothing)."""
     return float(getattr(trainer, "compile_seconds", 0.0))
@@ -346,18 +364,8 @@ def train(config, dataset, trainer=None, backend="reference", device=None, start
         earlier = resume if resume is not None and resume.epoch == epoch else \
             EpochProgress(epoch, 0, EpochTally(config))
         started = time.perf_counter()
-        compiled = _compile_seconds(trainer)
-        after_part = None
-        if on_part is not None:
-            def after_part(done, tally, epoch=epoch, earlier=earlier, started=started,
-                           compiled=compiled, n=len(y)):
-                if done < n and done // part_samples > earlier.samples // part_samples:
-                    earlier.samples = done
-                    on_part(EpochProgress(
-                        epoch, done, tally,
-                        earlier.seconds + time.perf_counter() - started,
-                        earlier.compile_seconds + _compile_seconds(trainer) - compiled),
-                        trainer)
+        after_part = None if on_part is None else _part_reporter(
+            on_part, int(part_samples), trainer, earlier, len(y), started)
         mark = earlier.samples    # where this session starts, for the progress bar
         # a plain epoch is asked for as trainers without mid-epoch checkpoints take it
         resuming = {} if not mark and after_part is None else dict(
