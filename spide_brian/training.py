@@ -199,37 +199,29 @@ def auto_backend(brian_flags=(), config=None):
 
     The Brian2 model when a flag that only the Brian2 model takes was given
     (``brian_flags``: ``--device``, a device's own options, ``--samples-per-run``,
-    ``--build-dir``), and for a named (convolutional) model with timing 'brian' where the
-    default device is a standalone one that shares parameters (cpp_standalone); otherwise
-    the numpy reference. Measured on 2 cores with one BLAS thread: on dense F-nets
-    cpp_standalone trains at 0.26x the reference (F400-digits), 0.29x (f1600-784) and 0.15x
-    (f3200-784), and evaluates 10-28x slower. On the named models it is faster per epoch
-    once compiled (about 100-130 s): ``mnist-conv-f-small`` 6.7-8.7 s against 14.7 s per
-    digits epoch, 139-263 s against 224-365 s per epoch of 2000 Fashion-MNIST images (the
-    machine shared with other runs); full-size ``mnist-conv-f`` 3.6 against 2.7 samples/s,
-    ``mnist-lenet`` 6.4 against 5.3. But the Brian2 model computes only timing 'brian' (every hop one step
-    late), and with the reference's default timing these networks learn better
-    (``mnist-conv-f-small``: 0.7111 against 0.6194 test accuracy after 2 digits epochs), so
-    a named model goes to the Brian2 model only when timing 'brian' was asked for. The
-    Brian2 model on a GPU (``--device genn``, ``--device cuda_standalone``) has not been
-    measured against the reference, so a GPU is used only when named. A resumed run keeps
-    its checkpoint's backend (the caller's rule, not this function's).
+    ``--build-dir``) or float32 was asked for; otherwise the numpy reference. Measured on 2
+    cores with one BLAS thread: on dense F-nets cpp_standalone trains at 0.26x the reference
+    (F400-digits), 0.29x (f1600-784) and 0.15x (f3200-784), and evaluates 10-28x slower. On
+    the full-size named models the reference is faster too since its backward stage sends
+    sparse steps through sparse synapse matrices: ``mnist-conv-f`` with timing 'brian' on 256
+    MNIST images trained in 68.6 s against 200.0 s on cpp_standalone (after a 504 s compile),
+    the machine loaded by two other runs, with the same loss, accuracies and rates. Only the
+    small variants run faster per epoch on cpp_standalone (``mnist-conv-f-small``: 22-30 s
+    against 26-44 s per digits epoch, same load), which a compile of one to eight minutes
+    does not pay back in runs of a few epochs; and the Brian2 model computes only timing
+    'brian', with which these networks learn worse (``mnist-conv-f-small``: 0.6194 against
+    0.7111 test accuracy after 2 digits epochs). The Brian2 model on a GPU (``--device
+    genn``, ``--device cuda_standalone``) has not been measured against the reference, so a
+    GPU is used only when named. A resumed run keeps its checkpoint's backend (the caller's
+    rule, not this function's).
     """
     if brian_flags:
         return "brian", f"{', '.join(brian_flags)} given, an option of the Brian2 model"
     if config is not None and config.float_dtype != "float64":
         return "brian", (f"float_dtype {config.float_dtype} is a setting of the Brian2 model "
                          "(the reference computes in float64)")
-    if config is not None and config.model and config.timing == "brian":
-        from .devices import capabilities, default_device
-
-        device = capabilities(default_device())
-        if device.standalone and device.shared_parameters:
-            return "brian", (f"{config.model} with timing 'brian': the Brian2 model compiled "
-                             f"for {device.name} trains named networks faster per epoch than "
-                             "the reference, after a compile of a few minutes")
-    return "reference", ("the numpy reference trains about 4x faster than the Brian2 model "
-                         "on CPU (spide-brian bench); --backend brian runs the Brian2 model")
+    return "reference", ("the numpy reference trains faster than the Brian2 model on CPU "
+                         "(spide-brian bench); --backend brian runs the Brian2 model")
 
 
 def make_trainer(backend, config, params, device=None, n_inputs=None, n_classes=None,
