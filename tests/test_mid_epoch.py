@@ -162,6 +162,23 @@ def test_brian_model_resumed_mid_epoch_equals_an_uninterrupted_run(tmp_path, dev
 
 # -- the command -------------------------------------------------------------------------------
 
+def _train_killed_after_a_mid_epoch_save(monkeypatch, out, epochs, every, epoch=None):
+    """``train --checkpoint-every every`` interrupted (exit 130) right after its first
+    mid-epoch checkpoint (of ``epoch`` finished epochs, if given)."""
+    real_save = checkpoint_module.save_checkpoint
+
+    def save_then_die(directory, **fields):
+        path = real_save(directory, **fields)
+        if fields.get("partial") is not None and epoch in (None, fields["epoch"]):
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(checkpoint_module, "save_checkpoint", save_then_die)
+    assert main(["train", *TINY, "--epochs", str(epochs), "--out", str(out),
+                 "--checkpoint-every", str(every)]) == 130
+    monkeypatch.setattr(checkpoint_module, "save_checkpoint", real_save)
+
+
 def test_train_killed_mid_epoch_resumes_where_it_stopped(tmp_path, monkeypatch, capsys):
     """``--checkpoint-every 2``: killed after the second epoch's first mid-epoch checkpoint,
     ``--resume`` continues that epoch at sample 32 and ends with the weights and log of an
@@ -169,18 +186,7 @@ def test_train_killed_mid_epoch_resumes_where_it_stopped(tmp_path, monkeypatch, 
     whole = tmp_path / "whole"
     assert main(["train", *TINY, "--epochs", "3", "--out", str(whole)]) == 0
     out = tmp_path / "run"
-    real_save = checkpoint_module.save_checkpoint
-
-    def save_then_die(directory, **fields):
-        path = real_save(directory, **fields)
-        if fields.get("partial") is not None and fields["epoch"] == 1:
-            raise KeyboardInterrupt
-        return path
-
-    monkeypatch.setattr(checkpoint_module, "save_checkpoint", save_then_die)
-    assert main(["train", *TINY, "--epochs", "3", "--out", str(out),
-                 "--checkpoint-every", "2"]) == 130
-    monkeypatch.setattr(checkpoint_module, "save_checkpoint", real_save)
+    _train_killed_after_a_mid_epoch_save(monkeypatch, out, 3, 2, epoch=1)
     saved = load_checkpoint(out)
     assert saved["epoch"] == 1 and saved["partial"]["samples"] == 32
     assert [p.name for p in out.glob("*.npz")] == ["checkpoint-epoch0001-sample000000032.npz"]
@@ -209,18 +215,7 @@ def test_checkpoint_every_needs_out_and_a_positive_count(tmp_path, capsys):
 def test_resume_with_another_limit_is_refused_and_keeps_the_checkpoint(tmp_path, monkeypatch,
                                                                       capsys):
     out = tmp_path / "run"
-    real_save = checkpoint_module.save_checkpoint
-
-    def save_then_die(directory, **fields):
-        path = real_save(directory, **fields)
-        if fields.get("partial") is not None:
-            raise KeyboardInterrupt
-        return path
-
-    monkeypatch.setattr(checkpoint_module, "save_checkpoint", save_then_die)
-    assert main(["train", *TINY, "--epochs", "2", "--out", str(out),
-                 "--checkpoint-every", "4"]) == 130
-    monkeypatch.setattr(checkpoint_module, "save_checkpoint", real_save)
+    _train_killed_after_a_mid_epoch_save(monkeypatch, out, 2, 4)
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     argv = [*TINY[:2], "--limit", "60", *TINY[4:]]
     assert main(["train", *argv, "--epochs", "2", "--out", str(out), "--resume"]) == 2
