@@ -195,6 +195,24 @@ def spide_progress(fraction):
     return fraction
 
 
+def _check_run_completed(network, duration):
+    """Raise :class:`KeyboardInterrupt` if a runtime run ended before ``duration``.
+
+    On the runtime devices Brian2 answers Ctrl+C (SIGINT) during ``Network.run`` by ending
+    the run after the current time step instead of interrupting the program
+    (``prefs.core.stop_on_keyboard_interrupt``). Such a run's records and weights cover only
+    part of its samples, so none of it may be read: the trainer stops here as a Ctrl+C
+    outside a run would stop it, before its parameters, momentum or any checkpoint take
+    anything from the run. The trainer's Brian2 network is then mid-run; the parameters it
+    holds are those from before the run.
+    """
+    stopped_at = float(np.asarray(network.t_))
+    if stopped_at < float(duration) - 0.5 * float(defaultclock.dt):
+        raise KeyboardInterrupt(
+            f"the Brian2 run was stopped at {stopped_at:.6g} s of {float(duration):.6g} s "
+            "(Ctrl+C); its partial results were discarded")
+
+
 def _progress_reporter(model):
     """Objects that make a compiled run print its completed fraction every few slots.
 
@@ -488,6 +506,7 @@ class BrianTrainer:
             network.run(model.run_duration, namespace={},
                         report=counter.report if progress else None,
                         report_period=self.progress_period * second)
+            _check_run_completed(network, model.run_duration)
         counter.fraction(1.0)   # the samples after the last report
         self.model = model
         if start is not None:

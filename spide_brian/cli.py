@@ -11,7 +11,9 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -1006,6 +1008,24 @@ def _command_bench(args):
     return 0
 
 
+def _keep_interrupts_ignored():
+    """Leave SIGINT ignored in a process started with it ignored.
+
+    A shell starts background jobs (``command &`` in a script, ``nohup``) with SIGINT
+    ignored, so that Ctrl+C at the terminal does not reach them. Importing Brian2 installs
+    its own SIGINT handler over that, which passes the signal on to the replaced one and
+    fails with a ``TypeError`` traceback when that one is "ignore". Such a run keeps
+    ignoring SIGINT; SIGTERM stops it (checkpoints are written atomically, so the last one
+    is intact either way). A process with Python's usual Ctrl+C handling keeps Brian2's
+    handler: Ctrl+C interrupts the command with exit status 130.
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    replaced = getattr(handler, "previous_handler", None)
+    if replaced in (signal.SIG_IGN, signal.SIG_DFL) and \
+            threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, replaced)
+
+
 def main(argv=None):
     """Entry point of the ``spide-brian`` console script."""
     from .checkpoint import CheckpointError
@@ -1015,6 +1035,7 @@ def main(argv=None):
     from .training import DivergenceError
 
     args = build_parser().parse_args(argv)
+    _keep_interrupts_ignored()
     commands = {"train": _command_train, "evaluate": _command_evaluate,
                 "sweep": _command_sweep, "figures": _command_figures, "info": _command_info,
                 "bench": _command_bench}

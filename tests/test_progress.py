@@ -372,3 +372,55 @@ def test_standalone_epoch_reports_progress_and_compile(tmp_path):
     finally:
         device.reinit()
         set_device("runtime")
+
+
+# -- 4: Ctrl+C during a Brian2 run -------------------------------------------------------------
+def test_a_run_stopped_by_ctrl_c_is_discarded_not_learnt_from():
+    """On runtime devices Brian2 answers Ctrl+C by ending the run after the current step
+    (its SIGINT handler sets ``Network._globally_stopped``); the trainer must not read that
+    partial run: it raises KeyboardInterrupt and keeps the parameters from before it."""
+    from brian2 import Network
+
+    config, params, data = small_case(16)
+    trainer = BrianTrainer(config, params, device="numpy")
+    before = {name: np.array(value) for name, value in trainer.params.items()}
+    trainer.progress_period = 0.01
+
+    def ctrl_c(samples):
+        Network._globally_stopped = True    # what Brian2's SIGINT handler does in a run
+
+    trainer.progress = ctrl_c
+    with pytest.raises(KeyboardInterrupt, match="stopped at .* partial results were discarded"):
+        trainer.train_epoch(data.x_train, data.y_train)
+    for name, value in before.items():
+        np.testing.assert_array_equal(trainer.params[name], value, err_msg=name)
+    # the next run is whole again (Brian2 clears the stop flag when a run starts)
+    trainer.progress = None
+    result = trainer.train_epoch(data.x_train, data.y_train)
+    assert result["samples"] == len(data.y_train)
+
+
+@pytest.mark.parametrize("ignored", [True, False])
+def test_sigint_ignored_at_start_stays_ignored(ignored):
+    """A background job starts with SIGINT ignored. Brian2's import replaces that handler
+    with one that fails (TypeError) on the next SIGINT; the command line (here ``info``)
+    restores the ignoring. With Python's usual handler, SIGINT still interrupts (KeyboardInterrupt)."""
+    code = """
+        import contextlib, io, os, signal, sys, time
+        if sys.argv[1] == "1":
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        from spide_brian import cli
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert cli.main(["info", "--models"]) == 0
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+            print("still running")
+        except KeyboardInterrupt:
+            print("interrupted")
+    """
+    child = _child(code, int(ignored))
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err.decode()
+    assert out.decode().strip() == ("still running" if ignored else "interrupted")
+    assert b"Traceback" not in err
