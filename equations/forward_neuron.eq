@@ -42,7 +42,7 @@
 # Backward, at the steps of the backward phase:
 #     c_back <- back_syn_leak*c_back + back_syn_gain*(I_back*back_gain)   (the couple's
 #   synapses: syn_leak, syn_gain with exponential synapses; 0, 1 (delta) otherwise)
-#     u_back <- lam*u_back + back_slope*(current_share*grad_current + c_back)
+#     u_back <- lam_back*u_back + back_slope*(current_share*grad_current + c_back)
 #   grad_current is g (last layer; readout.eq), zeroed at the error step before it arrives
 #   by events, or overwritten by a summed variable.
 #   The couple's spike is s^b = M (p - n), p and n the unit spikes of its positive and
@@ -51,12 +51,13 @@
 #   moves u_back by -s^b, adds s^b to weighted_back and 1 to pos_count (resp. neg_count).
 #   It reaches the previous layer as s^b through the transposed weights divided by V: the
 #   events add w per unit spike to I_back, and back_gain = M/V scales the sum.
-#   beta = weighted_back / rate_norm_back, the leak-weighted mean of s^b. With it, at the
-#   same step, the post factors of the gradients: beta_input = beta*drop_input (input
+#   beta = weighted_back / rate_norm_back, the mean of s^b weighted by the leak lam_back.
+#   With it, at the same step, the post factors of the gradients: beta_input = beta*drop_input (input
 #   connection), beta_syn = beta*drop_syn (incoming spiking connection), beta_bias (bias).
 # The bias b_l is learnt at the commit step (slot step 0) from the summed beta (docs/method.md M4;
 # [bias_learning]).
-# Names: lam = leak (1 for IF), threshold / reset_amount = V_th (or 2 V_th) / V = 2 V_th;
+# Names: lam = leak (1 for IF), lam_back = the couples' leak (lam, or 1 for IF couples:
+# couple_neuron 'if'), threshold / reset_amount = V_th (or 2 V_th) / V = 2 V_th;
 # the couple's threshold_back = V_th^b (or 2 V_th^b) and M = 2 V_th^b are in couple.eq,
 # back_gain = M/V (the same float64 constant as the numpy reference's gain).
 
@@ -95,6 +96,7 @@ replay_gate : 1         # 1 in the replay window of the replay route (replay.eq)
 bias_grad : 1           # accumulated bias gradient (sum of beta over the mini-batch)
 bias_momentum : 1       # momentum buffer of the bias
 lam : 1 (shared, constant)
+lam_back : 1 (shared, constant)
 threshold : 1 (shared, constant)
 reset_amount : 1 (shared, constant)
 rate_norm : 1 (shared, constant)
@@ -155,7 +157,7 @@ back_slope = fwd_end*((1 - slope_refractory*rate)*(1 - slope_refractory*rate)) +
 bwd = int(backward_phase)
 bwd_first = int(backward_first)
 c_back = bwd*((1 - bwd_first)*(back_syn_leak*c_back) + back_syn_gain*(I_back*back_gain)) + (1 - bwd)*c_back
-weighted_back = bwd*((1 - bwd_first)*(lam*weighted_back)) + (1 - bwd)*weighted_back
+weighted_back = bwd*((1 - bwd_first)*(lam_back*weighted_back)) + (1 - bwd)*weighted_back
 pos_count = (1 - bwd_first)*pos_count
 neg_count = (1 - bwd_first)*neg_count
 I_back = 0
@@ -170,7 +172,7 @@ beta_bias = bwd_end*(beta*(bias_on_input*drop_input + (1 - bias_on_input)*drop_s
 [couple_step]
 # backward integration of the couple (the first backward step starts from u_back = 0), run
 # after [every_step]
-u_back = bwd*((1 - bwd_first)*(lam*u_back) + back_slope*(current_share*grad_current + c_back)) + (1 - bwd)*u_back
+u_back = bwd*((1 - bwd_first)*(lam_back*u_back) + back_slope*(current_share*grad_current + c_back)) + (1 - bwd)*u_back
 
 [synaptic_current]
 # current-based synapses (delta or exponential), run before [every_step]

@@ -15,13 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SPIDEConfig", "ConfigError", "RESETS", "INITS", "TIMINGS", "GATES", "SYNAPSES", "MEMBRANES",
+__all__ = ["SPIDEConfig", "ConfigError", "RESETS", "INITS", "TIMINGS", "GATES", "SYNAPSES", "MEMBRANES", "COUPLE_NEURONS",
            "FLOAT_DTYPES", "rate_normaliser"]
 
 RESETS = ("modified", "standard")
 INITS = ("kaiming", "unit_row_norm")
 TIMINGS = ("reference", "brian")
 GATES = ("binary", "slope")
+#: Neuron of the ternary couples: leaky as the forward neurons, or a perfect integrator.
+COUPLE_NEURONS = ("lif", "if")
 SYNAPSES = ("delta", "exponential", "conductance")
 MEMBRANES = ("discrete", "volts")
 FLOAT_DTYPES = ("float64", "float32")
@@ -34,7 +36,7 @@ FLOAT_FIELDS = ("vth", "vth_back", "leaky", "scale_factor", "lr", "momentum", "w
                 "reversal_inh")
 BOOL_FIELDS = ("feedback",)
 CHOICE_FIELDS = ("reset", "input_init", "hidden_init", "feedback_init", "timing", "gate",
-                 "synapse", "float_dtype")
+                 "synapse", "float_dtype", "couple_neuron")
 STRING_FIELDS = ("model",)
 
 
@@ -84,6 +86,15 @@ class SPIDEConfig:
         ``V = 2 V_th`` (forward) and ``M = 2 V_th^b`` (backward).
     leaky : float
         Leak factor ``lambda`` in ``(0, 1]``; 1 gives IF neurons, less than 1 LIF neurons.
+    couple_neuron : {'lif', 'if'}
+        Neuron of the backward stage's ternary couples. ``'lif'`` (the method's default):
+        the couples leak by ``lambda`` as the forward neurons do and ``beta`` is their
+        leak-weighted mean, ``u^b <- lambda u^b + I^b``. ``'if'``: they integrate without
+        leak and ``beta`` is the plain mean of the couple spikes over ``T_b`` (the method's
+        other backward neuron type), whose rates tend to the exact adjoint
+        ``beta = m (g + W^T beta / V)`` while leaky couples lose charge (a drive below
+        ``(1 - lambda)`` times the couple threshold never fires it). Both are the same with
+        ``leaky = 1``.
     reset : {'modified', 'standard'}
         ``'modified'``: threshold ``V_th``, subtract ``2 V_th`` (SPIDE). ``'standard'``:
         threshold ``2 V_th``, subtract ``2 V_th`` (IDE). Applies to both stages.
@@ -185,6 +196,7 @@ class SPIDEConfig:
     vth: float = 1.0
     vth_back: float = 0.5
     leaky: float = 1.0
+    couple_neuron: str = "lif"
     reset: str = "modified"
     scale_factor: float = 100.0
     lr: float = 0.05
@@ -324,10 +336,16 @@ class SPIDEConfig:
                                self.integration_steps)
 
     @property
+    def step_leak_back(self) -> float:
+        """Leak of the couples per integration step: :attr:`step_leak` with
+        ``couple_neuron='lif'``, 1 with ``'if'``."""
+        return self.step_leak if self.couple_neuron == "lif" else 1.0
+
+    @property
     def rate_norm_back(self) -> float:
         """Normaliser of the backward signed rate ``beta`` (over ``T_b K`` integration
-        steps, per SPIDE step)."""
-        return _per_spide_step(rate_normaliser(self.step_leak, self.backward_steps),
+        steps with the couples' leak :attr:`step_leak_back`, per SPIDE step)."""
+        return _per_spide_step(rate_normaliser(self.step_leak_back, self.backward_steps),
                                self.integration_steps)
 
     @property
@@ -438,6 +456,11 @@ class SPIDEConfig:
         self._check_choice("reset", RESETS)
         self._check_choice("timing", TIMINGS)
         self._check_choice("gate", GATES)
+        self._check_choice("couple_neuron", COUPLE_NEURONS)
+        if self.couple_neuron == "if" and self.membrane == "volts":
+            raise ConfigError("couple_neuron 'if' needs membrane 'discrete': in volts the "
+                              "couples' membranes decay as the forward neurons' (drop "
+                              "--couple-neuron if or the volts membrane)")
         self._check_choice("synapse", SYNAPSES)
         self._check_choice("membrane", MEMBRANES)
         self._check_choice("float_dtype", FLOAT_DTYPES)

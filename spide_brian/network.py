@@ -118,7 +118,8 @@ class WeightCopy:
 def _constant_table(config):
     """Value of a named constant of the model for ``config`` (see ``equations/``)."""
     values = {
-        "lam": config.step_leak, "threshold": config.threshold,
+        "lam": config.step_leak, "lam_back": config.step_leak_back,
+        "threshold": config.threshold,
         "threshold_back": config.threshold_back, "reset_amount_back": config.reset_amount_back,
         "magnitude": config.reset_amount_back, "reset_amount": config.reset_amount,
         "reset_amount_syn": config.reset_amount,
@@ -451,7 +452,7 @@ class SPIDENetwork:
                 **self._membrane_options())
             if self.membrane is not None:
                 self._volts_membrane(group)
-            self._constant(group, "lam", "threshold", "rate_norm", "rate_norm_back",
+            self._constant(group, "lam", "lam_back", "threshold", "rate_norm", "rate_norm_back",
                            "back_gain", "reset_amount", "refractory_steps", "count_max",
                            "slope_refractory", "syn_leak", "syn_gain", "back_syn_leak",
                            "back_syn_gain", "inverse_exc", "inverse_inh", "current_share")

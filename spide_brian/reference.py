@@ -516,7 +516,7 @@ def backward(params, config, masks, gradient_current, record=False, topology=Non
         raise ValueError("the 'slope' gate scales the couples' input by the forward slopes: "
                          "pass slopes=ForwardResult.slopes (or use gate='binary')")
     topology = topology or topology_of(config, params)
-    steps, lam = config.backward_steps, config.step_leak
+    steps, lam = config.backward_steps, config.step_leak_back
     g = _shared(config.current_share, g)
     theta, magnitude = config.threshold_back, config.reset_amount_back
     gain = backward_gain(config)

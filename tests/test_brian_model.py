@@ -134,6 +134,21 @@ def test_runtime_matches_reference(structure, leaky, reset):
 
 
 @pytest.mark.parametrize("structure", sorted(STRUCTURES))
+def test_runtime_if_couples_under_lif_neurons_match_reference(structure):
+    """``couple_neuron='if'``: LIF forward neurons (leak 0.9), couples without leak and beta
+    the plain mean of their spikes (which trains other weights than leaky couples)."""
+    config, params, x, y = make_case(STRUCTURES[structure], 0.9, "modified")
+    config = config.replace(couple_neuron="if")
+    model = run_runtime(config, params, x, y)
+    trained, buffers = model.read_parameters()
+    assert_matches_reference(config, params, x, y, model.per_sample(len(x)), trained, buffers)
+    leaky_couples = reference_training(config.replace(couple_neuron="lif"), params, x, y)
+    if_couples = reference_training(config, params, x, y)
+    assert any(not np.allclose(leaky_couples[0][name], if_couples[0][name], rtol=1e-6)
+               for name in if_couples[0])
+
+
+@pytest.mark.parametrize("structure", sorted(STRUCTURES))
 @pytest.mark.parametrize("one_copy", [True, False])
 def test_one_copy_and_copies_match_reference(structure, one_copy):
     """Each weight held once (parameter groups read through linked variables) and one
@@ -288,7 +303,8 @@ def test_trainer_chunks_long_data_into_runs():
 
 #: Neuron and synapse variants run through the same compiled program: (leaky, changes).
 MODEL_VARIANTS = [(1.0, dict(refractory_steps=2)), (0.9, dict(refractory_steps=3, gate="slope")),
-                  (0.9, dict(synapse="exponential", synapse_leak=0.7, refractory_steps=1))]
+                  (0.9, dict(synapse="exponential", synapse_leak=0.7, refractory_steps=1)),
+                  (0.9, dict(couple_neuron="if"))]
 
 
 def _check_standalone_variants(model, structure):

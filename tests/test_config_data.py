@@ -21,6 +21,18 @@ def test_invalid_config_names_the_field(change, field):
         SPIDEConfig(**change)
 
 
+def test_couple_neuron_choices_and_their_leak():
+    lif = SPIDEConfig(leaky=0.9, time_step_back=20)
+    if_couples = lif.replace(couple_neuron="if")
+    assert (lif.step_leak_back, if_couples.step_leak_back) == (0.9, 1.0)
+    assert if_couples.rate_norm_back == 20 and lif.rate_norm_back < 20
+    assert if_couples.rate_norm == lif.rate_norm        # the forward neurons keep their leak
+    with pytest.raises(ConfigError, match="couple_neuron must be one of lif, if"):
+        SPIDEConfig(couple_neuron="IF")
+    with pytest.raises(ConfigError, match="couple_neuron 'if' needs membrane 'discrete'"):
+        SPIDEConfig(couple_neuron="if", membrane="volts")
+
+
 def test_unknown_config_field_is_an_error():
     with pytest.raises(ConfigError, match="unknown"):
         SPIDEConfig.from_dict({"time_steps": 3})

@@ -45,10 +45,11 @@ def test_equilibrium_is_a_fixed_point():
     np.testing.assert_allclose(eq.rates[0], np.clip(z0 / 2.0, 0, 1), atol=1e-12)
 
 
-def _beta_cosines(sizes, reset, steps_back, g_std, seeds=(0, 1, 2)):
+def _beta_cosines(sizes, reset, steps_back, g_std, seeds=(0, 1, 2), **options):
     cosines = []
     for seed in seeds:
-        config, params = make_network(sizes, seed, reset=reset, time_step_back=steps_back)
+        config, params = make_network(sizes, seed, reset=reset, time_step_back=steps_back,
+                                      **options)
         rng = np.random.default_rng(seed)
         x = rng.uniform(0, 1, (16, 50))
         masks = ref.forward(params, config, x).masks
@@ -68,6 +69,33 @@ def test_beta_matches_exact_adjoint_at_tb_250(sizes):
     cosines = _beta_cosines(sizes, "modified", 250, 0.1)
     assert cosines.mean() >= 0.99
     assert cosines.min() >= 0.98
+
+
+@pytest.mark.parametrize("sizes", SHAPES)
+def test_if_couples_solve_the_adjoint_of_a_lif_network(sizes):
+    """With LIF neurons (leak 0.9) non-leaky couples (``couple_neuron='if'``) approach the
+    exact adjoint of the forward masks as at leak 1; leaky couples lose the weak drives
+    (below ``(1 - lambda) V_th^b`` they never fire) and stay well off it."""
+    if_couples = _beta_cosines(sizes, "modified", 250, 0.1, leaky=0.9, couple_neuron="if")
+    lif_couples = _beta_cosines(sizes, "modified", 250, 0.1, leaky=0.9)
+    assert if_couples.mean() >= 0.99 and if_couples.min() >= 0.95
+    assert lif_couples.mean() < if_couples.mean() - 0.02
+
+
+def test_if_couples_are_the_backward_of_the_leak_free_config():
+    """``couple_neuron='if'`` changes the couples only: given the same masks and current,
+    the backward stage equals that of the same network with leak 1."""
+    config, params = make_network((30, 20), leaky=0.9, couple_neuron="if")
+    rng = np.random.default_rng(4)
+    masks = ref.forward(params, config, rng.uniform(0, 1, (6, 50))).masks
+    g = rng.normal(0, 0.2, (6, 20))
+    got = ref.backward(params, config, masks, g)
+    want = ref.backward(params, config.replace(leaky=1.0), masks, g)
+    for layer in range(2):
+        np.testing.assert_array_equal(got.signed_counts[layer], want.signed_counts[layer])
+        np.testing.assert_array_equal(got.beta[layer], want.beta[layer])
+    assert config.rate_norm_back == config.time_step_back
+    assert config.replace(couple_neuron="lif").rate_norm_back < config.time_step_back
 
 
 def test_modified_backward_reset_beats_standard():
