@@ -39,6 +39,7 @@ with samples of ``kappa = 0`` (no gradient, no update). Evaluation uses the same
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -195,22 +196,30 @@ def spide_progress(fraction):
     return fraction
 
 
-def _check_run_completed(network, duration):
-    """Raise :class:`KeyboardInterrupt` if a runtime run ended before ``duration``.
+@contextlib.contextmanager
+def _discarded_if_interrupted():
+    """Raise :class:`KeyboardInterrupt` for a Brian2 run during which Ctrl+C was pressed.
 
-    On the runtime devices Brian2 answers Ctrl+C (SIGINT) during ``Network.run`` by ending
-    the run after the current time step instead of interrupting the program
-    (``prefs.core.stop_on_keyboard_interrupt``). Such a run's records and weights cover only
-    part of its samples, so none of it may be read: the trainer stops here as a Ctrl+C
-    outside a run would stop it, before its parameters, momentum or any checkpoint take
-    anything from the run. The trainer's Brian2 network is then mid-run; the parameters it
-    holds are those from before the run.
+    Brian2 does not interrupt a run on Ctrl+C (SIGINT): its handler sets
+    ``Network._globally_stopped`` (``prefs.core.stop_on_keyboard_interrupt``), on the
+    runtime devices the run ends after the current time step, and a compiled program, which
+    gets the signal with its process group, dies, after which Brian2 raises a generic
+    ``RuntimeError``. Either way the run's records and weights cover part of its samples
+    at most, so none of it may be read: the trainer stops here as a Ctrl+C outside a run
+    would stop it, before its parameters, momentum or any checkpoint take anything from the
+    run (they stay those from before it). A compiled program that finished although Ctrl+C
+    was pressed (the signal reached only Python) is discarded the same way.
     """
-    stopped_at = float(np.asarray(network.t_))
-    if stopped_at < float(duration) - 0.5 * float(defaultclock.dt):
-        raise KeyboardInterrupt(
-            f"the Brian2 run was stopped at {stopped_at:.6g} s of {float(duration):.6g} s "
-            "(Ctrl+C); its partial results were discarded")
+    Network._globally_stopped = False
+    try:
+        yield
+    except RuntimeError:
+        if Network._globally_stopped:
+            raise KeyboardInterrupt("the Brian2 program was interrupted (Ctrl+C); nothing of "
+                                    "its run was kept") from None
+        raise
+    if Network._globally_stopped:
+        raise KeyboardInterrupt("Ctrl+C during a Brian2 run: its results were discarded")
 
 
 def _progress_reporter(model):
@@ -484,7 +493,8 @@ class BrianTrainer:
         progress = self.progress if learn else None
         if self.caps.standalone and not self.reruns:
             # one build per run (genn, cuda_standalone): no report while it runs
-            model = self._build_and_run(tables)
+            with _discarded_if_interrupted():
+                model = self._build_and_run(tables)
             start = None
             counter = _SampleCounter(progress, tables.n_samples, model)
         elif self.caps.standalone:
@@ -494,7 +504,8 @@ class BrianTrainer:
             run_args.update(model.state_values(self.params, self.buffers))
             run_args.update(model.table_values(tables))
             counter = _SampleCounter(progress, tables.n_samples, model)
-            with _StandaloneProgressReader(counter, self.progress_period):
+            with _StandaloneProgressReader(counter, self.progress_period), \
+                    _discarded_if_interrupted():
                 self.adapter.rerun(run_args)
         else:
             start = time.perf_counter()
@@ -503,10 +514,10 @@ class BrianTrainer:
             model, network = self._runtime_model()
             model.load(tables, self.params, self.buffers, self.config)
             counter = _SampleCounter(progress, tables.n_samples, model)
-            network.run(model.run_duration, namespace={},
-                        report=counter.report if progress else None,
-                        report_period=self.progress_period * second)
-            _check_run_completed(network, model.run_duration)
+            with _discarded_if_interrupted():
+                network.run(model.run_duration, namespace={},
+                            report=counter.report if progress else None,
+                            report_period=self.progress_period * second)
         counter.fraction(1.0)   # the samples after the last report
         self.model = model
         if start is not None:

@@ -390,7 +390,7 @@ def test_a_run_stopped_by_ctrl_c_is_discarded_not_learnt_from():
         Network._globally_stopped = True    # what Brian2's SIGINT handler does in a run
 
     trainer.progress = ctrl_c
-    with pytest.raises(KeyboardInterrupt, match="stopped at .* partial results were discarded"):
+    with pytest.raises(KeyboardInterrupt, match="Ctrl.C during a Brian2 run: its results were"):
         trainer.train_epoch(data.x_train, data.y_train)
     for name, value in before.items():
         np.testing.assert_array_equal(trainer.params[name], value, err_msg=name)
@@ -398,6 +398,36 @@ def test_a_run_stopped_by_ctrl_c_is_discarded_not_learnt_from():
     trainer.progress = None
     result = trainer.train_epoch(data.x_train, data.y_train)
     assert result["samples"] == len(data.y_train)
+
+
+def test_an_interrupted_compiled_program_is_an_interrupt_not_a_failure():
+    """A compiled program gets Ctrl+C with its process group and dies; Brian2 then raises a
+    RuntimeError ('Project run failed'), and its handler has set the stop flag: that is an
+    interrupt (exit 130), a failure without the flag stays a failure, a program that ran
+    to its end while Ctrl+C was pressed is discarded too, and a flag left from an earlier
+    run does not discard the next one."""
+    from brian2 import Network
+    from spide_brian.brian_backend import _discarded_if_interrupted
+
+    def program(interrupted, fails):
+        if interrupted:
+            Network._globally_stopped = True
+        if fails:
+            raise RuntimeError("Project run failed")
+
+    with pytest.raises(KeyboardInterrupt, match="interrupted"):
+        with _discarded_if_interrupted():
+            program(interrupted=True, fails=True)
+    with pytest.raises(KeyboardInterrupt, match="discarded"):
+        with _discarded_if_interrupted():
+            program(interrupted=True, fails=False)
+    with pytest.raises(RuntimeError, match="Project run failed"):
+        with _discarded_if_interrupted():
+            program(interrupted=False, fails=True)
+    Network._globally_stopped = True
+    with _discarded_if_interrupted():
+        program(interrupted=False, fails=False)
+    assert not Network._globally_stopped
 
 
 @pytest.mark.parametrize("ignored", [True, False])
