@@ -440,16 +440,19 @@ def _forward_result(config, weighted, counts, recorded):
 
 
 #: Share of non-zero entries up to which the backward stage sends a step's unit spikes through
-#: a sparse matrix of a connection's synapses instead of its dense transposed map (kinds
-#: other than dense only). Measured on mnist-conv-f's layers at 128 samples: 7-10x faster at
-#: 1 % non-zero, 1.6-2.2x at 5 %. The two agree to rounding (the order of the sums differs).
+#: a sparse matrix instead of the connection's dense transposed map. Convolutional, locally
+#: connected and pooling connections multiply the spikes by a sparse matrix of their synapses
+#: (mnist-conv-f's layers at 128 samples: 7-10x faster at 1 % non-zero, 1.6-2.2x at 5 %);
+#: dense connections take the spikes as a sparse matrix times the dense weight. Both agree
+#: with the dense map to rounding (the order of the sums differs).
 SPARSE_BACKWARD_DENSITY = 0.1
 
 
 class _Transposes:
     """``post -> post J`` of each connection for the backward stage: the kind's dense
-    transposed map, or, for a step with few spikes, a sparse product with the
-    connection's synapse matrix ``J`` (built at the first such step, once per stage)."""
+    transposed map, or, for a step with few spikes, a sparse product: the spikes as a
+    sparse matrix times a dense weight, or times the connection's sparse synapse matrix
+    ``J`` for the other kinds (built at the first such step, once per stage)."""
 
     def __init__(self, params):
         self.params = params
@@ -457,13 +460,17 @@ class _Transposes:
 
     def __call__(self, connection, post):
         kind, weight = connection.kind, self.params[connection.parameter]
-        if (isinstance(kind, Dense) or not hasattr(kind, "synapse_indices")
+        if (not (isinstance(kind, Dense) or hasattr(kind, "synapse_indices"))
                 or np.count_nonzero(post) > SPARSE_BACKWARD_DENSITY * post.size):
             return kind.transpose(weight, post)
+        from scipy import sparse
+
+        if isinstance(kind, Dense):
+            rows, columns = np.nonzero(post)
+            return sparse.csr_matrix((post[rows, columns], (rows, columns)),
+                                     shape=post.shape) @ weight
         matrix = self.matrices.get(connection.parameter)
         if matrix is None:
-            from scipy import sparse
-
             pre_index, post_index = kind.synapse_indices(connection.shape, transposed=False)
             matrix = sparse.csr_matrix(
                 (kind.flatten(weight, transposed=False), (post_index, pre_index)),
