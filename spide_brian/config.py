@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SPIDEConfig", "ConfigError", "RESETS", "INITS", "TIMINGS", "GATES", "SYNAPSES", "MEMBRANES", "COUPLE_NEURONS",
-           "FLOAT_DTYPES", "rate_normaliser"]
+__all__ = ["SPIDEConfig", "ConfigError", "RESETS", "INITS", "TIMINGS", "GATES", "SYNAPSES", "MEMBRANES",
+           "COUPLE_NEURONS", "FLOAT_DTYPES", "rate_normaliser"]
 
 RESETS = ("modified", "standard")
 INITS = ("kaiming", "unit_row_norm")
