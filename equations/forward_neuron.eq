@@ -52,8 +52,9 @@
 #   It reaches the previous layer as s^b through the transposed weights divided by V: the
 #   events add w per unit spike to I_back, and back_gain = M/V scales the sum.
 #   beta = weighted_back / rate_norm_back, the mean of s^b weighted by the leak lam_back.
-#   With it, at the same step, the post factors of the gradients: beta_input = beta*drop_input (input
-#   connection), beta_syn = beta*drop_syn (incoming spiking connection), beta_bias (bias).
+#   With it, at the same step, the post factors of the gradients: beta_input =
+#   beta*drop_input (input connection), beta_syn = beta*drop_syn (incoming spiking
+#   connection), beta_bias (bias).
 # The bias b_l is learnt at the commit step (slot step 0) from the summed beta (docs/method.md M4;
 # [bias_learning]).
 # Names: lam = leak (1 for IF), lam_back = the couples' leak (lam, or 1 for IF couples:
