@@ -4,7 +4,9 @@ Every implementation (the numpy ``reference`` and each Brian2 device asked for) 
 same network from the same initial weights on the same samples, in a process of its own so
 that its peak memory is its own. Per implementation the bench reports
 
-- ``compile_seconds``: building the program (standalone devices; 0 elsewhere);
+- ``compile_seconds``: building the training program (standalone devices; 0 elsewhere),
+  and ``evaluation_compile_seconds``: building the evaluation program
+  (:mod:`spide_brian.evaluation`; in a worker process, beside the training program);
 - ``train_samples_per_second`` and ``eval_samples_per_second``: the median over the repeats
   of samples divided by simulation seconds (compile excluded);
 - ``peak_rss_mb``: the peak resident memory of the Python process, and
@@ -17,8 +19,8 @@ that its peak memory is its own. Per implementation the bench reports
   a multiple of the machine's limit for this work, measured by a compiled loop of
   random-index accumulations ``out[idx[k]] += w[k]`` with as many targets as the hidden
   layer (:func:`scattered_add_ns`);
-- ``ratio_to_reference``: training samples per second relative to the reference, computed
-  from the figures of the same bench run.
+- ``ratio_to_reference`` and ``eval_ratio_to_reference``: training and evaluation samples
+  per second relative to the reference, computed from the figures of the same bench run.
 
 An implementation is ``reference`` or a Brian2 device name, optionally with the model's
 floating-point type: ``cpp_standalone:float32`` runs the Brian2 model with
@@ -151,15 +153,18 @@ def measure(implementation, config, data, repeats, build_dir=None):
     if implementation == REFERENCE:
         trainer = make_trainer("reference", config, params)
     else:
-        from .brian_backend import samples_per_run
+        from .brian_backend import evaluates_apart, samples_per_run
         from .devices import capabilities
 
         # runs shaped as the training command shapes them
-        capacity = (samples_per_run(len(y_train), len(y_test), config.batch_size)
-                    if capabilities(implementation).rerun_without_build else None)
+        caps = capabilities(implementation)
+        capacity = (samples_per_run(len(y_train), 0 if evaluates_apart(caps) else len(y_test),
+                                    config.batch_size)
+                    if caps.rerun_without_build else None)
         trainer = make_trainer("brian", config, params, n_inputs=x_train.shape[1],
                                n_classes=n_classes, device=implementation,
-                               build_dir=build_dir, capacity=capacity)
+                               build_dir=build_dir, capacity=capacity,
+                               evaluation_capacity=len(y_test))
     train_rates, eval_rates, events = [], [], None
     try:
         for _ in range(int(repeats)):
@@ -176,6 +181,7 @@ def measure(implementation, config, data, repeats, build_dir=None):
     own, child = _peak_rss_mb()
     return {"implementation": implementation,
             "compile_seconds": float(timings.get("compile_s", 0.0)),
+            "evaluation_compile_seconds": float(timings.get("evaluation_compile_s", 0.0)),
             "train_samples_per_second": float(np.median(train_rates)),
             "eval_samples_per_second": float(np.median(eval_rates)),
             "train_samples_per_second_all": train_rates,
@@ -319,9 +325,9 @@ def run_bench(workload, implementations, repeats=3, samples=None, config_changes
         result["ns_per_event"] = 1e9 / (result["train_samples_per_second"] * events) \
             if events else float("nan")
         result["limit_multiple"] = result["ns_per_event"] / limit if limit else None
-        result["ratio_to_reference"] = (result["train_samples_per_second"]
-                                        / reference["train_samples_per_second"]
-                                        if reference else None)
+        for figure, ratio in (("train_samples_per_second", "ratio_to_reference"),
+                              ("eval_samples_per_second", "eval_ratio_to_reference")):
+            result[ratio] = result[figure] / reference[figure] if reference else None
     return {"workload": workload.name, "config": config.to_dict(), "data": data[4],
             "train_samples": int(len(data[1])), "test_samples": int(len(data[3])),
             "repeats": int(repeats), "scattered_add_ns": limit, "results": results}
@@ -334,14 +340,18 @@ def format_table(report):
              f"{report['repeats']} repeats); scattered-add limit "
              + (f"{report['scattered_add_ns']:.2f} ns/event" if report["scattered_add_ns"]
                 else "not measured (no C compiler)")]
-    header = ("implementation", "compile s", "train/s", "eval/s", "x reference",
+    header = ("implementation", "compile s", "train/s", "eval/s", "x reference", "eval x ref",
               "fwd ev", "bwd ev", "learn ev", "ns/event", "x limit", "peak MB", "child MB")
     lines.append("  ".join(f"{h:>14s}" for h in header))
     for name, r in report["results"].items():
         events = r["events_per_sample"]
-        cells = (name, f"{r['compile_seconds']:.1f}", f"{r['train_samples_per_second']:.1f}",
+        compile_s = f"{r['compile_seconds']:.1f}"
+        if r.get("evaluation_compile_seconds"):
+            compile_s += f"+{r['evaluation_compile_seconds']:.0f}"
+        cells = (name, compile_s, f"{r['train_samples_per_second']:.1f}",
                  f"{r['eval_samples_per_second']:.1f}",
                  f"{r['ratio_to_reference']:.3f}" if r["ratio_to_reference"] else "-",
+                 f"{r['eval_ratio_to_reference']:.3f}" if r["eval_ratio_to_reference"] else "-",
                  f"{events['forward']:.0f}", f"{events['backward']:.0f}",
                  f"{events['weight_update']:.0f}", f"{r['ns_per_event']:.2f}",
                  f"{r['limit_multiple']:.1f}" if r["limit_multiple"] else "-",

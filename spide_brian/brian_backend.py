@@ -57,6 +57,7 @@ from brian2.utils.logger import get_logger
 from .devices import (adapter_for, brian2_at_least, check_membrane, check_synapses,
                       default_device)
 from .dropout import dropout_masks, drops_any
+from .evaluation import LocalEvaluation, WorkerEvaluation, evaluation_config
 from .network import MODEL_DT, SPIDENetwork
 from .parameters import prepare_parameters
 from .routes import check_dropout
@@ -67,7 +68,7 @@ from .topology import Topology, dimensions_of
 from .trainer import epoch_start
 
 __all__ = ["BrianTrainer", "DEFAULT_MAX_CAPACITY", "BuildFolderLock", "BuildFolderBusy",
-           "DEFAULT_PROGRESS_PERIOD", "samples_per_run"]
+           "DEFAULT_PROGRESS_PERIOD", "evaluates_apart", "samples_per_run"]
 
 logger = get_logger(__name__)
 
@@ -262,8 +263,19 @@ class BrianTrainer:
     capacity : int, optional
         Samples per run, rounded up to whole mini-batches; defaults to the first data's size
         in whole mini-batches, at most :data:`DEFAULT_MAX_CAPACITY` (about that many).
-        Longer data runs in several chunks; shorter data (e.g. a test set) is padded, so a
-        capacity far above the test set size wastes time in evaluation.
+        Longer data runs in several chunks; shorter data is padded.
+    evaluation_capacity : int, optional
+        Samples per run of the evaluation model (see ``shaped_evaluation``), e.g. the test
+        set's size; defaults to the first evaluated data's size, at most
+        :data:`DEFAULT_MAX_CAPACITY`, in whole mini-batches. Given, the evaluation program
+        of a compiled device starts compiling with the first training run.
+    shaped_evaluation : bool, optional
+        Evaluate with a model shaped for it (:mod:`spide_brian.evaluation`: a backward stage
+        of one step, runs sized by ``evaluation_capacity``; on cpp_standalone a second
+        program, built and rerun by a worker process) instead of the training program with
+        learning off. Both give the same results. Default: on runtime targets and on devices
+        that rerun a compiled program; devices that build once per run (genn,
+        cuda_standalone) evaluate with the training model.
     **device_options
         Options of the device's adapter (:mod:`spide_brian.devices.adapters`): for ``genn``
         ``use_gpu`` (GeNN's CUDA backend, the default, or if false its single-threaded CPU
@@ -277,7 +289,10 @@ class BrianTrainer:
     params : dict of ndarray
         Current parameters.
     timings : dict
-        ``compile_s`` (all standalone builds so far) and ``run_s`` (all runs so far).
+        ``compile_s`` (all standalone builds of the training model so far), ``run_s`` (all
+        runs so far, test runs included, as wall time of the request for a worker's) and
+        ``evaluation_compile_s`` (the worker's build of the evaluation program, which runs
+        beside the training program's).
     progress : callable or None
         ``progress(n)``: ``n`` more samples trained (during :meth:`train_epoch` only).
     progress_period : float
@@ -291,7 +306,8 @@ class BrianTrainer:
     """
 
     def __init__(self, config, params, device=None, n_inputs=None, n_classes=None,
-                 build_dir=None, capacity=None, **device_options):
+                 build_dir=None, capacity=None, evaluation_capacity=None,
+                 shaped_evaluation=None, **device_options):
         if config.timing != "brian" and config.n_layers > 1:
             raise ValueError(
                 f"the Brian2 model computes timing 'brian' (every synaptic hop one step late), "
@@ -300,6 +316,7 @@ class BrianTrainer:
                 "with the reference backend")
         self.config = config.replace(timing="brian")
         self.adapter = adapter_for(device or default_device(), **device_options)
+        self._device_options = dict(device_options)
         self.device_name = self.adapter.name
         self.caps = self.adapter.caps
         known_inputs, known_classes = dimensions_of(self.config, params)
@@ -322,7 +339,12 @@ class BrianTrainer:
         self.model = None
         #: The runtime network of ``model`` (:meth:`_runtime_model`).
         self._network = None
-        self.timings = {"compile_s": 0.0, "run_s": 0.0}
+        self.timings = {"compile_s": 0.0, "run_s": 0.0, "evaluation_compile_s": 0.0}
+        self.evaluation_capacity = evaluation_capacity
+        self.shaped_evaluation = (evaluates_apart(self.caps) if shaped_evaluation is None
+                                  else bool(shaped_evaluation))
+        #: The evaluation model (:mod:`spide_brian.evaluation`); None until needed.
+        self._evaluation = None
         self.last_records = None
         self.progress = None
         self.progress_period = DEFAULT_PROGRESS_PERIOD
@@ -340,6 +362,9 @@ class BrianTrainer:
     def close(self):
         """Release the build folder: unlock it and, if the trainer made it (no
         ``build_dir`` given), remove it. A later run compiles again in a new folder."""
+        if self._evaluation is not None:
+            self._evaluation.close()
+            self._evaluation = None
         STANDALONE_PROGRAM.release(self)
         self.model = None
         self._network = None
@@ -413,6 +438,8 @@ class BrianTrainer:
         """
         x, y = self._check_data(x, y)
         self._choose_capacity(len(x))
+        if self.shaped_evaluation and self.evaluation_capacity is not None:
+            self._evaluation_model().start()     # compiles beside the training program
         compiled_before = self.timings["compile_s"]
         tally = EpochTally(self.config) if tally is None else tally
         rates = self.config.sgd_learning_rates(epoch, len(y))
@@ -442,16 +469,50 @@ class BrianTrainer:
             ``loss_sum``, ``operations``.
         """
         x, y = self._check_data(x, y)
-        self._choose_capacity(len(x))
         tally = EpochTally(self.config, training=False)
-        for start in range(0, len(x), self.capacity):
-            xs, ys = x[start:start + self.capacity], y[start:start + self.capacity]
-            records = self._run(SampleTables.build(xs, ys, self.capacity), learn=False)
+        if self.shaped_evaluation:
+            evaluation = self._evaluation_model(len(x))
+            evaluation.ready()      # a compile in progress is not simulation time
+            self.timings["evaluation_compile_s"] = evaluation.compile_seconds
+            capacity = int(self.evaluation_capacity)
+        else:
+            self._choose_capacity(len(x))
+            capacity = self.capacity
+        for start in range(0, len(x), capacity):
+            xs, ys = x[start:start + capacity], y[start:start + capacity]
+            if self.shaped_evaluation:
+                began = time.perf_counter()
+                records = evaluation.records(self.params, xs, ys)
+                self.timings["run_s"] += time.perf_counter() - began
+                self.last_records = records
+            else:
+                records = self._run(SampleTables.build(xs, ys, capacity), learn=False)
             tally.add(self.params, batch_major(xs), ys, records["prob"],
                       records["forward_counts"])
         return tally.result()
 
     # -- internals -----------------------------------------------------------------------------
+    def _evaluation_model(self, n_samples=None):
+        """The evaluation model (made at the first call): in this process on a runtime
+        target, else in a worker process. Its capacity is ``evaluation_capacity`` or
+        ``n_samples`` (at most :data:`DEFAULT_MAX_CAPACITY`), in whole mini-batches."""
+        if self._evaluation is None:
+            batch = int(self.config.batch_size)
+            wanted = self.evaluation_capacity
+            if wanted is None:
+                wanted = min(int(n_samples), DEFAULT_MAX_CAPACITY)
+            self.evaluation_capacity = max(1, -(-int(wanted) // batch)) * batch
+            settings = dict(
+                config=evaluation_config(self.config), params=self.params,
+                device=self.device_name, n_inputs=self.n_inputs, n_classes=self.n_classes,
+                capacity=self.evaluation_capacity, frame_input=self.frame_input,
+                build_dir=(os.path.join(self.build_dir, "evaluation")
+                           if self.build_dir is not None else None),
+                **self._device_options)
+            self._evaluation = (WorkerEvaluation(settings, notify=self._say)
+                                if self.caps.standalone else LocalEvaluation(settings))
+        return self._evaluation
+
     def _choose_capacity(self, n_samples):
         """Fix the samples per run at the first call: ``n_samples`` (at most
         :data:`DEFAULT_MAX_CAPACITY`) or the given capacity, in whole mini-batches."""
@@ -591,6 +652,15 @@ class BrianTrainer:
         self._say(f"compiled the SPIDE model in {elapsed:.1f} s")
         self.model = model
         return model
+
+
+def evaluates_apart(caps):
+    """Whether a trainer on the device of ``caps`` evaluates with the model shaped for it
+    by default (:mod:`spide_brian.evaluation`): on runtime targets, and where a compiled
+    program reruns (the evaluation program is compiled once too); devices that build once
+    per run evaluate with the training model. Where it does, the training runs need not be
+    shaped for the test set (:func:`samples_per_run` with ``n_test=0``)."""
+    return not caps.standalone or (caps.rerun_without_build and _device_run_has_run_args())
 
 
 def _device_run_has_run_args():

@@ -22,6 +22,8 @@ def test_bench_reports_each_implementation_with_ratios_and_events(tmp_path, caps
     assert reference["ratio_to_reference"] == 1.0
     assert numpy["ratio_to_reference"] == pytest.approx(
         numpy["train_samples_per_second"] / reference["train_samples_per_second"])
+    assert numpy["eval_ratio_to_reference"] == pytest.approx(
+        numpy["eval_samples_per_second"] / reference["eval_samples_per_second"])
     for result in (reference, numpy):
         assert result["train_samples_per_second"] > 0 and result["eval_samples_per_second"] > 0
         assert len(result["train_samples_per_second_all"]) == 2

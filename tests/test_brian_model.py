@@ -379,8 +379,8 @@ def test_standalone_trainer_reuses_program(tmp_path):
 def test_standalone_trainer_frames(tmp_path):
     """Event frames on cpp_standalone, with two integration steps per SPIDE step
     (docs/biophysics.md B9; one compile checks both): training (run_args carry the per-step
-    table) and evaluation equal the reference, and the second epoch reruns the program
-    without building it again."""
+    table) and evaluation (the evaluation program of a worker process) equal the reference,
+    and the later epochs rerun the program without building it again."""
     config, params, frames, y = make_frame_case(STRUCTURES["one_layer"], 0.9, "modified")
     config = config.replace(integration_steps=2, vth=0.3)
     try:
@@ -401,6 +401,19 @@ def test_standalone_trainer_frames(tmp_path):
         result = trainer.evaluate(frames, y)
         logits, _ = ref.predict(trainer.params, config, batch_major(frames))
         np.testing.assert_array_equal(result["predictions"], np.argmax(logits, axis=1))
+        # the evaluation program: compiled and run by a worker process, in a session of
+        # its own; the training program stays built
+        assert trainer.shaped_evaluation
+        worker = trainer._evaluation._process
+        assert trainer.timings["evaluation_compile_s"] > 0
+        assert trainer.timings["compile_s"] == compile_s
+        assert os.getsid(worker.pid) == worker.pid != os.getsid(0)
+        again = trainer.evaluate(frames, y)
+        assert trainer._evaluation._process is worker and again["loss_sum"] == result["loss_sum"]
+        trainer.train_epoch(frames, y)
+        assert trainer.timings["compile_s"] == compile_s
+        trainer.close()
+        assert worker.poll() == 0       # asked to end, it ended on its own
     finally:
         device.reinit()
         set_device("runtime")

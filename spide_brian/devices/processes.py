@@ -7,7 +7,8 @@ import shlex
 import signal
 import sys
 
-__all__ = ["bound_make_jobs", "tie_children_to_this_process", "tied_command"]
+__all__ = ["bound_make_jobs", "tie_children_to_this_process", "tied_command",
+           "unguarded_commands", "restore_unguarded_commands"]
 
 
 def bound_make_jobs(jobs=None):
@@ -82,3 +83,28 @@ def tie_children_to_this_process():
     if _PARENT_DEATH_GUARD not in run_cmd:
         _UNGUARDED[_RUN_PREF] = run_cmd
     prefs[_RUN_PREF] = _guard_prefix(signal.SIGKILL) + list(_UNGUARDED.get(_RUN_PREF, ["./main"]))
+
+
+def unguarded_commands():
+    """The compiler and program commands of cpp_standalone without the guard of
+    :func:`tie_children_to_this_process` (the user's own, or Brian2's), by preference name:
+    what another process passes to :func:`restore_unguarded_commands` before it guards them
+    for itself."""
+    from brian2 import prefs
+
+    commands = {}
+    for pref in (_MAKE_PREF, _RUN_PREF):
+        value = prefs[pref]
+        guarded = _PARENT_DEATH_GUARD in (value if isinstance(value, str) else list(value))
+        commands[pref] = _UNGUARDED[pref] if guarded and pref in _UNGUARDED else value
+    return commands
+
+
+def restore_unguarded_commands(commands):
+    """Set the commands of :func:`unguarded_commands` (from another process) as this
+    process's preferences; :func:`tie_children_to_this_process` guards them again."""
+    from brian2 import prefs
+
+    for pref, value in commands.items():
+        _UNGUARDED.pop(pref, None)
+        prefs[pref] = value
