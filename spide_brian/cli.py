@@ -301,7 +301,8 @@ def build_parser():
                        help="start from a named recipe (see 'spide-brian info --recipes'); "
                             "config flags given as well override its single values")
     train.add_argument("--dataset", default=None,
-                       help="dataset name (default: the recipe's, else digits)")
+                       help="dataset name (default: the recipe's, else digits; with --resume "
+                            "the checkpoint's)")
     train.add_argument("--data-dir", default=None, help="folder with dataset files")
     train.add_argument("--limit", type=int, default=None,
                        help="use only the first N training and test samples")
@@ -538,6 +539,8 @@ def _command_train(args):
     recipe = _recipe(args)
     _check_out(args)
     checkpoint = load_checkpoint(args.out) if args.resume else None
+    if args.dataset is None:
+        args.dataset = checkpoint["dataset"] if checkpoint is not None else "digits"
     base = _checkpoint_config(checkpoint) if checkpoint is not None else \
         _base_config(args, recipe)
     config = _config_from_args(args, base=base)
@@ -855,7 +858,7 @@ def _recipe(args):
             recipe = get_recipe(args.recipe)
         except ValueError as error:
             raise UsageError(f"--{error}") from None
-    if args.dataset is None:
+    if args.dataset is None and not args.resume:    # a resumed run: the checkpoint's
         args.dataset = recipe.dataset if recipe else "digits"
     return recipe
 

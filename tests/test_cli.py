@@ -75,7 +75,9 @@ def test_resume_equals_uninterrupted(tmp_path, backend, schedule):
     flags = BACKENDS[backend] + list(schedule)
     assert main(["train", *flags, "--epochs", "3", "--out", str(tmp_path / "full")]) == 0
     assert main(["train", *flags, "--epochs", "1", "--out", str(tmp_path / "part")]) == 0
-    assert main(["train", *flags, "--epochs", "3", "--out", str(tmp_path / "part"),
+    # the resume names neither the dataset nor its folder's dataset: the checkpoint's
+    resume_flags = [f for f in flags if f not in ("--dataset", "fashion-mnist")]
+    assert main(["train", *resume_flags, "--epochs", "3", "--out", str(tmp_path / "part"),
                  "--resume"]) == 0
     full, part = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "part")
     for name, value in full["params"].items():
@@ -100,7 +102,9 @@ def test_resumed_run_augments_as_it_was_started(tmp_path, capsys):
     assert json.loads(summary.read_text())["augment"] is True
     assert main(["train", *flags, "--augment", "--epochs", "1", "--out",
                  str(tmp_path / "part")]) == 0
-    assert main(["train", *flags, "--epochs", "3", "--out", str(tmp_path / "part"),
+    # the resume names neither the dataset nor its folder's dataset: the checkpoint's
+    resume_flags = [f for f in flags if f not in ("--dataset", "fashion-mnist")]
+    assert main(["train", *resume_flags, "--epochs", "3", "--out", str(tmp_path / "part"),
                  "--resume"]) == 0
     full, part = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "part")
     assert full["augment"] is part["augment"] is True
@@ -115,6 +119,11 @@ def test_resumed_run_augments_as_it_was_started(tmp_path, capsys):
     assert main(["train", *flags, "--augment", "--epochs", "4", "--out",
                  str(tmp_path / "plain"), "--resume"]) != 0
     assert "trained without --augment" in capsys.readouterr().err
+    assert load_checkpoint(tmp_path / "plain")["epoch"] == 3
+    # another dataset named on a resume is refused
+    assert main(["train", *flags[2:], "--dataset", "digits", "--epochs", "4", "--out",
+                 str(tmp_path / "plain"), "--resume"]) != 0
+    assert "trained on 'fashion-mnist', not 'digits'" in capsys.readouterr().err
     assert load_checkpoint(tmp_path / "plain")["epoch"] == 3
 
 
