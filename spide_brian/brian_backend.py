@@ -503,7 +503,8 @@ class BrianTrainer:
                 wanted = min(int(n_samples), DEFAULT_MAX_CAPACITY)
             self.evaluation_capacity = max(1, -(-int(wanted) // batch)) * batch
             settings = dict(
-                config=evaluation_config(self.config), params=self.params,
+                trainer_class=type(self), config=evaluation_config(self.config),
+                params=self.params,
                 device=self.device_name, n_inputs=self.n_inputs, n_classes=self.n_classes,
                 capacity=self.evaluation_capacity, frame_input=self.frame_input,
                 build_dir=(os.path.join(self.build_dir, "evaluation")

@@ -54,9 +54,10 @@ class LocalEvaluation:
     Parameters
     ----------
     settings : dict
-        Keyword arguments of :class:`~spide_brian.brian_backend.BrianTrainer` for the
-        evaluation model (``config`` already :func:`evaluation_config`, ``capacity``, ...),
-        and ``frame_input``.
+        ``trainer_class`` (:class:`~spide_brian.brian_backend.BrianTrainer` or a subclass;
+        it pickles by name for the worker), its keyword arguments for the evaluation model
+        (``config`` already :func:`evaluation_config`, ``capacity``, ...) and
+        ``frame_input``.
     """
 
     def __init__(self, settings):
@@ -212,11 +213,10 @@ class WorkerEvaluation:
 
 
 def _evaluation_trainer(settings):
-    from .brian_backend import BrianTrainer
-
     settings = dict(settings)
     frame_input = settings.pop("frame_input")
-    trainer = BrianTrainer(shaped_evaluation=False, **settings)
+    trainer_class = settings.pop("trainer_class")
+    trainer = trainer_class(shaped_evaluation=False, **settings)
     trainer.frame_input = bool(frame_input)
     return trainer
 

@@ -85,7 +85,8 @@ def test_a_failing_worker_says_why():
     """A worker whose model cannot be made answers with the reason; nothing is left
     running."""
     config, params, x, y = make_case(STRUCTURES["one_layer"], 1.0, "modified")
-    settings = dict(config=evaluation_config(config), params=params, device="cpp_standalone",
+    settings = dict(trainer_class=BrianTrainer, config=evaluation_config(config),
+                    params=params, device="cpp_standalone",
                     n_inputs=N_WRONG, n_classes=3, capacity=3, frame_input=False,
                     build_dir=None)
     worker = WorkerEvaluation(settings)

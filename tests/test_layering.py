@@ -25,7 +25,7 @@ LAYERS = (
     ("science", {"reference", "exact", "transfer", "equations", "schedule", "dropout", "energy",
                  "firing", "plotting"}),
     ("model", {"network", "routes", "sharing", "devices", "footprint"}),
-    ("trainers", {"trainer", "tally", "training", "brian_backend", "checkpoint"}),
+    ("trainers", {"trainer", "tally", "training", "evaluation", "brian_backend", "checkpoint"}),
     ("interface", {"cli", "sweep", "sweep_report", "figures", "bench"}),
 )
 PACKAGE = Path(spide_brian.__file__).resolve().parent
