@@ -153,18 +153,15 @@ def measure(implementation, config, data, repeats, build_dir=None):
     if implementation == REFERENCE:
         trainer = make_trainer("reference", config, params)
     else:
-        from .brian_backend import evaluates_apart, samples_per_run
+        from .brian_backend import run_shapes
         from .devices import capabilities
 
         # runs shaped as the training command shapes them
-        caps = capabilities(implementation)
-        capacity = (samples_per_run(len(y_train), 0 if evaluates_apart(caps) else len(y_test),
-                                    config.batch_size)
-                    if caps.rerun_without_build else None)
+        shapes = run_shapes(capabilities(implementation), len(y_train), len(y_test),
+                            config.batch_size)
         trainer = make_trainer("brian", config, params, n_inputs=x_train.shape[1],
                                n_classes=n_classes, device=implementation,
-                               build_dir=build_dir, capacity=capacity,
-                               evaluation_capacity=len(y_test))
+                               build_dir=build_dir, **shapes)
     train_rates, eval_rates, events = [], [], None
     try:
         for _ in range(int(repeats)):

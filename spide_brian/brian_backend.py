@@ -68,7 +68,7 @@ from .topology import Topology, dimensions_of
 from .trainer import epoch_start
 
 __all__ = ["BrianTrainer", "DEFAULT_MAX_CAPACITY", "BuildFolderLock", "BuildFolderBusy",
-           "DEFAULT_PROGRESS_PERIOD", "evaluates_apart", "samples_per_run"]
+           "DEFAULT_PROGRESS_PERIOD", "evaluates_apart", "run_shapes", "samples_per_run"]
 
 logger = get_logger(__name__)
 
@@ -497,11 +497,11 @@ class BrianTrainer:
         target, else in a worker process. Its capacity is ``evaluation_capacity`` or
         ``n_samples`` (at most :data:`DEFAULT_MAX_CAPACITY`), in whole mini-batches."""
         if self._evaluation is None:
-            batch = int(self.config.batch_size)
             wanted = self.evaluation_capacity
             if wanted is None:
                 wanted = min(int(n_samples), DEFAULT_MAX_CAPACITY)
-            self.evaluation_capacity = max(1, -(-int(wanted) // batch)) * batch
+            self.evaluation_capacity = _whole_batches(max(int(wanted), 1),
+                                                      self.config.batch_size)
             settings = dict(
                 trainer_class=type(self), config=evaluation_config(self.config),
                 params=self.params,
@@ -517,12 +517,8 @@ class BrianTrainer:
     def _choose_capacity(self, n_samples):
         """Fix the samples per run at the first call: ``n_samples`` (at most
         :data:`DEFAULT_MAX_CAPACITY`) or the given capacity, in whole mini-batches."""
-        batch = int(self.config.batch_size)
-        if self.capacity is None:
-            n_samples = min(n_samples, DEFAULT_MAX_CAPACITY)
-            self.capacity = int(np.ceil(n_samples / batch)) * batch
-        elif self.capacity % batch:
-            self.capacity = int(np.ceil(self.capacity / batch)) * batch
+        wanted = min(n_samples, DEFAULT_MAX_CAPACITY) if self.capacity is None else self.capacity
+        self.capacity = _whole_batches(wanted, self.config.batch_size)
 
     def _check_data(self, x, y):
         x = np.asarray(x, dtype=np.float64)
@@ -549,7 +545,7 @@ class BrianTrainer:
     @property
     def reruns(self):
         """Whether a compiled program is rerun with ``run_args`` (else one build per run)."""
-        return self.caps.rerun_without_build and _device_run_has_run_args()
+        return _reruns(self.caps)
 
     def _run(self, tables, learn):
         progress = self.progress if learn else None
@@ -661,7 +657,34 @@ def evaluates_apart(caps):
     program reruns (the evaluation program is compiled once too); devices that build once
     per run evaluate with the training model. Where it does, the training runs need not be
     shaped for the test set (:func:`samples_per_run` with ``n_test=0``)."""
-    return not caps.standalone or (caps.rerun_without_build and _device_run_has_run_args())
+    return not caps.standalone or _reruns(caps)
+
+
+def run_shapes(caps, n_train, n_test, batch_size):
+    """The trainer's run sizes for an epoch of ``n_train`` samples and a test pass of
+    ``n_test`` where a compiled program reruns (an empty dict elsewhere, where each run
+    builds its objects anew and one run per epoch stays): ``capacity`` shaped for the epoch
+    alone when the test pass runs apart (:func:`evaluates_apart`), then with
+    ``evaluation_capacity`` the test set's size, so the evaluation program compiles beside
+    the training program's first epoch; else shaped for the epoch and the test pass
+    together."""
+    if not caps.rerun_without_build:
+        return {}
+    if not evaluates_apart(caps):
+        return {"capacity": samples_per_run(n_train, n_test, batch_size)}
+    return {"capacity": samples_per_run(n_train, 0, batch_size),
+            "evaluation_capacity": min(int(n_test), DEFAULT_MAX_CAPACITY)}
+
+
+def _whole_batches(n_samples, batch_size):
+    """``n_samples`` rounded up to whole mini-batches."""
+    batch = int(batch_size)
+    return -(-int(n_samples) // batch) * batch
+
+
+def _reruns(caps):
+    """Whether a compiled program of the device of ``caps`` is rerun with ``run_args``."""
+    return caps.rerun_without_build and _device_run_has_run_args()
 
 
 def _device_run_has_run_args():

@@ -155,19 +155,12 @@ def _shape_runs(args, dataset, config, device_options):
     the test set; where the test pass runs on the training program instead (Brian2 < 2.6),
     training runs shaped for the epoch and the test pass together. Elsewhere each run builds
     its objects anew and the trainer's default (one run per epoch) stays."""
-    from .brian_backend import DEFAULT_MAX_CAPACITY, evaluates_apart, samples_per_run
+    from .brian_backend import run_shapes
     from .devices import DEVICE_ALIASES, capabilities, default_device
 
     device = DEVICE_ALIASES.get(args.device, args.device) or default_device()
-    caps = capabilities(device)
-    if caps.rerun_without_build:
-        apart = evaluates_apart(caps)
-        device_options["capacity"] = samples_per_run(
-            len(dataset.y_train), 0 if apart else len(dataset.y_test), config.batch_size)
-        if apart:
-            # the evaluation program compiles beside the training program's first epoch
-            device_options["evaluation_capacity"] = min(len(dataset.y_test),
-                                                        DEFAULT_MAX_CAPACITY)
+    device_options.update(run_shapes(capabilities(device), len(dataset.y_train),
+                                     len(dataset.y_test), config.batch_size))
 
 
 def _device_options(args, backend):

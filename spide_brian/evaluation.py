@@ -25,7 +25,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import traceback
 from multiprocessing.connection import Connection
 
@@ -135,7 +134,6 @@ class WorkerEvaluation:
         there.close()
         self._connection = Connection(here.detach())
         self._connection.send((self.settings, prefs.as_file, unguarded_commands()))
-        self._ready = False
         self._say(f"compiling the evaluation program ({self.settings['capacity']} samples "
                   "a run, no backward stage) in a worker process")
 
@@ -253,9 +251,8 @@ def _serve(fd):
         restore_unguarded_commands(commands)
         trainer = _evaluation_trainer(settings)
         trainer.notify = _quiet       # the trainer that owns the worker speaks for it
-        start = time.perf_counter()
         trainer._standalone_model()
-        connection.send(("ready", time.perf_counter() - start))
+        connection.send(("ready", trainer.compile_seconds))
         while True:
             message = connection.recv()
             if message[0] != "run":
