@@ -2,7 +2,7 @@
 
 Usage: ``python benchmarks/compare_backends.py [--recipe NAME] [--dataset digits] [--epochs 20]
 [--seed 0] [--device cpp_standalone] [--limit N] [--lr LR] [--batch-size B]
-[--samples-per-run N]``. ``--recipe`` starts from a named recipe's values (its schedule and
+[--couple-neuron if] [--samples-per-run N]``. ``--recipe`` starts from a named recipe's values (its schedule and
 dropout included; the dataset stays ``--dataset``).
 Both start from the same initial weights and see the samples in the same order. Prints the
 test accuracy of both per epoch, their difference, and seconds per epoch (for the Brian2
@@ -30,11 +30,12 @@ def main():
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--couple-neuron", default=None, help="'lif' or 'if'")
     parser.add_argument("--samples-per-run", type=int, default=None)
     args = parser.parse_args()
     dataset = load_dataset(args.dataset, data_dir=args.data_dir, limit=args.limit)
-    changes = {k: v for k, v in (("lr", args.lr), ("batch_size", args.batch_size))
-               if v is not None}
+    changes = {k: v for k, v in (("lr", args.lr), ("batch_size", args.batch_size),
+                                 ("couple_neuron", args.couple_neuron)) if v is not None}
     # the Brian2 model's timing: every synaptic hop one step late
     base = get_recipe(args.recipe).config() if args.recipe else SPIDEConfig()
     config = base.replace(epochs=args.epochs, seed=args.seed, timing="brian", **changes)

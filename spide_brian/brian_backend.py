@@ -276,6 +276,10 @@ class BrianTrainer:
         learning off. Both give the same results. Default: on runtime targets and on devices
         that rerun a compiled program; devices that build once per run (genn,
         cuda_standalone) evaluate with the training model.
+    learning : bool
+        False: a trainer that only evaluates, on the forward-only model
+        (:class:`~spide_brian.network.SPIDENetwork` with ``learning=False``); the model of
+        a shaped evaluation. :meth:`train_epoch` is then refused.
     **device_options
         Options of the device's adapter (:mod:`spide_brian.devices.adapters`): for ``genn``
         ``use_gpu`` (GeNN's CUDA backend, the default, or if false its single-threaded CPU
@@ -307,7 +311,7 @@ class BrianTrainer:
 
     def __init__(self, config, params, device=None, n_inputs=None, n_classes=None,
                  build_dir=None, capacity=None, evaluation_capacity=None,
-                 shaped_evaluation=None, **device_options):
+                 shaped_evaluation=None, learning=True, **device_options):
         if config.timing != "brian" and config.n_layers > 1:
             raise ValueError(
                 f"the Brian2 model computes timing 'brian' (every synaptic hop one step late), "
@@ -341,6 +345,8 @@ class BrianTrainer:
         self._network = None
         self.timings = {"compile_s": 0.0, "run_s": 0.0, "evaluation_compile_s": 0.0}
         self.evaluation_capacity = evaluation_capacity
+        #: Whether the model learns (False: forward-only, for test passes).
+        self.learning = bool(learning)
         self.shaped_evaluation = (evaluates_apart(self.caps) if shaped_evaluation is None
                                   else bool(shaped_evaluation))
         #: The evaluation model (:mod:`spide_brian.evaluation`); None until needed.
@@ -437,6 +443,10 @@ class BrianTrainer:
             program was already built or the device compiles nothing).
         """
         x, y = self._check_data(x, y)
+        if not self.learning:
+            raise RuntimeError("this trainer's model is forward-only (learning=False): it "
+                               "evaluates but cannot train; make a trainer with "
+                               "learning=True")
         self._choose_capacity(len(x))
         if self.shaped_evaluation and self.evaluation_capacity is not None:
             self._evaluation_model().start()     # compiles beside the training program
@@ -504,7 +514,7 @@ class BrianTrainer:
                                                       self.config.batch_size)
             settings = dict(
                 trainer_class=type(self), config=evaluation_config(self.config),
-                params=self.params,
+                params=self.params, learning=False,
                 device=self.device_name, n_inputs=self.n_inputs, n_classes=self.n_classes,
                 capacity=self.evaluation_capacity, frame_input=self.frame_input,
                 build_dir=(os.path.join(self.build_dir, "evaluation")
@@ -606,7 +616,8 @@ class BrianTrainer:
         step of :data:`~spide_brian.network.MODEL_DT` (exact clock times)."""
         defaultclock.dt = MODEL_DT
         return SPIDENetwork(self.config, self.n_inputs, self.n_classes, self.capacity,
-                            device=self.caps, tables=tables, frame_input=self.frame_input)
+                            device=self.caps, tables=tables, frame_input=self.frame_input,
+                            learning=self.learning)
 
     def _build_and_run(self, tables):
         """One program for this run (genn, cuda_standalone; cpp_standalone without

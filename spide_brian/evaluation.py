@@ -5,10 +5,12 @@ program's slots also hold the ``T_b`` steps of the backward stage (``T + T_b + 7
 slot, :class:`~spide_brian.schedule.SlotSchedule`), and its runs hold as many samples as the
 training runs. The model of :func:`evaluation_config` is the same network with a backward
 stage of one step and no dropout, so a slot lasts ``T + 8`` steps (38 instead of 137 for
-``T = 30, T_b = 100``), and its runs are sized for the test set. The forward stage of a
-sample does not depend on the backward stage (every slot starts from the reset state, and
-nothing learns in a test pass), so both models give the same spikes and probabilities; the
-tests check it sample for sample.
+``T = 30, T_b = 100``), and its runs are sized for the test set. It is built forward-only
+(``learning=False``): without the ternary couples, the transposed weight copies, the
+readout's gradient copy and the per-sample gradient accumulations, which a test pass would
+run for nothing. The forward stage of a sample does not depend on the backward stage (every
+slot starts from the reset state, and nothing learns in a test pass), so both models give
+the same spikes and probabilities; the tests check it sample for sample.
 
 On a runtime target (numpy, Cython) the evaluation model is a second network in the same
 process (:class:`LocalEvaluation`). A compiled program that reruns (cpp_standalone) is

@@ -189,6 +189,12 @@ class SPIDENetwork:
         and learns (:mod:`spide_brian.sharing`); False: one Synapses copy per event pathway,
         each learning the same way (the construction of devices without linked variables).
         Default: where the device links parameters (capability ``shared_parameters``).
+    learning : bool
+        False: the model of a test pass, which never learns: the forward stage and the
+        readout only, without the ternary couples, the transposed (backward) weight copies,
+        the readout's gradient copy, and every gradient accumulation and SGD step. Its
+        forward spikes and probabilities are those of the learning model (the forward stage
+        reads nothing of the backward stage); its backward counts are zero.
     units : NeuronUnits, optional
         Give the forward neurons a membrane in volts: ``dv/dt = (v_rest - v)/tau_m`` with
         Brian2's exact integration and refractoriness (``equations/forward_neuron.eq``,
@@ -200,8 +206,11 @@ class SPIDENetwork:
     """
 
     def __init__(self, config, n_inputs, n_classes, capacity, device="numpy", tables=None,
-                 name="spide", record=True, frame_input=False, units=None, one_copy=None):
+                 name="spide", record=True, frame_input=False, units=None, one_copy=None,
+                 learning=True):
         self.config = config
+        #: Whether the model learns (False: the forward-only model of a test pass).
+        self.learning = bool(learning)
         self.units = units
         #: Floating-point type of the model's state (``config.float_dtype``).
         self.float_dtype = np.dtype(config.float_dtype)
@@ -464,7 +473,7 @@ class SPIDENetwork:
             group.back_slope = 1.0
             own_bias = layer.has_bias and not layer.shares_bias
             steps = ("membrane_step" + volts, "every_step", "couple_step" + volts) + \
-                (("bias_learning",) if own_bias else ())
+                (("bias_learning",) if own_bias and self.learning else ())
             if not self.config.conductances:
                 steps = ("synaptic_current",) + steps
             elif volts:
@@ -476,8 +485,8 @@ class SPIDENetwork:
                 self._channel_bias(layer, group)
             if self.dropout:
                 self._load_dropout(group, layer.index)
-            halves = [self._couple_half(group, layer.index, sign)
-                      for sign in ("positive", "negative")]
+            halves = ([self._couple_half(group, layer.index, sign)
+                       for sign in ("positive", "negative")] if self.learning else [None, None])
             self.layers.append(group)
             self.positives.append(halves[0])
             self.negatives.append(halves[1])
@@ -538,7 +547,9 @@ class SPIDENetwork:
         self._optimiser_constants(group, divide=divide_by is not None)
         accumulate = "own_accumulate" if own_gradient else "accumulate"
         plasticity = Plasticity("shared_weight", accumulate, divide_by, project)
-        for operation in self.route.learning(plasticity, self.slot_dt, self.batch_dt):
+        operations = (self.route.learning(plasticity, self.slot_dt, self.batch_dt)
+                      if self.learning else ())
+        for operation in operations:
             self._add(group.run_regularly(operation.code, dt=operation.dt, order=operation.order,
                                           name=f"{group.name}_run_regularly_{operation.suffix}"))
         self.shared[name] = SharedParameter(name, shape, group, order)
@@ -566,6 +577,8 @@ class SPIDENetwork:
         channel = layer.expand_bias(np.arange(layer.bias_size))
         group.channel = channel
         group.bias = linked_var(parameter, "w", index="channel")
+        if not self.learning:
+            return
         self._gather(group, parameter, eq.model_equations("shared_weight", "bias_gather_model"),
                      f"{parameter.name}_gather", np.arange(layer.size), channel)
 
@@ -590,6 +603,8 @@ class SPIDENetwork:
             return parameter
         parameter = self._parameter_group(connection.parameter, connection.shape,
                                           plasticity.divide_by, project)
+        if not self.learning:
+            return parameter               # no gradient to gather
         gather = self._gather(source, parameter,
                               eq.model_equations("shared_weight", "gather_model",
                                                  PRE_FACTOR=pre_factor),
@@ -666,7 +681,7 @@ class SPIDENetwork:
         parameter = connection.parameter
         events = {"on_pre": on_pre} if on_pre else {}
         shared = self._held_once(connection)
-        learns = connection.kind.learns and not shared
+        learns = connection.kind.learns and not shared and self.learning
         if shared:
             if parameter not in self.shared:
                 self._shared_weight(connection, source, target, plasticity)
@@ -733,8 +748,12 @@ class SPIDENetwork:
         forward = "conductance_forward_on_pre" if self.config.conductances else "forward_on_pre"
         self._copy(connection, False, source, target, model, plasticity("forward_accumulate"),
                    on_pre=eq.statements("connection", prefix + forward))
+        if not self.learning:
+            positive_source = negative_source = None   # no couples: no backward pathways
         transposed_model = model + eq.model_equations("connection", "transposed_model")
         for sign, half in (("positive", positive_source), ("negative", negative_source)):
+            if half is None:
+                continue
             syn = self._copy(connection, True, half, source, transposed_model,
                              plasticity("transposed_accumulate"),
                              on_pre=eq.statements("connection", f"{prefix}{sign}_on_pre"),
@@ -783,6 +802,8 @@ class SPIDENetwork:
         self._copy(connection, False, last, self.output, model,
                    Plasticity("readout", "readout_accumulate"),
                    on_pre=eq.statements("readout", "readout_on_pre"))
+        if not self.learning:
+            return                           # no gradient current to send back
         if events:
             self._copy(connection, True, self.output, last, model,
                        Plasticity("readout", "gradient_accumulate"),

@@ -56,6 +56,21 @@ def test_shaped_evaluation_equals_the_training_model(structure):
     model = trainer._evaluation._trainer.model
     assert model.schedule.slot_length == config.time_step + 8
     assert model.capacity == trainer.evaluation_capacity == 9     # 8 samples, batches of 3
+    # forward-only: no couples, one forward copy per weight, no learning code, zero
+    # backward counts; the training model has all of them
+    assert not model.learning and trainer.model.learning
+    assert model.positives == model.negatives == [None] * len(model.layers)
+    names = [obj.name for obj in model.objects]
+    assert not [name for name in names if any(part in name for part in (
+        "_accumulate", "_learning", "_update", "_gather"))
+                or "_positive" in name or "_negative" in name]
+    assert [name for name in (obj.name for obj in trainer.model.objects)
+            if "_positive" in name]
+    for name, copies in model.copies.items():
+        assert len(copies) <= len(trainer.model.copies[name])
+        assert not [copy for copy in copies if copy.transposed]
+    for counts in shaped_records["backward_counts"]:
+        assert not counts.any()
 
 
 def test_shaped_evaluation_of_frames_and_chunks():
@@ -97,3 +112,14 @@ def test_a_failing_worker_says_why():
 
 #: An input size that does not fit the case's input weights.
 N_WRONG = 7
+
+
+def test_forward_only_trainer_refuses_to_train():
+    config, params, x, y = make_case(STRUCTURES["one_layer"], 1.0, "modified")
+    trainer = BrianTrainer(config, params, device="numpy", learning=False,
+                           shaped_evaluation=False)
+    with pytest.raises(RuntimeError, match="forward-only"):
+        trainer.train_epoch(x, y)
+    logits, _ = ref.predict(trainer.params, config, x)
+    np.testing.assert_array_equal(trainer.evaluate(x, y)["predictions"],
+                                  np.argmax(logits, axis=1))
