@@ -154,7 +154,11 @@ fwd_end = int(forward_end)
 rate = fwd_end*(weighted_count/rate_norm) + (1 - fwd_end)*rate
 gate = fwd_end*int(count > 0.5 and count < count_max - 0.5) + (1 - fwd_end)*gate
 back_slope = fwd_end*((1 - slope_refractory*rate)*(1 - slope_refractory*rate)) + (1 - fwd_end)*back_slope
-# backward integration (the first backward step starts from u_back = 0)
+
+[backward_step]
+# backward integration (the first backward step starts from u_back = 0), run after
+# [every_step] in the same per-step code; the forward-only model of a test pass leaves it
+# (and [couple_step], [bias_learning]) out
 bwd = int(backward_phase)
 bwd_first = int(backward_first)
 c_back = bwd*((1 - bwd_first)*(back_syn_leak*c_back) + back_syn_gain*(I_back*back_gain)) + (1 - bwd)*c_back
@@ -172,7 +176,7 @@ beta_bias = bwd_end*(beta*(bias_on_input*drop_input + (1 - bias_on_input)*drop_s
 
 [couple_step]
 # backward integration of the couple (the first backward step starts from u_back = 0), run
-# after [every_step]
+# after [backward_step]
 u_back = bwd*((1 - bwd_first)*(lam_back*u_back) + back_slope*(current_share*grad_current + c_back)) + (1 - bwd)*u_back
 
 [synaptic_current]
@@ -193,7 +197,7 @@ I_exc = 0
 I_inh = 0
 
 [bias_learning]
-# a bias per neuron, appended to [every_step]: at the commit step accumulate the bias
+# a bias per neuron, appended to [couple_step]: at the commit step accumulate the bias
 # gradient of the last sample, update every mini-batch. A bias per channel is a shared
 # parameter (shared_weight.eq: [bias_view_model] replaces bias, the channel's group learns);
 # a layer without a bias (a pooling layer) leaves bias at 0.

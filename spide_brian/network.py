@@ -472,8 +472,10 @@ class SPIDENetwork:
             group.drop_syn = 1.0
             group.back_slope = 1.0
             own_bias = layer.has_bias and not layer.shares_bias
-            steps = ("membrane_step" + volts, "every_step", "couple_step" + volts) + \
-                (("bias_learning",) if own_bias and self.learning else ())
+            steps = ("membrane_step" + volts, "every_step")
+            if self.learning:
+                steps += ("backward_step", "couple_step" + volts) + \
+                    (("bias_learning",) if own_bias else ())
             if not self.config.conductances:
                 steps = ("synaptic_current",) + steps
             elif volts:
