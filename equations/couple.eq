@@ -14,7 +14,9 @@
 #   (the two halves never fire in the same step; the counts stay unit counts, beta is the
 #   leak-weighted mean of s^b, and the transposed weights carry s^b through the gain M/V of
 #   the receiving layer, forward_neuron.eq);
-#   beta is a copy of the partner's backward rate, read by the transposed weight copies.
+#   beta is a copy of the partner's backward rate, read by the transposed weight copies
+#   where they learn themselves (a weight held once learns from the partner's beta_syn, and
+#   its couples have no copy).
 # Separate halves keep the forward group silent in the backward phase, so forward spikes
 # drive only the forward pathways and couple spikes only the backward ones.
 

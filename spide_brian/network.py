@@ -648,7 +648,10 @@ class SPIDENetwork:
             self._constant(half, "threshold_back")
         else:
             half.threshold_back = self.config.threshold_back * self.membrane["volt_scale"] * volt
-        for section in ("mirror_model" + volts, "beta_copy_model"):
+        sections = ["mirror_model" + volts]
+        if self._transposed_copies_learn(layer):
+            sections.append("beta_copy_model")
+        for section in sections:
             name = section.replace("_volts", "")[:-6]
             model = eq.model_equations("couple", section)
             syn = self._add(Synapses(group, half, model, namespace=ns,
@@ -656,6 +659,14 @@ class SPIDENetwork:
             connect_one_to_one(syn)
         self._coupling(half, group, sign)
         return half
+
+    def _transposed_copies_learn(self, layer):
+        """Whether a transposed copy of a weight into ``layer`` learns itself, reading the
+        couples' ``beta`` (a copy of the layer's ``beta_syn``, summed every step). A weight
+        held once learns in its parameter group from ``beta_syn`` directly, so its couples
+        need no copy."""
+        return self.learning and any(not self._held_once(connection)
+                                     for connection in self.topology.incoming(layer))
 
     def _coupling(self, half, group, sign):
         """One-to-one synapses of the coupled reset of a couple half, one per variable it
