@@ -50,6 +50,7 @@ def test_fashion_recipe_sets_dropout_and_schedule_and_flags_override_them(tmp_pa
     config = recipes.RECIPES["fashion-mnist-f400"].config()
     assert (config.dropout, config.lr_milestones, config.epochs) == (0.2, (30, 60, 90), 100)
     assert (config.leaky, config.vth, config.time_step) == (0.95, 2.0, 5)
+    assert config.couple_neuron == "if"
     assert recipes.RECIPES["fashion-mnist-f400"].dataset == "fashion-mnist"
     # on the embedded digits (no download), one short epoch with a changed dropout
     assert main(["train", "--recipe", "fashion-mnist-f400", "--dataset", "digits", *FAST,
