@@ -2,8 +2,8 @@
 
 Usage: ``python benchmarks/compare_backends.py [--recipe NAME] [--dataset digits] [--epochs 20]
 [--seed 0] [--device cpp_standalone] [--limit N] [--lr LR] [--batch-size B]
-[--couple-neuron if] [--samples-per-run N]``. ``--recipe`` starts from a named recipe's values (its schedule and
-dropout included; the dataset stays ``--dataset``).
+[--couple-neuron if] [--samples-per-run N]``. ``--recipe`` starts from a named recipe's
+values (its schedule and dropout included; the dataset stays ``--dataset``).
 Both start from the same initial weights and see the samples in the same order. Prints the
 test accuracy of both per epoch, their difference, and seconds per epoch (for the Brian2
 model, the first epoch includes compilation; the compile seconds are printed separately).

@@ -665,8 +665,8 @@ class SPIDENetwork:
         couples' ``beta`` (a copy of the layer's ``beta_syn``, summed every step). A weight
         held once learns in its parameter group from ``beta_syn`` directly, so its couples
         need no copy."""
-        return self.learning and any(not self._held_once(connection)
-                                     for connection in self.topology.incoming(layer))
+        return any(not self._held_once(connection)
+                   for connection in self.topology.incoming(layer))
 
     def _coupling(self, half, group, sign):
         """One-to-one synapses of the coupled reset of a couple half, one per variable it
@@ -761,12 +761,10 @@ class SPIDENetwork:
         forward = "conductance_forward_on_pre" if self.config.conductances else "forward_on_pre"
         self._copy(connection, False, source, target, model, plasticity("forward_accumulate"),
                    on_pre=eq.statements("connection", prefix + forward))
-        if not self.learning:
-            positive_source = negative_source = None   # no couples: no backward pathways
         transposed_model = model + eq.model_equations("connection", "transposed_model")
         for sign, half in (("positive", positive_source), ("negative", negative_source)):
             if half is None:
-                continue
+                continue                     # the forward-only model has no couples
             syn = self._copy(connection, True, half, source, transposed_model,
                              plasticity("transposed_accumulate"),
                              on_pre=eq.statements("connection", f"{prefix}{sign}_on_pre"),
